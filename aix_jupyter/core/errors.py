@@ -1,0 +1,42 @@
+"""Exception hierarchy of the client core.
+
+    AixError
+    ├── ConfigurationError      bad or conflicting configuration (keys, URLs)
+    ├── ParameterError          a parameter or input that fails the model's schema (also a ValueError)
+    ├── RequestError            the server could not be reached or answered something unusable
+    │   └── UnsafePollURLError  a poll URL on a host the API key is not configured for
+    └── RunCancelled            a run was cancelled (KeyboardInterrupt, cancel())
+
+Every message is one line, names the culprit, says what to do, and never contains an API key.
+"""
+
+from __future__ import annotations
+
+
+class AixError(Exception):
+    """Base class of every error raised by aix_jupyter."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython: show one line, not a 40-line traceback
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class ConfigurationError(AixError):
+    pass
+
+
+class ParameterError(AixError, ValueError):
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class RequestError(AixError):
+    pass
+
+
+class UnsafePollURLError(RequestError):
+    pass
+
+
+class RunCancelled(AixError):
+    pass
