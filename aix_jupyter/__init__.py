@@ -33,6 +33,10 @@ _EXPORTS: dict[str, str] = {
     "RequestError": "aix_jupyter.core.errors",
     "UnsafePollURLError": "aix_jupyter.core.errors",
     "RunCancelled": "aix_jupyter.core.errors",
+    # embedded backend: serve your own Python functions as models
+    "register_model": "aix_jupyter.backend.registry",
+    # notebook layer
+    "ModelWidget": "aix_jupyter.widgets",
 }
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "ModelParameters",
     "ModelResponse",
     "ModelResponseStreamer",
+    "ModelWidget",
     "Parameter",
     "ParameterError",
     "RequestError",
@@ -56,6 +61,7 @@ __all__ = [
     "UnsafePollURLError",
     "__version__",
     "load_ipython_extension",
+    "register_model",
     "unload_ipython_extension",
 ]
 
@@ -103,3 +109,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from aix_jupyter.core.parameters import ModelParameters, Parameter
     from aix_jupyter.core.response import ModelResponse
     from aix_jupyter.core.streaming import ModelResponseStreamer
+    from aix_jupyter.backend.registry import register_model
+    from aix_jupyter.widgets import ModelWidget
