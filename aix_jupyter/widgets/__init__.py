@@ -1,0 +1,35 @@
+"""The notebook layer's widgets: ``ModelWidget`` and the run progress front ends.
+
+Names load lazily so that ``aix_jupyter.widgets.progress`` can be imported on its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "ModelWidget": "aix_jupyter.widgets.model_widget",
+    "make_progress": "aix_jupyter.widgets.progress",
+    "RunProgress": "aix_jupyter.widgets.progress",
+}
+
+__all__ = ["ModelWidget", "RunProgress", "make_progress"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aix_jupyter.widgets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from aix_jupyter.widgets.model_widget import ModelWidget
+    from aix_jupyter.widgets.progress import RunProgress, make_progress

@@ -1,0 +1,166 @@
+"""The run progress consumer: state from run events, the text line, the widget bar, front-end choice."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+
+from aix_jupyter.core.errors import ConfigurationError
+from aix_jupyter.core.events import RunEvent
+from aix_jupyter.widgets.progress import (
+    SANITIZE_REGEX,
+    TextProgress,
+    WidgetProgress,
+    make_progress,
+    resolve_mode,
+)
+
+MODEL = "local/sentiment-vader"
+
+
+def ev(kind, elapsed=0.0, **kw) -> RunEvent:
+    return RunEvent(kind=kind, model_id=MODEL, elapsed=elapsed, **kw)
+
+
+def test_headless_text_writes_only_the_final_line():
+    out = io.StringIO()
+    progress = TextProgress(MODEL, stream=out, live=False)
+    progress(ev("submitted", poll_url="http://127.0.0.1:1/poll/abc"))
+    for i in range(1, 4):
+        progress(ev("polled", 0.1 * i, polls=i))
+    progress(ev("finished", 0.4215, polls=3))
+    progress.close()
+    assert out.getvalue() == "[aix] local/sentiment-vader finished (3 polls, 0.42 s)\n"
+    assert progress.poll_url == "http://127.0.0.1:1/poll/abc"
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        ([ev("chunk", 0.1), ev("chunk", 0.2), ev("finished", 1.2)], "finished (2 chunks, 1.20 s)"),
+        ([ev("polled", 0.3, polls=1), ev("cancelled", 2.02, polls=1, message="run cancelled by the user")],
+         "cancelled (1 poll, 2.02 s): run cancelled by the user"),
+        ([ev("failed", 0.05, message="parameter 'x'\n bad")], "failed (0 polls, 0.05 s): parameter 'x' bad"),
+    ],
+)
+def test_final_line_per_outcome(events, expected):
+    out = io.StringIO()
+    with TextProgress(MODEL, stream=out, live=False) as progress:
+        for event in events:
+            progress(event)
+    assert out.getvalue() == f"[aix] {MODEL} {expected}\n"
+
+
+def test_sanitize_regex_normalises_the_varying_part():
+    lines = [
+        "[aix] m finished (1 poll, 0.05 s)",
+        "[aix] m finished (12 polls, 10.50 s)",
+        "[aix] m finished (57 chunks, 1.20 s)",
+    ]
+    assert {re.sub(SANITIZE_REGEX, "(N, T s)", line) for line in lines} == {"[aix] m finished (N, T s)"}
+
+
+def test_live_text_redraws_in_place_and_ends_with_a_newline():
+    out = io.StringIO()
+    progress = TextProgress(MODEL, stream=out, live=True)
+    progress.min_interval, progress.tick_interval = 0.0, None
+    progress(ev("submitted"))
+    progress(ev("polled", 0.3, polls=1, progress=0.45, eta=3.0))
+    progress(ev("polled", 0.6, polls=2, progress={"done": 3, "total": 4}))
+    progress(ev("finished", 0.9, polls=3))
+    progress.close()
+    text = out.getvalue()
+    assert text.startswith("\r[aix] local/sentiment-vader running (0 polls")
+    assert "running 45% ETA 3.0 s (1 poll" in text
+    assert "running 75% (2 polls" in text
+    assert text.endswith("finished (3 polls, 0.90 s)" + " " * 3 + "\n")  # padded over the longer line
+    assert text.count("\n") == 1
+    # what a notebook shows once the carriage returns are applied (as nbval does): the final line
+    assert re.sub(r"^.*\r(?=[^\n])", "", text, flags=re.M).rstrip() == f"[aix] {MODEL} finished (3 polls, 0.90 s)"
+
+
+def test_updates_between_draws_are_rate_limited_but_final_states_never():
+    out = io.StringIO()
+    progress = TextProgress(MODEL, stream=out, live=True)
+    progress.min_interval, progress.tick_interval = 60.0, None
+    progress(ev("submitted"))
+    for i in range(1, 50):
+        progress(ev("polled", 0.01 * i, polls=i, progress=i / 50))
+    progress(ev("finished", 0.6, polls=50))
+    assert out.getvalue().count("\r") == 2  # submitted and finished; the 49 polls in between coalesced
+    assert out.getvalue().endswith("finished (50 polls, 0.60 s)\n")
+
+
+def test_closed_while_running_says_stopped_and_late_events_change_nothing():
+    out = io.StringIO()
+    progress = TextProgress(MODEL, stream=out, live=False)
+    progress(ev("polled", 0.2, polls=1))
+    progress.close()
+    assert out.getvalue().startswith("[aix] local/sentiment-vader stopped (1 poll, ")
+    done = TextProgress(MODEL, stream=io.StringIO(), live=False)
+    done(ev("finished", 0.5, polls=2))
+    done(ev("polled", 0.7, polls=5))
+    assert (done.state, done.polls) == ("finished", 2)
+
+
+def test_nothing_written_when_closed_before_any_event():
+    out = io.StringIO()
+    TextProgress(MODEL, stream=out, live=False).close()
+    assert out.getvalue() == ""
+
+
+def test_widget_bar_states_and_colours():
+    progress = WidgetProgress(MODEL, display=False)
+    assert repr(progress.widget) == f"[aix] {MODEL} waiting"
+    assert progress.label.value == "ready"
+    progress(ev("submitted"))
+    assert "aix-indeterminate" in progress.bar._dom_classes  # no server progress: indeterminate
+    assert progress.bar.value == 0.0
+    assert progress.label.value.startswith("running · 0 polls · ")
+    time.sleep(0.3)
+    progress(ev("polled", 0.5, polls=2, progress=0.5, eta=12))
+    assert "aix-indeterminate" not in progress.bar._dom_classes
+    assert progress.bar.value == 0.5
+    assert progress.label.value.startswith("running 50% ETA 12 s · 2 polls · ")
+    progress(ev("finished", 0.9, polls=3))
+    assert (progress.bar.value, progress.bar.bar_style) == (1.0, "success")
+    assert progress.label.value == "finished · 3 polls · 0.9 s"
+    assert repr(progress.widget) == f"[aix] {MODEL} finished (3 polls, 0.90 s)"
+    progress.reset()
+    assert (progress.state, progress.bar.value, progress.bar.bar_style, progress.label.value) == (
+        "waiting", 0.0, "", "ready")
+    progress(ev("cancelled", 1.0, polls=1, message="cancelled"))
+    assert progress.bar.bar_style == "warning"
+    progress.reset()
+    progress(ev("failed", 1.0, message="boom <b>"))
+    assert progress.bar.bar_style == "danger"
+    assert progress.label.value.endswith("boom &lt;b&gt;")  # escaped: the label is HTML
+    progress.close()
+
+
+def test_widget_elapsed_ticks_between_polls():
+    progress = WidgetProgress(MODEL, display=False)
+    progress(ev("submitted"))
+    first = progress.label.value
+    time.sleep(1.3)
+    assert progress.label.value != first  # the ticker redrew the elapsed time without any event
+    progress(ev("finished", 1.3))
+    progress.close()
+
+
+def test_mode_resolution(monkeypatch):
+    monkeypatch.delenv("AIX_PROGRESS", raising=False)
+    assert resolve_mode("auto") == "text"  # plain Python, no kernel
+    assert isinstance(make_progress(MODEL), TextProgress)
+    assert isinstance(make_progress(MODEL, mode="widget", display=False), WidgetProgress)
+    monkeypatch.setenv("AIX_PROGRESS", "widget")
+    assert resolve_mode() == "widget"
+    assert resolve_mode("text") == "text"  # the argument wins over the environment
+    monkeypatch.setenv("AIX_PROGRESS", "fancy")
+    with pytest.raises(ConfigurationError, match="AIX_PROGRESS must be one of auto, widget, text; got 'fancy'"):
+        resolve_mode()
+    with pytest.raises(ConfigurationError, match="progress mode must be one of"):
+        resolve_mode("bar")

@@ -1,0 +1,86 @@
+"""The front-end choice inside a real IPython kernel: interactive frontends vs headless executors.
+
+Interactive frontends (JupyterLab, Notebook 7, VS Code) send ``allow_stdin: true``; nbclient (so
+nbconvert and papermill) and nbval send ``false``. The same cell shows a widget in the first case and
+writes the text line to stderr in the second.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CELL = """
+from aix_jupyter.core.events import RunEvent
+from aix_jupyter.widgets.progress import make_progress, resolve_mode
+p = make_progress("local/m")
+p(RunEvent("submitted", "local/m", 0.0))
+p(RunEvent("polled", "local/m", 0.2, polls=1))
+p(RunEvent("finished", "local/m", 0.25, polls=2))
+p.close()
+print(resolve_mode())
+"""
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("AIX_PROGRESS", None)
+    km, kc = start_new_kernel(kernel_name="python3", env=env)
+    try:
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def run(kc, code, *, allow_stdin):
+    msgs = []
+    reply = kc.execute_interactive(
+        code, allow_stdin=allow_stdin, output_hook=msgs.append, stdin_hook=lambda m: None, timeout=60
+    )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return msgs
+
+
+def streams(msgs, name):
+    return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+
+@pytest.mark.slow
+def test_headless_executor_gets_the_text_line(kernel):
+    msgs = run(kernel, CELL, allow_stdin=False)
+    assert streams(msgs, "stderr") == "[aix] local/m finished (2 polls, 0.25 s)\n"
+    assert streams(msgs, "stdout") == "text\n"
+    assert not [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
+
+
+@pytest.mark.slow
+def test_interactive_frontend_gets_the_widget(kernel):
+    msgs = run(kernel, CELL, allow_stdin=True)
+    assert streams(msgs, "stdout") == "widget\n"
+    assert streams(msgs, "stderr") == ""
+    shown = [m for m in msgs if m["msg_type"] == "display_data"]
+    assert len(shown) == 1
+    data = shown[0]["content"]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/plain"] == "[aix] local/m waiting"
+    # when the run ends, the fallback text of that display becomes the final line (for saved notebooks)
+    updates = [m for m in msgs if m["msg_type"] == "update_display_data"]
+    assert updates[-1]["content"]["data"]["text/plain"] == "[aix] local/m finished (2 polls, 0.25 s)"
+    assert updates[-1]["content"]["transient"]["display_id"] == shown[0]["content"]["transient"]["display_id"]
+
+
+@pytest.mark.slow
+def test_environment_override_in_the_kernel(kernel):
+    msgs = run(kernel, "import os; os.environ['AIX_PROGRESS'] = 'text'\n" + CELL, allow_stdin=True)
+    try:
+        assert streams(msgs, "stdout") == "text\n"
+        assert "[aix] local/m finished (2 polls, 0.25 s)\n" in streams(msgs, "stderr")
+    finally:
+        run(kernel, "import os; os.environ.pop('AIX_PROGRESS', None)", allow_stdin=True)
