@@ -41,8 +41,10 @@ def test_headless_text_writes_only_the_final_line():
     ("events", "expected"),
     [
         ([ev("chunk", 0.1), ev("chunk", 0.2), ev("finished", 1.2)], "finished (2 chunks, 1.20 s)"),
-        ([ev("polled", 0.3, polls=1), ev("cancelled", 2.02, polls=1, message="run cancelled by the user")],
-         "cancelled (1 poll, 2.02 s): run cancelled by the user"),
+        (
+            [ev("polled", 0.3, polls=1), ev("cancelled", 2.02, polls=1, message="run cancelled by the user")],
+            "cancelled (1 poll, 2.02 s): run cancelled by the user",
+        ),
         ([ev("failed", 0.05, message="parameter 'x'\n bad")], "failed (0 polls, 0.05 s): parameter 'x' bad"),
     ],
 )
@@ -79,7 +81,8 @@ def test_live_text_redraws_in_place_and_ends_with_a_newline():
     assert text.endswith("finished (3 polls, 0.90 s)" + " " * 3 + "\n")  # padded over the longer line
     assert text.count("\n") == 1
     # what a notebook shows once the carriage returns are applied (as nbval does): the final line
-    assert re.sub(r"^.*\r(?=[^\n])", "", text, flags=re.M).rstrip() == f"[aix] {MODEL} finished (3 polls, 0.90 s)"
+    shown = re.sub(r"^.*\r(?=[^\n])", "", text, flags=re.M).rstrip()
+    assert shown == f"[aix] {MODEL} finished (3 polls, 0.90 s)"
 
 
 def test_updates_between_draws_are_rate_limited_but_final_states_never():
@@ -131,7 +134,11 @@ def test_widget_bar_states_and_colours():
     assert repr(progress.widget) == f"[aix] {MODEL} finished (3 polls, 0.90 s)"
     progress.reset()
     assert (progress.state, progress.bar.value, progress.bar.bar_style, progress.label.value) == (
-        "waiting", 0.0, "", "ready")
+        "waiting",
+        0.0,
+        "",
+        "ready",
+    )
     progress(ev("cancelled", 1.0, polls=1, message="cancelled"))
     assert progress.bar.bar_style == "warning"
     progress.reset()
@@ -160,7 +167,7 @@ def test_mode_resolution(monkeypatch):
     assert resolve_mode() == "widget"
     assert resolve_mode("text") == "text"  # the argument wins over the environment
     monkeypatch.setenv("AIX_PROGRESS", "fancy")
-    with pytest.raises(ConfigurationError, match="AIX_PROGRESS must be one of auto, widget, text; got 'fancy'"):
+    with pytest.raises(ConfigurationError, match="AIX_PROGRESS must be one of auto, widget, text; got 'fan"):
         resolve_mode()
     with pytest.raises(ConfigurationError, match="progress mode must be one of"):
         resolve_mode("bar")

@@ -49,7 +49,9 @@ def run(kc, code, *, allow_stdin):
 
 
 def streams(msgs, name):
-    return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == name)
+    return "".join(
+        m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == name
+    )
 
 
 @pytest.mark.slow
