@@ -1,0 +1,574 @@
+"""Rich display of model results, shared by the ``%aix`` magics and the widget.
+
+The client core knows nothing of Jupyter; this module turns a ``ModelResponse`` into a Jupyter
+MIME bundle plus output metadata, and shows it.
+
+* :func:`response_bundle` -- ``(data, metadata)`` for a response and its :class:`Provenance`:
+  ``text/plain`` always; ``text/markdown`` for text; ``application/json`` for dicts and lists;
+  ``image/*`` or an HTML ``<img>``/``<audio>``/``<video>`` element when the output is media (a
+  ``data:`` URI or a URL whose path names a media file). Provenance (model id, version, parameters,
+  run time, credits, usage) goes into ``metadata["aix_jupyter"]``; nothing that looks like a secret
+  (parameter names such as ``api_key``/``token``, or the configured key's value) is ever written.
+* :class:`ResponseView` -- a displayable wrapper (``_repr_mimebundle_``) for ``display()`` or
+  ``ipywidgets.Output.append_display_data()``.
+* :func:`register_formatter` -- on ``%load_ext``, registers (by name, importing nothing) an IPython
+  display hook for ``ModelResponse`` so a response returned by the magic, or by ``model.run()`` in
+  a cell, is shown as the bundle above, as one ``display_data`` output.
+* :class:`StreamView` -- chunks as they arrive, ending with the same single static output.
+* :func:`frontend` -- ``"live"`` (a notebook frontend a person is looking at), ``"kernel"`` (a kernel
+  driven by nbclient/nbconvert/nbval) or ``"terminal"`` (terminal IPython, plain shells).
+
+Importing this module imports nothing heavy (no httpx, pydantic or ipywidgets).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import json
+import math
+import mimetypes
+import os
+import re
+import sys
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+Bundle = dict[str, Any]
+Frontend = Literal["live", "kernel", "terminal"]
+
+METADATA_KEY = "aix_jupyter"
+REDACTED = "***"
+_SECRET_NAME = re.compile(r"(api[_-]?key|token|secret|passw(or)?d|authori[sz]ation|credential)", re.I)
+_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?)(?P<b64>;base64)?,", re.I)
+_BINARY_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
+_MIN_UPDATE_INTERVAL = 0.1  # seconds between live stream repaints
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Provenance:
+    """Where a result came from; written to the output metadata, never to the output text."""
+
+    model_id: str
+    version: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    wall_time: float | None = None  # seconds measured by the client, submit to result
+    streamed: bool = False
+
+    def to_metadata(self, response: Any = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"model_id": self.model_id}
+        if self.version:
+            meta["model_version"] = str(self.version)
+        meta["parameters"] = redact(dict(self.parameters))
+        if response is not None:
+            meta["status"] = _status(response)
+            run_time = _number(getattr(response, "run_time", None))
+            if run_time is not None:
+                meta["run_time"] = run_time
+            credits = _number(getattr(response, "used_credits", None))
+            if credits is not None:
+                meta["used_credits"] = credits
+            usage = getattr(response, "usage", None)
+            if usage:
+                meta["usage"] = _jsonable(redact(usage))
+        if self.wall_time is not None:
+            meta["wall_time"] = round(self.wall_time, 3)
+        if self.streamed:
+            meta["streamed"] = True
+        return meta
+
+
+_provenance_lock = threading.Lock()
+_provenance: OrderedDict[int, tuple[Any, Provenance]] = OrderedDict()
+_PROVENANCE_LIMIT = 512
+
+
+def remember(response: Any, provenance: Provenance) -> None:
+    """Attach provenance to a response object (kept beside it, the response is not modified)."""
+    key = id(response)
+    try:
+        ref: Any = weakref.ref(response, lambda _r, k=key: _forget(k))
+    except TypeError:  # not weak-referenceable: keep it alive while its entry exists
+        ref = lambda r=response: r  # noqa: E731
+    with _provenance_lock:
+        _provenance[key] = (ref, provenance)
+        _provenance.move_to_end(key)
+        while len(_provenance) > _PROVENANCE_LIMIT:
+            _provenance.popitem(last=False)
+
+
+def _forget(key: int) -> None:
+    with _provenance_lock:
+        _provenance.pop(key, None)
+
+
+def provenance_of(response: Any) -> Provenance | None:
+    """The provenance remembered for ``response``, else one derived from the response itself."""
+    with _provenance_lock:
+        entry = _provenance.get(id(response))
+    if entry is not None and entry[0]() is response:
+        return entry[1]
+    asset = getattr(response, "asset", None)
+    if isinstance(asset, Mapping):
+        model_id = asset.get("assetId") or asset.get("id")
+        if model_id:
+            return Provenance(model_id=str(model_id), version=asset.get("version"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# secrets
+# ---------------------------------------------------------------------------------------------
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Never write ``value`` into an output (``%aix login`` registers the key it reads)."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def _known_secrets() -> list[str]:
+    found = set(_secrets)
+    for name in ("TEAM_API_KEY", "AIXPLAIN_API_KEY"):
+        value = (os.environ.get(name) or "").strip()
+        if len(value) >= 4:
+            found.add(value)
+    config = sys.modules.get("aix_jupyter.core.config")  # only when the core is already loaded
+    if config is not None:
+        try:
+            key, _ = config.configured_api_key()
+        except Exception:  # a configuration error is reported where it matters, not here
+            key = None
+        if key and len(key) >= 4:
+            found.add(key)
+    return sorted(found, key=len, reverse=True)
+
+
+def redact(value: Any, secrets: Iterable[str] | None = None) -> Any:
+    """A copy of ``value`` with secret-named entries and known secret values replaced by ``***``."""
+    known = list(secrets) if secrets is not None else _known_secrets()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            for secret in known:
+                if secret in item:
+                    item = item.replace(secret, REDACTED)
+            return item
+        if isinstance(item, Mapping):
+            return {
+                k: (REDACTED if isinstance(k, str) and _SECRET_NAME.search(k) and v else walk(v))
+                for k, v in item.items()
+            }
+        if isinstance(item, list | tuple):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bundle
+# ---------------------------------------------------------------------------------------------
+def _status(response: Any) -> str:
+    status = getattr(response, "status", "")
+    return str(getattr(status, "value", status))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy scalars, enums, sets and others become JSON or strings)."""
+    return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            pass
+    if hasattr(value, "value") and not callable(value.value):  # Enum
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return value.to_dict()
+    return str(value)
+
+
+def _media_kind(data: str) -> tuple[str, str] | None:
+    """``(mime type, src)`` when ``data`` is a data: URI or an http(s) URL of a media file."""
+    text = data.strip()
+    if not text or any(c.isspace() for c in text[:512]) and not text.startswith("data:"):
+        return None
+    match = _DATA_URI.match(text)
+    if match:
+        mime = (match.group("mime") or "").lower()
+        return (mime, text) if mime.split("/")[0] in ("image", "audio", "video") else None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    mime, _ = mimetypes.guess_type(parts.path)
+    if mime and mime.split("/")[0] in ("image", "audio", "video"):
+        return mime, text
+    return None
+
+
+def _media_bundle(mime: str, src: str) -> Bundle:
+    kind = mime.split("/")[0]
+    bundle: Bundle = {}
+    if src.startswith("data:") and mime in _BINARY_IMAGES:
+        payload = src.split(",", 1)[1]
+        try:
+            base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            payload = ""
+        if payload:
+            bundle[mime] = payload
+            return bundle
+    if src.startswith("data:") and mime == "image/svg+xml" and ";base64" not in src.split(",", 1)[0]:
+        from urllib.parse import unquote
+
+        bundle[mime] = unquote(src.split(",", 1)[1])
+        return bundle
+    quoted = html.escape(src, quote=True)
+    if kind == "image":
+        bundle["text/html"] = f'<img src="{quoted}" alt="model output"/>'
+    else:
+        bundle["text/html"] = f'<{kind} controls src="{quoted}"></{kind}>'
+    return bundle
+
+
+def _plain_for_media(src: str, mime: str) -> str:
+    if src.startswith("data:"):
+        return f"<{mime} data, {len(src)} characters>"
+    return src
+
+
+def response_bundle(response: Any, provenance: Provenance | None = None) -> tuple[Bundle, dict[str, Any]]:
+    """Turn a ModelResponse (and its provenance) into a ``(data, metadata)`` display pair."""
+    if provenance is None:
+        provenance = provenance_of(response)
+    secrets = _known_secrets()
+    status = _status(response)
+    data = getattr(response, "data", None)
+    bundle: Bundle = {}
+    meta_json: dict[str, Any] = {}
+    if status == "FAILED":
+        message = getattr(response, "error_message", "") or "the run failed"
+        bundle["text/plain"] = f"FAILED: {message}"
+    elif status == "IN_PROGRESS" and not getattr(response, "completed", False) and getattr(response, "url", None):
+        model = provenance.model_id if provenance else "model"
+        bundle["text/plain"] = f"{model}: running; poll URL {response.url}"
+    elif isinstance(data, str):
+        media = _media_kind(data)
+        if media:
+            mime, src = media
+            bundle.update(_media_bundle(mime, src))
+            bundle["text/plain"] = _plain_for_media(src, mime)
+        else:
+            bundle["text/plain"] = data
+            if data.strip():
+                bundle["text/markdown"] = data
+    elif isinstance(data, Mapping | list | tuple):
+        value = _jsonable(data)
+        bundle["application/json"] = value
+        bundle["text/plain"] = json.dumps(value, indent=2, ensure_ascii=False)
+        meta_json = {"application/json": {"expanded": True, "root": "data"}}
+    elif data is None:
+        bundle["text/plain"] = ""
+    else:
+        bundle["text/plain"] = json.dumps(_jsonable(data), ensure_ascii=False)
+    bundle = redact(bundle, secrets)
+    metadata: dict[str, Any] = dict(meta_json)
+    if provenance is not None:
+        metadata[METADATA_KEY] = redact(_jsonable(provenance.to_metadata(response)), secrets)
+    else:
+        metadata[METADATA_KEY] = redact(_jsonable({"status": status}), secrets)
+    return bundle, metadata
+
+
+class ResponseView:
+    """A displayable response with its provenance: ``display(ResponseView(r, prov))``."""
+
+    def __init__(self, response: Any, provenance: Provenance | None = None) -> None:
+        self.response = response
+        self.provenance = provenance
+
+    def _repr_mimebundle_(
+        self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
+    ) -> tuple[Bundle, dict[str, Any]]:
+        data, metadata = response_bundle(self.response, self.provenance)
+        if include:
+            data = {k: v for k, v in data.items() if k in set(include)}
+        if exclude:
+            data = {k: v for k, v in data.items() if k not in set(exclude)}
+        return data, metadata
+
+    def __repr__(self) -> str:
+        return response_bundle(self.response, self.provenance)[0]["text/plain"]
+
+
+# ---------------------------------------------------------------------------------------------
+# showing it
+# ---------------------------------------------------------------------------------------------
+_shown: dict[int, int] = {}  # id(response) -> execution count in which it was already displayed
+
+
+def publish(
+    response: Any,
+    provenance: Provenance | None = None,
+    *,
+    display_id: str | None = None,
+    update: bool = False,
+) -> None:
+    """Publish a response as one ``display_data`` output (or update the one with ``display_id``)."""
+    from IPython.display import publish_display_data
+
+    data, metadata = response_bundle(response, provenance)
+    transient = {"display_id": display_id} if display_id else None
+    publish_display_data(data, metadata, transient=transient, update=update)
+
+
+def mark_shown(response: Any) -> None:
+    """The response was already displayed in this cell: its return value adds no second output."""
+    _shown[id(response)] = _execution_count()
+
+
+def _execution_count() -> int:
+    ip = _ipython()
+    return int(getattr(ip, "execution_count", 0) or 0) if ip is not None else 0
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    return get_ipython()
+
+
+def _display_response(response: Any) -> None:
+    """IPython display hook for ModelResponse (registered by :func:`register_formatter`)."""
+    if _shown.pop(id(response), None) == _execution_count():
+        return
+    publish(response)
+
+
+_RESPONSE_TYPES = (("aix_jupyter.core.response", "ModelResponse"),)
+
+
+def register_formatter(ip: Any) -> None:
+    """Show ModelResponse objects richly in ``ip`` (registered by name: imports nothing)."""
+    formatter = ip.display_formatter.ipython_display_formatter
+    for module, name in _RESPONSE_TYPES:
+        formatter.for_type_by_name(module, name, _display_response)
+
+
+def unregister_formatter(ip: Any) -> None:
+    formatter = ip.display_formatter.ipython_display_formatter
+    for module, name in _RESPONSE_TYPES:
+        formatter.deferred_printers.pop((module, name), None)
+        cls = sys.modules.get(module)
+        cls = getattr(cls, name, None) if cls is not None else None
+        if cls is not None:
+            formatter.type_printers.pop(cls, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# where we are
+# ---------------------------------------------------------------------------------------------
+def frontend(ip: Any = None) -> Frontend:
+    """Which kind of frontend runs the current cell.
+
+    ``live``: an interactive notebook frontend (JupyterLab, Notebook 7, VS Code); ``kernel``: a
+    kernel driven by a headless executor (nbclient, nbconvert, papermill, nbval), recognised as the
+    progress bar recognises it (the execute request does not allow stdin, see
+    ``aix_jupyter.widgets.progress``); ``terminal``: terminal IPython or a plain shell. The
+    environment variable ``AIX_JUPYTER_FRONTEND=live|kernel|terminal`` overrides the guess.
+    """
+    forced = (os.environ.get("AIX_JUPYTER_FRONTEND") or "").strip().lower()
+    if forced in ("live", "kernel", "terminal"):
+        return forced  # type: ignore[return-value]
+    ip = ip if ip is not None else _ipython()
+    if ip is None or getattr(ip, "kernel", None) is None:
+        return "terminal"
+    from aix_jupyter.widgets.progress import headless_execution
+
+    return "kernel" if headless_execution() else "live"
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming
+# ---------------------------------------------------------------------------------------------
+class StreamView:
+    """Shows a stream's chunks as they arrive and ends with one static output.
+
+    ``live``: one output updated in place (``update_display``), finally replaced by the response's
+    bundle, so the saved notebook holds exactly that output. ``kernel`` (nbval, nbconvert): nobody
+    watches, and those tools ignore in-place updates, so nothing is shown until the end and the
+    final output is the same single ``display_data``. ``terminal``: chunks are written to stdout as
+    they arrive, which is then the output.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        mode: Frontend | Literal["auto"] = "auto",
+        write: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.model_id = model_id
+        self.mode: Frontend = frontend() if mode == "auto" else mode
+        self.text = ""
+        self._display_id: str | None = None
+        self._last_paint = 0.0
+        self._dirty = False
+        self._write = write or _stdout_write
+
+    def start(self) -> None:
+        if self.mode == "live":
+            import uuid
+
+            from IPython.display import publish_display_data
+
+            self._display_id = uuid.uuid4().hex
+            publish_display_data(
+                {"text/plain": f"{self.model_id}: waiting for the first chunk..."},
+                {},
+                transient={"display_id": self._display_id},
+            )
+
+    def chunk(self, text: str) -> None:
+        if not text:
+            return
+        self.text += text
+        if self.mode == "terminal":
+            self._write(text)
+        elif self.mode == "live":
+            self._dirty = True
+            now = time.monotonic()
+            if now - self._last_paint >= _MIN_UPDATE_INTERVAL:
+                self._paint()
+                self._last_paint = now
+
+    def _paint(self) -> None:
+        from IPython.display import publish_display_data
+
+        if self._display_id is None:
+            return
+        safe = redact(self.text)
+        publish_display_data(
+            {"text/plain": safe, "text/markdown": safe},
+            {},
+            transient={"display_id": self._display_id},
+            update=True,
+        )
+        self._dirty = False
+
+    def finish(self, response: Any, provenance: Provenance | None = None) -> None:
+        """Show the final static output; the response's own display then adds nothing."""
+        if self.mode == "live" and self._display_id is not None:
+            publish(response, provenance, display_id=self._display_id, update=True)
+            mark_shown(response)
+        elif self.mode == "terminal":
+            if self.text and not self.text.endswith("\n"):
+                self._write("\n")
+            mark_shown(response)
+        # kernel mode: the response returned by the magic is the one output
+
+    def abort(self) -> None:
+        """The stream ended without a response (error, interrupt): leave what arrived, no more."""
+        if self.mode == "live" and self._dirty:
+            self._paint()
+        elif self.mode == "terminal" and self.text and not self.text.endswith("\n"):
+            self._write("\n")
+
+
+def _stdout_write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# tables and cards (``%aix models``, ``%aix info``, ``%aix config``)
+# ---------------------------------------------------------------------------------------------
+class Table:
+    """A small table shown as HTML in a notebook and as aligned text elsewhere."""
+
+    def __init__(self, columns: list[str], rows: list[list[Any]], *, title: str = "", note: str = "") -> None:
+        self.columns = columns
+        self.rows = [["" if c is None else str(c) for c in row] for row in rows]
+        self.title = title
+        self.note = note
+
+    def _text(self) -> str:
+        widths = [max([len(c)] + [len(r[i]) for r in self.rows]) for i, c in enumerate(self.columns)]
+        lines = [self.title] if self.title else []
+        lines.append("  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)).rstrip())
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in self.rows]
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+    def _html(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in self.rows)
+        title = f"<p><b>{esc(self.title)}</b></p>" if self.title else ""
+        note = f"<p><small>{esc(self.note)}</small></p>" if self.note else ""
+        return f'{title}<table class="aix-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}'
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
+        return redact({"text/plain": self._text(), "text/html": self._html()})
+
+    def __repr__(self) -> str:
+        return redact(self._text())
+
+
+class Card:
+    """Titled sections of ``(label, value)`` lines and free text, as HTML and as text."""
+
+    def __init__(self, title: str, fields: list[tuple[str, Any]], sections: list[tuple[str, list[str]]]) -> None:
+        self.title = title
+        self.fields = [(k, "" if v is None else str(v)) for k, v in fields]
+        self.sections = sections
+
+    def _text(self) -> str:
+        width = max((len(k) for k, _ in self.fields), default=0)
+        lines = [self.title, "=" * len(self.title)]
+        lines += [f"{k.ljust(width)}  {v}" for k, v in self.fields]
+        for heading, items in self.sections:
+            lines += ["", heading + ":"] + [f"  {item}" for item in items]
+        return "\n".join(lines)
+
+    def _html(self) -> str:
+        esc = html.escape
+        rows = "".join(f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in self.fields)
+        parts = [f"<h4>{esc(self.title)}</h4>", f"<table>{rows}</table>"]
+        for heading, items in self.sections:
+            lis = "".join(f"<li><code>{esc(i)}</code></li>" for i in items)
+            parts.append(f"<p><b>{esc(heading)}</b></p><ul>{lis}</ul>")
+        return "".join(parts)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
+        return redact({"text/plain": self._text(), "text/html": self._html()})
+
+    def __repr__(self) -> str:
+        return redact(self._text())
