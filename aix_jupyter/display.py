@@ -46,7 +46,9 @@ Frontend = Literal["live", "kernel", "terminal"]
 
 METADATA_KEY = "aix_jupyter"
 REDACTED = "***"
-_SECRET_NAME = re.compile(r"(api[_-]?key|token|secret|passw(or)?d|authori[sz]ation|credential)", re.I)
+_SECRET_NAME = re.compile(
+    r"^(.*[_-])?(api[_-]?key|apikey|token|secret|passw(or)?d|authori[sz]ation|credentials?)$", re.I
+)
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?)(?P<b64>;base64)?,", re.I)
 _BINARY_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
 _MIN_UPDATE_INTERVAL = 0.1  # seconds between live stream repaints
@@ -155,8 +157,9 @@ def _known_secrets() -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def redact(value: Any, secrets: Iterable[str] | None = None) -> Any:
-    """A copy of ``value`` with secret-named entries and known secret values replaced by ``***``."""
+def redact(value: Any, secrets: Iterable[str] | None = None, *, by_name: bool = True) -> Any:
+    """A copy of ``value`` with known secret values (and, ``by_name``, the values of entries named
+    like ``api_key``, ``token``, ``password``) replaced by ``***``."""
     known = list(secrets) if secrets is not None else _known_secrets()
 
     def walk(item: Any) -> Any:
@@ -167,7 +170,7 @@ def redact(value: Any, secrets: Iterable[str] | None = None) -> Any:
             return item
         if isinstance(item, Mapping):
             return {
-                k: (REDACTED if isinstance(k, str) and _SECRET_NAME.search(k) and v else walk(v))
+                k: (REDACTED if by_name and isinstance(k, str) and _SECRET_NAME.search(k) and v else walk(v))
                 for k, v in item.items()
             }
         if isinstance(item, list | tuple):
@@ -214,7 +217,7 @@ def _json_default(value: Any) -> Any:
 def _media_kind(data: str) -> tuple[str, str] | None:
     """``(mime type, src)`` when ``data`` is a data: URI or an http(s) URL of a media file."""
     text = data.strip()
-    if not text or any(c.isspace() for c in text[:512]) and not text.startswith("data:"):
+    if not text or (any(c.isspace() for c in text[:512]) and not text.startswith("data:")):
         return None
     match = _DATA_URI.match(text)
     if match:
@@ -272,7 +275,11 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
     if status == "FAILED":
         message = getattr(response, "error_message", "") or "the run failed"
         bundle["text/plain"] = f"FAILED: {message}"
-    elif status == "IN_PROGRESS" and not getattr(response, "completed", False) and getattr(response, "url", None):
+    elif (
+        status == "IN_PROGRESS"
+        and not getattr(response, "completed", False)
+        and getattr(response, "url", None)
+    ):
         model = provenance.model_id if provenance else "model"
         bundle["text/plain"] = f"{model}: running; poll URL {response.url}"
     elif isinstance(data, str):
@@ -294,7 +301,7 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
         bundle["text/plain"] = ""
     else:
         bundle["text/plain"] = json.dumps(_jsonable(data), ensure_ascii=False)
-    bundle = redact(bundle, secrets)
+    bundle = redact(bundle, secrets, by_name=False)  # a model's output may have a "token" field
     metadata: dict[str, Any] = dict(meta_json)
     if provenance is not None:
         metadata[METADATA_KEY] = redact(_jsonable(provenance.to_metadata(response)), secrets)
@@ -533,7 +540,8 @@ class Table:
         body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in self.rows)
         title = f"<p><b>{esc(self.title)}</b></p>" if self.title else ""
         note = f"<p><small>{esc(self.note)}</small></p>" if self.note else ""
-        return f'{title}<table class="aix-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}'
+        table = f'<table class="aix-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        return title + table + note
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
         return redact({"text/plain": self._text(), "text/html": self._html()})
@@ -545,7 +553,9 @@ class Table:
 class Card:
     """Titled sections of ``(label, value)`` lines and free text, as HTML and as text."""
 
-    def __init__(self, title: str, fields: list[tuple[str, Any]], sections: list[tuple[str, list[str]]]) -> None:
+    def __init__(
+        self, title: str, fields: list[tuple[str, Any]], sections: list[tuple[str, list[str]]]
+    ) -> None:
         self.title = title
         self.fields = [(k, "" if v is None else str(v)) for k, v in fields]
         self.sections = sections
@@ -560,7 +570,9 @@ class Card:
 
     def _html(self) -> str:
         esc = html.escape
-        rows = "".join(f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in self.fields)
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in self.fields
+        )
         parts = [f"<h4>{esc(self.title)}</h4>", f"<table>{rows}</table>"]
         for heading, items in self.sections:
             lis = "".join(f"<li><code>{esc(i)}</code></li>" for i in items)

@@ -1,0 +1,657 @@
+"""Typed arguments of the ``%aix`` / ``%%aix`` magics, parsed from the magic's line.
+
+Grammar (``[...]`` optional)::
+
+    %aix run    [MODEL] [OPTIONS] [--] [TEXT]      %%aix run [MODEL] [OPTIONS]   (input = cell body)
+    %aix stream [MODEL] [OPTIONS] [--] [TEXT]      (= run --stream)
+    %aix async  [MODEL] [OPTIONS] [--] [TEXT]      returns at once with a handle (poll URL)
+    %aix poll   URL_OR_VAR [--wait] [-o VAR] [--timeout S]
+    %aix cancel URL_OR_VAR
+    %aix models [QUERY] [--function F]
+    %aix info   [MODEL]
+    %aix widget [MODEL]
+    %aix config | login | help [SUBCOMMAND]
+    %aix MODEL ...                                 (a model id first means ``run``)
+
+Run options: ``--NAME VALUE`` / ``--NAME=VALUE`` for each parameter of the model's schema (the
+only description of a model's inputs), ``-p/--param NAME=VALUE`` for a parameter whose name is
+one of the magic's own options, ``-o/--out VAR``, ``--stream``, ``--timeout SECONDS``,
+``--no-progress``, ``--help``. The input is the raw rest of the line (one quoted string is
+unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{{``/``}}`` give
+braces); a name holding a dict is sent as the request itself; a path to an existing file sends the
+file (its text for text models).
+
+This module is stdlib-only: the magic imports it at ``%load_ext`` time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from aix_jupyter.core.errors import AixError, ParameterError
+
+SUBCOMMANDS: tuple[str, ...] = (
+    "run",
+    "stream",
+    "async",
+    "poll",
+    "cancel",
+    "models",
+    "info",
+    "widget",
+    "config",
+    "login",
+    "help",
+)
+RUN_COMMANDS = ("run", "stream", "async")
+RUN_FLAGS: dict[str, str] = {  # the magic's own options of run/stream/async -> their help
+    "-o": "VAR: store the ModelResponse in VAR",
+    "--out": "VAR: store the ModelResponse in VAR",
+    "-p": "NAME=VALUE: set a model parameter (for names the magic itself uses)",
+    "--param": "NAME=VALUE: set a model parameter (for names the magic itself uses)",
+    "--stream": "show the output as it is generated",
+    "--timeout": "SECONDS: give up (and cancel) after this long",
+    "--no-progress": "do not show the progress while waiting",
+    "--help": "show the model's parameters",
+}
+COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
+    "run": tuple(RUN_FLAGS),
+    "stream": tuple(f for f in RUN_FLAGS if f != "--stream"),
+    "async": tuple(f for f in RUN_FLAGS if f not in ("--stream", "--timeout", "--no-progress")),
+    "poll": ("--wait", "-o", "--out", "--timeout", "--no-progress"),
+    "cancel": (),
+    "models": ("--function",),
+    "info": (),
+    "widget": (),
+    "config": (),
+    "login": (),
+    "help": (),
+}
+_HEX_ID = re.compile(r"^[0-9a-f]{24}$", re.I)
+_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+_NUMBER = re.compile(r"^-\d|^-\.\d")
+
+
+class MagicUsageError(AixError):
+    """The magic's line does not follow its grammar."""
+
+
+class RunFailed(AixError):
+    """The model answered FAILED."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the schema as the parser needs it (core.parameters.Parameter / ModelParameters fit)
+# ---------------------------------------------------------------------------------------------
+class ParameterLike(Protocol):
+    name: str
+    data_type: str
+    multiple_values: bool
+
+    def check(self, value: Any) -> Any: ...
+
+    def help(self) -> str: ...
+
+
+Schema = Mapping[str, Any]  # name -> ParameterLike
+
+
+# ---------------------------------------------------------------------------------------------
+# tokens
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Token:
+    value: str
+    start: int
+    end: int
+    quoted: bool = False
+
+
+def next_token(line: str, pos: int) -> Token | None:
+    """The shell-like token starting at or after ``pos`` (quotes group words), or None at the end."""
+    n = len(line)
+    while pos < n and line[pos].isspace():
+        pos += 1
+    if pos >= n:
+        return None
+    start, buf, quoted = pos, [], False
+    while pos < n and not line[pos].isspace():
+        char = line[pos]
+        if char in "'\"":
+            quote, quoted = char, True
+            pos += 1
+            while pos < n and line[pos] != quote:
+                if quote == '"' and line[pos] == "\\" and pos + 1 < n and line[pos + 1] in '"\\':
+                    pos += 1
+                buf.append(line[pos])
+                pos += 1
+            if pos >= n:
+                raise MagicUsageError(f"unclosed {quote} in {line[start:].strip()!r}; close the quote")
+            pos += 1
+        else:
+            buf.append(char)
+            pos += 1
+    return Token("".join(buf), start, pos, quoted)
+
+
+def tokens(line: str) -> list[Token]:
+    out: list[Token] = []
+    pos = 0
+    while (tok := next_token(line, pos)) is not None:
+        out.append(tok)
+        pos = tok.end
+    return out
+
+
+def _is_option(line: str, pos: int) -> bool:
+    """Does the text at ``pos`` start an option (``-x`` / ``--name``, not ``-5`` or a lone ``-``)?"""
+    rest = line[pos:]
+    return rest.startswith("-") and len(rest) > 1 and not rest[1].isspace() and not _NUMBER.match(rest)
+
+
+def _skip_space(line: str, pos: int) -> int:
+    while pos < len(line) and line[pos].isspace():
+        pos += 1
+    return pos
+
+
+def raw_rest(line: str, pos: int) -> str:
+    """The rest of the line from ``pos``; one fully quoted string is unquoted."""
+    rest = line[pos:].strip()
+    if rest[:1] in ("'", '"'):
+        try:
+            tok = next_token(rest, 0)
+        except MagicUsageError:
+            return rest
+        if tok is not None and tok.end == len(rest):
+            return tok.value
+    return rest
+
+
+def looks_like_model_id(text: str, known: Iterable[str] = ()) -> bool:
+    return "/" in text or bool(_HEX_ID.match(text)) or text in set(known)
+
+
+# ---------------------------------------------------------------------------------------------
+# typed arguments
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class RunArgs:
+    command: Literal["run", "stream", "async"]
+    model_id: str
+    rest: str  # option tokens and input, parsed against the model's schema by parse_run_options
+    rest_offset: int = 0
+
+
+@dataclass
+class RunOptions:
+    parameters: dict[str, Any] = field(default_factory=dict)
+    raw_parameters: dict[str, Any] = field(default_factory=dict)
+    out: str | None = None
+    stream: bool = False
+    timeout: float | None = None
+    progress: bool = True
+    help: bool = False
+    input_text: str | None = None  # raw: before interpolation
+
+
+@dataclass
+class PollArgs:
+    target: str
+    wait: bool = False
+    out: str | None = None
+    timeout: float | None = None
+    progress: bool = True
+
+
+@dataclass
+class TargetArgs:  # cancel
+    target: str
+
+
+@dataclass
+class ModelsArgs:
+    query: str = ""
+    function: str | None = None
+
+
+@dataclass
+class ModelArgs:  # info, widget
+    command: Literal["info", "widget"]
+    model_id: str
+
+
+@dataclass
+class SimpleArgs:  # config, login, help
+    command: Literal["config", "login", "help"]
+    topic: str = ""
+
+
+Command = RunArgs | PollArgs | TargetArgs | ModelsArgs | ModelArgs | SimpleArgs
+
+
+def usage(command: str | None = None) -> str:
+    lines = {
+        "run": "%aix run MODEL [--param value ...] TEXT  |  %%aix run MODEL [--param value ...] + cell body",
+        "stream": "%aix stream MODEL [--param value ...] TEXT   (chunks as they arrive)",
+        "async": "%aix async MODEL [--param value ...] TEXT   (returns a handle: poll it later)",
+        "poll": "%aix poll URL_OR_VAR [--wait] [-o VAR]",
+        "cancel": "%aix cancel URL_OR_VAR",
+        "models": "%aix models [QUERY] [--function F]",
+        "info": "%aix info MODEL",
+        "widget": "%aix widget MODEL",
+        "config": "%aix config   (where runs go; whether a key is set)",
+        "login": "%aix login   (read an API key for this kernel only)",
+        "help": "%aix help [SUBCOMMAND]",
+    }
+    if command in lines:
+        return "usage: " + lines[command]
+    return "\n".join(lines.values())
+
+
+def parse_command(line: str, *, default_model: str = "", known_models: Iterable[str] = ()) -> Command:
+    """Parse the subcommand and its fixed arguments; run options are parsed later with the schema."""
+    first = next_token(line, 0)
+    if first is None:
+        if default_model:
+            return RunArgs("run", default_model, "", len(line))
+        raise MagicUsageError(
+            "no subcommand; use one of " + ", ".join(SUBCOMMANDS) + " (or set AixMagics.default_model)"
+        )
+    word = first.value
+    if word not in SUBCOMMANDS:
+        if looks_like_model_id(word, known_models) and not word.startswith("-"):
+            return RunArgs("run", word, line[first.end :], first.end)
+        if _is_option(line, first.start) and default_model:
+            return RunArgs("run", default_model, line[first.start :], first.start)
+        raise MagicUsageError(f"unknown subcommand {word!r}; use one of {', '.join(SUBCOMMANDS)}")
+    pos = first.end
+    if word in RUN_COMMANDS:
+        tok = next_token(line, pos)
+        if (
+            tok is not None
+            and not _is_option(line, tok.start)
+            and (not default_model or looks_like_model_id(tok.value, known_models))
+        ):
+            return RunArgs(word, tok.value, line[tok.end :], tok.end)  # type: ignore[arg-type]
+        if not default_model:
+            raise MagicUsageError(f"{word}: give a MODEL id (see %aix models) or set AixMagics.default_model")
+        return RunArgs(word, default_model, line[pos:], pos)  # type: ignore[arg-type]
+    args = [t for t in tokens(line[pos:])]
+    if word in ("poll", "cancel"):
+        return _parse_target(word, args)
+    if word == "models":
+        return _parse_models(args)
+    if word in ("info", "widget"):
+        positional = [t.value for t in args]
+        if len(positional) > 1:
+            raise MagicUsageError(f"{word} takes one MODEL, got {len(positional)} words; {usage(word)}")
+        if not positional and not default_model:
+            raise MagicUsageError(f"{word}: give a MODEL id; {usage(word)}")
+        return ModelArgs(word, positional[0] if positional else default_model)  # type: ignore[arg-type]
+    if word in ("config", "login"):
+        if args:
+            raise MagicUsageError(f"{word} takes no arguments, got {args[0].value!r}")
+        return SimpleArgs(word)  # type: ignore[arg-type]
+    return SimpleArgs("help", args[0].value if args else "")
+
+
+def _option_value(args: list[Token], i: int, name: str, command: str) -> str:
+    if i + 1 >= len(args):
+        raise MagicUsageError(f"{command}: option {name} needs a value; {usage(command)}")
+    return args[i + 1].value
+
+
+def _split_eq(tok: Token) -> tuple[str, str | None]:
+    if tok.value.startswith("--") and "=" in tok.value:
+        name, value = tok.value.split("=", 1)
+        return name, value
+    return tok.value, None
+
+
+def _parse_target(command: str, args: list[Token]) -> PollArgs | TargetArgs:
+    target: str | None = None
+    poll = PollArgs(target="")
+    i = 0
+    while i < len(args):
+        name, inline = _split_eq(args[i])
+        if name.startswith("-") and len(name) > 1 and not args[i].quoted:
+            if name not in COMMAND_FLAGS[command]:
+                valid = ", ".join(COMMAND_FLAGS[command]) or "none"
+                raise MagicUsageError(f"{command}: unknown option {name}; valid options: {valid}")
+            if name == "--wait":
+                poll.wait = True
+            elif name == "--no-progress":
+                poll.progress = False
+            else:
+                value = inline if inline is not None else _option_value(args, i, name, command)
+                i += 0 if inline is not None else 1
+                if name in ("-o", "--out"):
+                    poll.out = _check_identifier(value, name)
+                else:
+                    poll.timeout = _positive_float(value, name)
+        elif target is None:
+            target = args[i].value
+        else:
+            raise MagicUsageError(f"{command} takes one URL or variable, got also {args[i].value!r}")
+        i += 1
+    if not target:
+        raise MagicUsageError(
+            f"{command}: give the poll URL or the variable holding the handle; {usage(command)}"
+        )
+    if command == "cancel":
+        return TargetArgs(target)
+    poll.target = target
+    return poll
+
+
+def _parse_models(args: list[Token]) -> ModelsArgs:
+    result = ModelsArgs()
+    words: list[str] = []
+    i = 0
+    while i < len(args):
+        name, inline = _split_eq(args[i])
+        if name == "--function":
+            result.function = inline if inline is not None else _option_value(args, i, name, "models")
+            i += 0 if inline is not None else 1
+        elif name.startswith("--") and not args[i].quoted:
+            raise MagicUsageError(f"models: unknown option {name}; valid options: --function")
+        else:
+            words.append(args[i].value)
+        i += 1
+    result.query = " ".join(words)
+    return result
+
+
+def _check_identifier(value: str, option: str) -> str:
+    if not _IDENTIFIER.match(value) or value in ("True", "False", "None"):
+        raise MagicUsageError(f"{option} needs a Python variable name, got {value!r}")
+    return value
+
+
+def _positive_float(value: str, option: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise MagicUsageError(f"{option} needs a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise MagicUsageError(f"{option} must be > 0 seconds, got {value!r}")
+    return number
+
+
+# ---------------------------------------------------------------------------------------------
+# run options, against the model's schema
+# ---------------------------------------------------------------------------------------------
+def valid_options_text(schema: Schema, command: str = "run") -> str:
+    params = ", ".join(f"--{name}" for name in schema) or "none"
+    flags = ", ".join(f for f in COMMAND_FLAGS[command] if f not in ("-o", "-p"))
+    return f"model parameters: {params}; magic options: -o/--out, -p/--param, {flags.replace('--out, ', '')}"
+
+
+def parse_run_options(
+    rest: str,
+    schema: Schema,
+    *,
+    command: str = "run",
+    model_id: str = "",
+    interpolate_value: Callable[[str], str] = lambda s: s,
+) -> RunOptions:
+    """Parse ``[OPTIONS] [--] [TEXT]`` of run/stream/async; model options are checked by the schema."""
+    opts = RunOptions(stream=command == "stream")
+    flags = COMMAND_FLAGS[command]
+    pos = 0
+    where = f" for {model_id}" if model_id else ""
+    names = set(schema)  # iterate: a schema's ``in`` may raise for unknown names
+
+    def take_value(tok: Token, name: str) -> tuple[str, int]:
+        nxt = next_token(rest, tok.end)
+        if nxt is None:
+            raise ParameterError(f"option {name} needs a value; {usage(command)}", parameter=name.lstrip("-"))
+        return nxt.value, nxt.end
+
+    def add_param(name: str, raw: Any, option: str) -> None:
+        if name not in names:
+            raise ParameterError(
+                f"unknown option {option}{where}; valid options: {valid_options_text(schema, command)}",
+                parameter=name,
+            )
+        param = schema[name]
+        value: Any = interpolate_value(raw) if isinstance(raw, str) else raw
+        if isinstance(value, str) and param.data_type == "json":
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        if name in opts.raw_parameters:
+            if not param.multiple_values:
+                raise ParameterError(f"option {option} given twice{where}; give it once", parameter=name)
+            previous = opts.raw_parameters[name]
+            value = [*previous, value] if isinstance(previous, list) else [previous, value]
+        opts.raw_parameters[name] = value
+        opts.parameters[name] = param.check(value)
+
+    while True:
+        pos = _skip_space(rest, pos)
+        if pos >= len(rest):
+            break
+        if not _is_option(rest, pos):
+            opts.input_text = raw_rest(rest, pos)
+            break
+        tok = next_token(rest, pos)
+        assert tok is not None
+        if tok.value == "--":
+            opts.input_text = raw_rest(rest, tok.end) if rest[tok.end :].strip() else None
+            break
+        name, inline = _split_eq(tok)
+        end = tok.end
+        if name in flags and name not in ("-p", "--param"):
+            if name in ("--stream", "--no-progress", "--help"):
+                if inline is not None:
+                    raise MagicUsageError(f"option {name} takes no value")
+                opts.stream = opts.stream or name == "--stream"
+                opts.progress = opts.progress and name != "--no-progress"
+                opts.help = opts.help or name == "--help"
+            else:
+                value, end = (inline, tok.end) if inline is not None else take_value(tok, name)
+                if name in ("-o", "--out"):
+                    opts.out = _check_identifier(value, name)
+                else:
+                    opts.timeout = _positive_float(value, name)
+        elif name in ("-p", "--param"):
+            value, end = (inline, tok.end) if inline is not None else take_value(tok, name)
+            if "=" not in value:
+                raise MagicUsageError(f"{name} needs NAME=VALUE, got {value!r}")
+            pname, pvalue = value.split("=", 1)
+            add_param(pname.strip(), pvalue, f"-p {pname.strip()}")
+        elif name.startswith("--") and len(name) > 2:
+            pname = name[2:]
+            param = schema[pname] if pname in names else None
+            if param is not None and param.data_type == "boolean" and inline is None:
+                nxt = next_token(rest, tok.end)
+                if nxt is not None and nxt.value.lower() in (
+                    "true",
+                    "false",
+                    "yes",
+                    "no",
+                    "on",
+                    "off",
+                    "1",
+                    "0",
+                ):
+                    add_param(pname, nxt.value, name)
+                    end = nxt.end
+                else:
+                    add_param(pname, True, name)
+            else:
+                value, end = (inline, tok.end) if inline is not None else take_value(tok, name)
+                add_param(pname, value, name)
+        else:
+            raise ParameterError(
+                f"unknown option {name}{where}; valid options: {valid_options_text(schema, command)}",
+                parameter=name.lstrip("-"),
+            )
+        pos = end
+    return opts
+
+
+# ---------------------------------------------------------------------------------------------
+# input
+# ---------------------------------------------------------------------------------------------
+class _Namespace(Mapping[str, Any]):
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        self._ns = namespace
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._ns[key]
+        except KeyError:
+            raise MagicUsageError(
+                f"{{{key}}}: no variable {key!r} in the notebook; define it, or write {{{{ }}}} for braces"
+            ) from None
+
+    def __iter__(self) -> Any:
+        return iter(self._ns)
+
+    def __len__(self) -> int:
+        return len(self._ns)
+
+
+def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
+    """Replace ``{name}`` (and ``{name.attr}``, ``{name[0]}``, ``{name:fmt}``) from ``namespace``."""
+    if "{" not in text and "}" not in text:
+        return text
+    try:
+        return string.Formatter().vformat(text, (), _Namespace(namespace))
+    except MagicUsageError:
+        raise
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError) as exc:
+        raise MagicUsageError(
+            f"cannot fill in {{...}} in {_short(text)}: {exc}; write {{{{ and }}}} for literal braces"
+        ) from None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = text.strip().replace("\n", " ")
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+@dataclass
+class RunInput:
+    """What to send as ``data``: text, a dict (a variable holding one, or JSON), or a file path."""
+
+    data: Any
+    kind: Literal["text", "dict", "file", "none"]
+    source: str = ""
+
+
+def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
+    if raw is None or not raw.strip():
+        return RunInput(None, "none")
+    stripped = raw.strip()
+    if _IDENTIFIER.match(stripped) and stripped in namespace and isinstance(namespace[stripped], Mapping):
+        return RunInput(dict(namespace[stripped]), "dict", stripped)
+    if stripped[:1] in "{[":
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return RunInput(value, "dict", "json")
+    text = interpolate(raw, namespace)
+    candidate = text.strip()
+    if candidate and "\n" not in candidate and len(candidate) < 4096:
+        path = os.path.expanduser(candidate)
+        if os.path.isfile(path):
+            return RunInput(path, "file", candidate)
+    return RunInput(text, "text")
+
+
+def resolve_target(target: str, namespace: Mapping[str, Any]) -> tuple[str, Any]:
+    """``(poll URL, handle or None)`` from a URL or a variable holding a response/URL."""
+    if _IDENTIFIER.match(target):
+        if target not in namespace:
+            raise MagicUsageError(
+                f"no variable {target!r} in the notebook; give a poll URL or a handle variable"
+            )
+        value = namespace[target]
+        url = value if isinstance(value, str) else getattr(value, "url", None)
+        if not url and isinstance(value, Mapping):
+            url = value.get("url")
+        if not isinstance(url, str) or not url:
+            raise MagicUsageError(
+                f"variable {target!r} holds no poll URL ({type(value).__name__}); "
+                "use the handle that %aix async returned"
+            )
+        return url, value if not isinstance(value, str) else None
+    if not target.startswith(("http://", "https://")):
+        raise MagicUsageError(f"{target!r} is neither an http(s) poll URL nor a variable name")
+    return target, None
+
+
+# ---------------------------------------------------------------------------------------------
+# completion
+# ---------------------------------------------------------------------------------------------
+def completions(
+    before_cursor: str,
+    *,
+    model_ids: Callable[[], Iterable[str]],
+    parameter_names: Callable[[str], Iterable[str]],
+    default_model: str = "",
+) -> tuple[str, list[str]]:
+    """``(fragment being completed, candidates)`` for the text of a ``%aix`` line before the cursor."""
+    text = before_cursor.lstrip()
+    for prefix in ("%%aix", "%aix"):
+        if text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)].isspace()):
+            text = text[len(prefix) :]
+            break
+    else:
+        return "", []
+    try:
+        done = tokens(text)
+    except MagicUsageError:
+        return "", []
+    fragment = ""
+    if done and done[-1].end == len(text):
+        fragment = done[-1].value
+        done = done[:-1]
+    words = [t.value for t in done]
+
+    def match(candidates: Iterable[str]) -> list[str]:
+        return sorted({c for c in candidates if c.startswith(fragment)})
+
+    if not words:
+        return fragment, match([*SUBCOMMANDS, *model_ids()]) if fragment else list(SUBCOMMANDS)
+    command = words[0]
+    if command not in SUBCOMMANDS:  # ``%aix MODEL ...`` runs
+        command, model = "run", command
+        rest_words = words[1:]
+    else:
+        rest_words = words[1:]
+        model = ""
+    if command in ("help",):
+        return fragment, match(SUBCOMMANDS) if len(rest_words) == 0 else []
+    if command in ("info", "widget"):
+        return fragment, match(model_ids()) if not rest_words else []
+    if command == "models":
+        return fragment, match(["--function"]) if fragment.startswith("-") else []
+    if command in ("poll", "cancel", "config", "login"):
+        return fragment, match(COMMAND_FLAGS[command]) if fragment.startswith("-") else []
+    # run / stream / async
+    if not model:
+        if not rest_words and not fragment.startswith("-"):
+            return fragment, match(model_ids())
+        model = rest_words[0] if rest_words and not rest_words[0].startswith("-") else default_model
+    if rest_words and rest_words[-1] in ("-o", "--out", "--timeout", "-p", "--param"):
+        return fragment, []
+    if fragment.startswith("-") or fragment == "":
+        names = [f"--{n}" for n in (parameter_names(model) if model else [])]
+        candidates = [*names, *COMMAND_FLAGS[command]]
+        if fragment == "":
+            return fragment, sorted(set(candidates)) if rest_words or model else []
+        return fragment, match(candidates)
+    return fragment, []
