@@ -1,0 +1,459 @@
+"""The ASGI application: the aiXplain model wire (PROTOCOL.md), served by Starlette.
+
+Endpoints (``{id}`` may contain ``/``, sent raw or as ``%2F``)::
+
+    POST   /api/v1/execute/{id}              start a run -> {"status": "IN_PROGRESS", "data": <poll url>}
+    POST   /api/v2/execute/{id}              run and wait (a slow model answers IN_PROGRESS + poll url);
+                                             with {"options": {"stream": true}}: server-sent events
+    GET    /api/v1/data/{job}                poll (``Prefer: wait=N`` holds it up to N <= 30 s)
+    DELETE /api/v1/data/{job}                cancel -> {"cancelled": true|false, ...}
+    GET    /sdk/models/{id}                  model metadata; /sdk/models/by-name/{name}; /sdk/models?ids=a,b
+    POST   /sdk/models/paginate              {q, pageNumber, pageSize, functions} -> {items, total}
+    DELETE /sdk/models/{id}                  delete a registered model (built-ins: 403)
+    GET    /sdk/finetune/{id}/ml-logs        404 JSON: no local model is a fine-tune
+    POST   /sdk/file/upload/temp-url         -> {key, uploadUrl, downloadUrl}; PUT/GET the signed /files/{id}
+    GET    /health                           liveness (no token needed)
+
+Every request but ``/health`` and the signed file URLs needs the token (``x-api-key: T`` or
+``Authorization: Token T``). Every error is a JSON body ``{"error", "statusCode", "message"}``: 400
+malformed JSON, 401 no/wrong token, 404 unknown model or job, 413 body too large, 429 (+ Retry-After)
+too many queued runs, 490 a parameter that fails the model's schema (the SDK's "validation" range).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from aix_jupyter.backend.catalog import Catalog, CatalogError, ModelSpec
+from aix_jupyter.backend.jobs import Job, JobState, JobStore, ServerBusy
+from aix_jupyter.backend.uploads import UploadStore
+
+logger = logging.getLogger("aix_jupyter.backend")
+
+VALIDATION_STATUS = 490  # "validation" in the aiXplain status ranges (490-499)
+MAX_HELD_POLL = 30.0
+OPEN_PATHS = ("/health", "/files/")
+
+
+class WireError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(
+        self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+        self.extra = extra
+
+
+@dataclass
+class BackendState:
+    """Everything the app serves from; one per app."""
+
+    catalog: Catalog
+    token: str | None
+    jobs: JobStore = field(default_factory=JobStore)
+    uploads: UploadStore = field(default_factory=UploadStore)
+    #: seconds the v2 (synchronous) path waits before answering IN_PROGRESS with a poll URL
+    sync_wait: float = 2.0
+    max_body: int = 10 * 1024 * 1024
+    max_upload: int = 64 * 1024 * 1024
+    #: base URL put into poll and file URLs; None = from the request's Host header
+    public_url: str | None = None
+
+
+def _error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": message, "statusCode": status, "message": message, **extra}
+
+
+def json_error(
+    status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(_error_body(status, message, **extra), status_code=status, headers=headers)
+
+
+class TokenAuth:
+    """Pure-ASGI middleware: every request must carry the token, else 401 JSON."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.token is None or scope["path"].startswith(OPEN_PATHS):
+            await self.app(scope, receive, send)
+            return
+        supplied: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key" and value.strip():
+                supplied = value.strip()
+                break
+            if name == b"authorization":
+                scheme, _, credential = value.partition(b" ")
+                if scheme.lower() in (b"token", b"bearer"):
+                    supplied = credential.strip()
+        if supplied is None or not hmac.compare_digest(supplied, self.token):
+            what = "Missing API token" if supplied is None else "Invalid API token"
+            response = json_error(
+                401, f"{what}: send it as 'x-api-key: <token>' or 'Authorization: Token <token>'"
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+# -- request helpers ----------------------------------------------------------------------------------
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise WireError(413, f"Request body too large ({int(length)} bytes; limit {limit} bytes)")
+    size, parts = 0, []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WireError(413, f"Request body too large (over {limit} bytes)")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_object(request: Request, limit: int, *, allow_form: bool = False) -> dict[str, Any]:
+    raw = await read_body(request, limit)
+    if allow_form and "application/x-www-form-urlencoded" in request.headers.get("content-type", ""):
+        return dict(parse_qsl(raw.decode("utf-8", errors="replace")))
+    if not raw.strip():
+        raise WireError(400, 'Empty request body: send a JSON object such as {"data": "..."}')
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WireError(400, f"Malformed JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise WireError(400, f"The JSON body must be an object, got {type(body).__name__}")
+    return body
+
+
+def base_url(request: Request, state: BackendState) -> str:
+    if state.public_url:
+        return state.public_url.rstrip("/")
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{request.url.scheme}://{host}"
+
+
+def prepare_inputs(spec: ModelSpec, body: dict[str, Any], uploads: UploadStore) -> dict[str, Any]:
+    """Check a run's body against the model's schema; return the inputs with defaults filled in.
+
+    ``null`` values are ignored (the SDK sends unset options as null); ``data`` fills the model's
+    primary input; unknown keys, wrong types and missing required inputs raise a 490 WireError.
+    """
+    params = spec.params
+    names = set(params)  # (not ``key in params``: ModelParameters raises ParameterError for unknown keys)
+    primary = spec.primary
+    if primary is None:
+        found = params.primary_input()
+        primary = found.name if found is not None else None
+    inputs: dict[str, Any] = {}
+    for key, value in body.items():
+        if value is None or key == "options":
+            continue
+        name = key
+        if key not in names:
+            if key == "data" and primary is not None:
+                if primary in body and body[primary] is not None:
+                    continue  # the explicit parameter wins over data
+                name = primary
+            elif key in spec.extra_inputs:
+                inputs[key] = value
+                continue
+            else:
+                valid = ", ".join(params) or "none"
+                raise WireError(
+                    VALIDATION_STATUS,
+                    f"Unknown parameter '{key}' for model '{spec.id}'; valid parameters: {valid}",
+                    parameter=key,
+                )
+        parameter = params[name]
+        upload = uploads.resolve(value)
+        if upload is not None:
+            value = upload.read_text() if parameter.data_type in ("text", "label") else str(upload.path)
+        try:
+            inputs[name] = parameter.check(value)
+        except ValueError as exc:
+            raise WireError(
+                VALIDATION_STATUS, f"Invalid input for model '{spec.id}': {exc}", parameter=name
+            ) from None
+    for parameter in params.values():
+        if parameter.name in inputs:
+            continue
+        if parameter.default is not None:
+            inputs[parameter.name] = parameter.default
+        elif parameter.required:
+            hint = " (send it as 'data')" if parameter.name == primary else ""
+            raise WireError(
+                VALIDATION_STATUS,
+                f"Missing required parameter '{parameter.name}' for model '{spec.id}'{hint}",
+                parameter=parameter.name,
+            )
+    return inputs
+
+
+def _held_wait(request: Request) -> float:
+    match = re.search(r"\bwait\s*=\s*([0-9]+(?:\.[0-9]+)?)", request.headers.get("prefer", ""))
+    return min(float(match.group(1)), MAX_HELD_POLL) if match else 0.0
+
+
+def _sse(payload: Any) -> str:
+    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {text}\n\n"
+
+
+# -- the app ------------------------------------------------------------------------------------------
+def create_app(
+    catalog: Catalog,
+    *,
+    token: str | None,
+    jobs: JobStore | None = None,
+    sync_wait: float = 2.0,
+    max_body: int = 10 * 1024 * 1024,
+    public_url: str | None = None,
+) -> Starlette:
+    """Build the ASGI app serving ``catalog``; ``token`` None disables authentication."""
+    state = BackendState(
+        catalog=catalog,
+        token=token,
+        jobs=jobs or JobStore(),
+        sync_wait=sync_wait,
+        max_body=max_body,
+        public_url=public_url,
+    )
+
+    def spec_or_404(model_id: str) -> ModelSpec:
+        spec = catalog.get(model_id)
+        if spec is None:
+            raise WireError(
+                404, f"Model '{model_id}' not found; list the models with POST /sdk/models/paginate"
+            )
+        return spec
+
+    def job_or_404(job_id: str) -> Job:
+        job = state.jobs.get(job_id)
+        if job is None:
+            raise WireError(
+                404, f"Run '{job_id}' not found (unknown, or finished more than {state.jobs.ttl:.0f} s ago)"
+            )
+        return job
+
+    def poll_url(request: Request, job: Job) -> str:
+        return f"{base_url(request, state)}/api/v1/data/{job.id}"
+
+    async def execute(request: Request, *, synchronous: bool) -> Response:
+        spec = spec_or_404(request.path_params["model_id"])
+        body = await read_object(request, state.max_body)
+        options = body.get("options")
+        stream = bool(isinstance(options, dict) and options.get("stream"))
+        inputs = prepare_inputs(spec, body, state.uploads)
+        try:
+            job = state.jobs.submit(spec, inputs, stream=stream)
+        except ServerBusy as exc:
+            raise WireError(429, f"Too many runs: {exc}", headers={"Retry-After": "1"}) from None
+        url = poll_url(request, job)
+        if stream and synchronous:
+            return StreamingResponse(
+                stream_events(job),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Aix-Poll-Url": url},
+            )
+        if synchronous:
+            wait = spec.sync_wait if spec.sync_wait is not None else state.sync_wait
+            if await state.jobs.wait(job, wait):
+                return JSONResponse(job.reply())
+        return JSONResponse({"status": "IN_PROGRESS", "data": url, "completed": False, "requestId": job.id})
+
+    async def stream_events(job: Job) -> AsyncIterator[str]:
+        try:
+            if job.spec.streaming:
+                async for chunk in job.chunks_stream():
+                    yield _sse({"data": chunk})
+            else:
+                await job.finished.wait()
+                if job.state is JobState.SUCCEEDED:
+                    result = job.result
+                    yield _sse({"data": result if isinstance(result, str) else json.dumps(result)})
+            if job.state is JobState.SUCCEEDED:
+                yield _sse("[DONE]")
+            else:
+                reply = job.reply()
+                yield _sse(
+                    {"status": "FAILED", "completed": True, "error_message": reply.get("error_message", "")}
+                )
+        finally:
+            if not job.terminal:  # the client went away: stop the model's work
+                state.jobs.cancel(job)
+
+    async def run_async(request: Request) -> Response:
+        return await execute(request, synchronous=False)
+
+    async def run_sync(request: Request) -> Response:
+        return await execute(request, synchronous=True)
+
+    async def poll(request: Request) -> Response:
+        job = job_or_404(request.path_params["job_id"])
+        wait = _held_wait(request)
+        headers = {}
+        if wait > 0:
+            headers["Preference-Applied"] = f"wait={wait:g}"
+            await state.jobs.wait(job, wait)
+        return JSONResponse(job.reply(), headers=headers)
+
+    async def cancel(request: Request) -> Response:
+        job = job_or_404(request.path_params["job_id"])
+        cancelled = state.jobs.cancel(job)
+        return JSONResponse({**job.reply(), "cancelled": cancelled})
+
+    async def get_model(request: Request) -> Response:
+        return JSONResponse(spec_or_404(request.path_params["model_id"]).to_wire())
+
+    async def get_by_name(request: Request) -> Response:
+        name = request.path_params["name"]
+        spec = catalog.by_name(name)
+        if spec is None:
+            raise WireError(404, f"No model named '{name}'")
+        return JSONResponse(spec.to_wire())
+
+    async def get_models(request: Request) -> Response:
+        ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+        if not ids:
+            raise WireError(
+                400, "Give the models to fetch as ?ids=a,b (or list them with POST /sdk/models/paginate)"
+            )
+        items = [spec.to_wire() for i in ids if (spec := catalog.get(i)) is not None]
+        return JSONResponse({"items": items, "total": len(items)})
+
+    async def paginate(request: Request) -> Response:
+        body = await read_object(request, state.max_body)
+        query = body.get("q") or ""
+        functions = body.get("functions") or []
+        page_number, page_size = body.get("pageNumber", 0), body.get("pageSize", 20)
+        if not isinstance(query, str):
+            raise WireError(400, "'q' must be a string")
+        if isinstance(functions, str):
+            functions = [functions]
+        if not isinstance(functions, list):
+            raise WireError(400, "'functions' must be a list of function slugs")
+        for name, value, low in (("pageNumber", page_number, 0), ("pageSize", page_size, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise WireError(400, f"'{name}' must be an integer >= {low}, got {value!r}")
+        page_size = min(page_size, 100)
+        found = catalog.search(query, [f.get("id", "") if isinstance(f, dict) else str(f) for f in functions])
+        page = found[page_number * page_size : (page_number + 1) * page_size]
+        return JSONResponse(
+            {
+                "items": [spec.to_wire() for spec in page],
+                "total": len(found),
+                "pageNumber": page_number,
+                "pageSize": page_size,
+                "pageTotal": -(-len(found) // page_size),
+            }
+        )
+
+    async def delete_model(request: Request) -> Response:
+        model_id = request.path_params["model_id"]
+        try:
+            catalog.remove(model_id)
+        except CatalogError as exc:
+            raise WireError(exc.status, str(exc)) from None
+        return JSONResponse({"id": model_id, "deleted": True})
+
+    async def finetune_logs(request: Request) -> Response:
+        spec = spec_or_404(request.path_params["model_id"])
+        raise WireError(404, f"Model '{spec.id}' is not a fine-tuned model, so it has no fine-tune logs")
+
+    async def temp_url(request: Request) -> Response:
+        body = await read_object(request, state.max_body, allow_form=True)
+        upload = state.uploads.create(
+            str(body.get("originalName") or "file"), str(body.get("contentType") or "")
+        )
+        url = f"{base_url(request, state)}/files/{upload.id}?sig={state.uploads.signature(upload.id)}"
+        return JSONResponse({"key": upload.key, "uploadUrl": url, "downloadUrl": url})
+
+    def signed_upload(request: Request) -> Any:
+        upload = state.uploads.check(request.path_params["upload_id"], request.query_params.get("sig", ""))
+        if upload is None:
+            raise WireError(
+                403, "Invalid or expired file URL; ask POST /sdk/file/upload/temp-url for a new one"
+            )
+        return upload
+
+    async def put_file(request: Request) -> Response:
+        upload = signed_upload(request)
+        state.uploads.store(upload, await read_body(request, state.max_upload))
+        return JSONResponse({"key": upload.key, "size": upload.size})
+
+    async def get_file(request: Request) -> Response:
+        upload = signed_upload(request)
+        if not upload.complete:
+            raise WireError(404, "Nothing was uploaded to this URL yet")
+        return Response(upload.path.read_bytes(), media_type=upload.content_type)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": len(catalog), "pending": state.jobs.pending})
+
+    async def on_wire_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, WireError)
+        return json_error(exc.status, exc.message, headers=exc.headers, **exc.extra)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        messages = {
+            404: f"No such endpoint: {request.method} {request.url.path}",
+            405: f"Method {request.method} not allowed on {request.url.path}",
+        }
+        return json_error(
+            exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers
+        )
+
+    async def on_server_error(request: Request, exc: Exception) -> Response:
+        logger.error("aix backend: unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return json_error(500, f"Internal server error ({type(exc).__name__}); the server keeps running")
+
+    routes = [
+        Route("/api/v1/execute/{model_id:path}", run_async, methods=["POST"]),
+        Route("/api/v2/execute/{model_id:path}", run_sync, methods=["POST"]),
+        Route("/api/v1/data/{job_id}", poll, methods=["GET"]),
+        Route("/api/v1/data/{job_id}", cancel, methods=["DELETE"]),
+        Route("/sdk/models/paginate", paginate, methods=["POST"]),
+        Route("/sdk/models/by-name/{name:path}", get_by_name, methods=["GET"]),
+        Route("/sdk/models", get_models, methods=["GET"]),
+        Route("/sdk/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/sdk/models/{model_id:path}", delete_model, methods=["DELETE"]),
+        Route("/sdk/finetune/{model_id:path}/ml-logs", finetune_logs, methods=["GET"]),
+        Route("/sdk/file/upload/temp-url", temp_url, methods=["POST"]),
+        Route("/files/{upload_id}", put_file, methods=["PUT"]),
+        Route("/files/{upload_id}", get_file, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            WireError: on_wire_error,
+            HTTPException: on_http_error,
+            Exception: on_server_error,
+        },
+    )
+    app.state.backend = state
+    app.add_middleware(TokenAuth, token=token)
+    return app
