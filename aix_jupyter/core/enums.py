@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class _StrEnum(str, Enum):
+class _StrEnum(str, Enum):  # noqa: UP042 - StrEnum changes format(); keep str + Enum
     def __str__(self) -> str:
         return str(self.value)
 
@@ -68,7 +68,7 @@ class Function(_StrEnum):
 
     @classmethod
     def parse(cls, value: object) -> Function | str | None:
-        """Map a wire value (slug, ``{"id": slug}`` dict, enum or None) to a Function, else keep the string."""
+        """Map a wire value (slug, ``{"id": slug}`` dict, enum or None) to a Function, else the string."""
         if value is None or isinstance(value, Function):
             return value
         if isinstance(value, dict):

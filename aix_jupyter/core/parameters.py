@@ -150,7 +150,9 @@ class Parameter(BaseModel):
             try:
                 value = float(value.strip()) if not self.is_integer else _parse_int(value.strip())
             except ValueError:
-                raise self._error(f"expects {'an integer' if self.is_integer else 'a number'}, got {_short(value)}") from None
+                raise self._error(
+                    f"expects {'an integer' if self.is_integer else 'a number'}, got {_short(value)}"
+                ) from None
         if not isinstance(value, int | float) or (isinstance(value, float) and not math.isfinite(value)):
             raise self._error(f"expects a number, got {_short(value)}")
         if self.is_integer:
@@ -288,7 +290,9 @@ class ModelParameters(Mapping[str, Parameter]):
         return {name: p.value for name, p in self._params.items() if p.is_set}
 
     # -- validation of a whole request --------------------------------------------------------
-    def validate_request(self, parameters: Mapping[str, Any] | None, *, data_given: bool = True) -> dict[str, Any]:
+    def validate_request(
+        self, parameters: Mapping[str, Any] | None, *, data_given: bool = True
+    ) -> dict[str, Any]:
         """Check ``parameters`` against the schema and return the checked values (a new dict).
 
         Unknown names, wrong types and values outside the options raise a one-line ParameterError

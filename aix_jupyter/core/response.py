@@ -1,0 +1,159 @@
+"""``ModelResponse``: the result of a run, a poll or one streamed chunk (SDK-compatible).
+
+Fields and defaults as the SDK: ``status``, ``data=""``, ``details={}``, ``completed=False``,
+``error_message=""``, ``used_credits=0.0``, ``run_time=0.0``, ``usage=None``, ``url=None``,
+``error_code=None``, ``asset=None``; every other keyword is kept as an additional field.
+
+``r[key]``, ``r.get(key, default)`` and ``key in r`` look at the fields, then the additional
+fields, then the wire aliases ``usedCredits`` / ``runTime``. ``r[key] = v`` works for existing
+keys. ``to_dict()`` flattens the additional fields to the top level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aix_jupyter.core.enums import ResponseStatus
+
+FIELDS: tuple[str, ...] = (
+    "status",
+    "data",
+    "details",
+    "completed",
+    "error_message",
+    "used_credits",
+    "run_time",
+    "usage",
+    "url",
+    "error_code",
+    "asset",
+)
+ALIASES = {"usedCredits": "used_credits", "runTime": "run_time"}
+
+
+def _status(value: Any) -> ResponseStatus:
+    if isinstance(value, ResponseStatus):
+        return value
+    try:
+        return ResponseStatus(str(value).upper())
+    except ValueError:
+        return ResponseStatus.FAILED
+
+
+class ModelResponse:
+    """Result of a model run. Plain object (cheap to build: one per streamed chunk)."""
+
+    __slots__ = (*FIELDS, "additional_fields")
+
+    def __init__(
+        self,
+        status: ResponseStatus | str,
+        data: Any = "",
+        details: dict[str, Any] | list[Any] | None = None,
+        completed: bool = False,
+        error_message: str = "",
+        used_credits: float = 0.0,
+        run_time: float = 0.0,
+        usage: dict[str, Any] | None = None,
+        url: str | None = None,
+        error_code: Any = None,
+        asset: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.status = _status(status)
+        self.data = data
+        self.details = {} if details is None else details
+        self.completed = completed
+        if not error_message and kwargs.get("error"):
+            error_message = str(kwargs["error"])
+            if kwargs.get("supplierError"):
+                error_message = f"{error_message} - {kwargs['supplierError']}"
+        self.error_message = error_message
+        self.used_credits = used_credits
+        self.run_time = run_time
+        self.usage = usage
+        self.url = url
+        self.error_code = error_code
+        self.asset = asset
+        self.additional_fields: dict[str, Any] = kwargs
+
+    # -- dict-style access ----------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        if key in FIELDS:
+            return getattr(self, key)
+        if key == "additional_fields":
+            return self.additional_fields
+        if key in self.additional_fields:
+            return self.additional_fields[key]
+        if key in ALIASES:
+            return getattr(self, ALIASES[key])
+        raise KeyError(f"Key '{key}' not found in ModelResponse.")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (
+            key in FIELDS or key in self.additional_fields or key in ALIASES or key == "additional_fields"
+        )
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in FIELDS:
+            setattr(self, key, _status(value) if key == "status" else value)
+        elif key in self.additional_fields:
+            self.additional_fields[key] = value
+        elif key in ALIASES:
+            setattr(self, ALIASES[key], value)
+        else:
+            raise KeyError(f"Key '{key}' not found in ModelResponse.")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelResponse):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- text -----------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        parts = [f"status={self.status}"]
+        if self.data:
+            parts.append(f"data={_short(self.data)}")
+        if self.details:
+            parts.append(f"details={_short(self.details)}")
+        if self.completed:
+            parts.append("completed=True")
+        if self.error_message:
+            parts.append(f"error_message={self.error_message!r}")
+        if self.used_credits:
+            parts.append(f"used_credits={self.used_credits}")
+        if self.run_time:
+            parts.append(f"run_time={self.run_time}")
+        if self.usage:
+            parts.append(f"usage={self.usage}")
+        if self.asset:
+            parts.append(f"asset={self.asset}")
+        if self.url:
+            parts.append(f"url={self.url!r}")
+        if self.error_code:
+            parts.append(f"error_code={self.error_code!r}")
+        parts.extend(f"{k}={_short(v)}" for k, v in self.additional_fields.items())
+        return f"ModelResponse({', '.join(parts)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in FIELDS}
+        out.update(self.additional_fields)
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """True for SUCCESS (a convenience; not in the SDK)."""
+        return self.status is ResponseStatus.SUCCESS
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,583 @@
+"""HTTP for the client core: httpx underneath, deadlines, retries, and where the key may go.
+
+Two thin I/O shells (``SyncTransport``, ``AsyncTransport``) around one pure retry policy
+(``retry_delay``). Both return ``RawReply`` objects that the pure mapping functions in
+``protocol`` turn into responses.
+
+Deadlines. Every request has connect and read timeouts. On top of that, a request made on
+behalf of a run carries the run's deadline: the sync transport performs the request in a
+short-lived daemon worker thread and waits for it in the caller's thread in slices, so the
+caller gets control back at the deadline, at once when a ``cancel`` event is set from another
+thread, and at once on KeyboardInterrupt -- whatever the server does (never answers, trickles
+bytes, holds a poll). The async transport gets the same from ``asyncio.wait``. An abandoned
+worker ends on its own (its httpx timeouts are bounded by the deadline plus a margin).
+
+Retries (``retry_delay``). GET and DELETE (polls, metadata, cancel) are retried with jittered
+exponential backoff on connection errors, timeouts and HTTP 429/502/503/504. A POST is retried
+only where the server cannot have started a job: a connection that could not be opened, or an
+HTTP 429/503 answer. ``Retry-After`` is honoured; a retry that would end after the deadline is
+not made.
+
+The API key. ``Transport`` attaches the key only to URLs on the origin (scheme, host, port) of
+the configured run or backend URL (``Endpoints.may_receive_key``). A poll URL on any other
+host is refused with ``UnsafePollURLError`` before anything is sent (we chose refusing over
+polling without the key: a foreign poll URL is a sign of a misconfigured or hostile server, and
+silently dropping the key would only turn it into a confusing 401). ``AIX_TRUSTED_HOSTS`` adds
+hosts. Redirects are never followed. Nothing here logs headers or the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from aix_jupyter.core.config import Endpoints, origin
+from aix_jupyter.core.errors import RequestError, UnsafePollURLError
+from aix_jupyter.core.protocol import RawReply, retry_after_seconds
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("aix_jupyter.core")
+
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+STREAM_READ_TIMEOUT = 300.0  # longest silence between two streamed chunks
+MAX_ATTEMPTS = 3
+BACKOFF_BASE = 0.25
+BACKOFF_MAX = 4.0
+WAIT_SLICE = 0.05
+RETRY_STATUS_GET = frozenset({429, 502, 503, 504})
+RETRY_STATUS_POST = frozenset({429, 503})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class Cancelled(Exception):
+    """Internal: the caller's cancel event was set while waiting."""
+
+
+class DeadlineExceeded(Exception):
+    """Internal: the run's deadline passed while waiting."""
+
+
+class TransportFailure(RequestError):
+    """The request could not be completed (connection refused, timeout, broken connection).
+
+    ``kind`` is "connect" (nothing was sent), "timeout" or "network".
+    """
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Call:
+    """One HTTP request to make. ``auth`` is "run" (x-api-key), "backend" (both headers) or None."""
+
+    method: str
+    url: str
+    json_body: Any = None
+    auth: str | None = "run"
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    what: str = "request"
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method.upper() in ("GET", "DELETE", "HEAD", "PUT")
+
+
+def retry_delay(
+    call: Call,
+    attempt: int,
+    *,
+    reply: RawReply | None = None,
+    error: TransportFailure | None = None,
+    remaining: float | None = None,
+    rng: random.Random | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> float | None:
+    """Seconds to wait before retrying ``call`` after attempt number ``attempt`` (1-based), or None."""
+    if attempt >= max_attempts:
+        return None
+    if reply is not None:
+        allowed = RETRY_STATUS_GET if call.idempotent else RETRY_STATUS_POST
+        if reply.status_code not in allowed:
+            return None
+        delay = retry_after_seconds(reply.header("retry-after"))
+    elif error is not None:
+        if not call.idempotent and error.kind != "connect":
+            return None
+        delay = None
+    else:
+        return None
+    if delay is None:
+        delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)) * (rng or random).uniform(0.5, 1.0)
+    if remaining is not None and delay >= remaining:
+        return None
+    return delay
+
+
+def _short_origin(url: str) -> str:
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def _failure(exc: Exception, call: Call) -> TransportFailure:
+    import httpx
+
+    where = _short_origin(call.url)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransportFailure(f"{call.what}: could not connect to {where} (timed out)", kind="connect")
+    if isinstance(exc, httpx.ConnectError):
+        return TransportFailure(f"{call.what}: could not connect to {where} ({_reason(exc)})", kind="connect")
+    if isinstance(exc, httpx.TimeoutException):
+        return TransportFailure(f"{call.what}: {where} did not answer in time", kind="timeout")
+    if isinstance(exc, httpx.HTTPError | OSError):
+        return TransportFailure(f"{call.what}: connection to {where} failed ({_reason(exc)})", kind="network")
+    raise exc
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
+
+
+class Transport:
+    """What both I/O shells share: the endpoints, header building and the key's boundary."""
+
+    def __init__(self, endpoints: Endpoints, *, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.endpoints = endpoints
+        self.max_attempts = max_attempts
+        self.rng = random.Random()
+
+    def check_url(self, url: str, *, what: str = "poll URL") -> None:
+        """Raise UnsafePollURLError when the key would go to a host it is not configured for."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RequestError(f"{what} is not an http(s) URL: {url[:80]!r}")
+        if self.endpoints.api_key and not self.endpoints.may_receive_key(url):
+            raise UnsafePollURLError(
+                f"refusing to send the API key to {_short_origin(url)}: the {what} is on neither the run "
+                f"host ({_short_origin(self.endpoints.run_url)}) nor the backend host "
+                f"({_short_origin(self.endpoints.backend_url)}); add it to AIX_TRUSTED_HOSTS to trust it"
+            )
+
+    def headers(self, call: Call) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **call.headers}
+        key = self.endpoints.api_key
+        if call.auth and key:
+            self.check_url(call.url, what=f"{call.what} URL")
+            headers["x-api-key"] = key
+            if call.auth == "backend":
+                headers["Authorization"] = f"Token {key}"
+        return headers
+
+    def body(self, call: Call) -> bytes | None:
+        if call.content is not None:
+            return call.content
+        if call.json_body is None:
+            return None
+        import json
+
+        return json.dumps(call.json_body).encode("utf-8")
+
+
+def _timeout(deadline: float | None, hold: float = 0.0) -> httpx.Timeout:
+    import httpx
+
+    if deadline is None:
+        return httpx.Timeout(READ_TIMEOUT + hold, connect=CONNECT_TIMEOUT)
+    remaining = max(0.05, deadline - time.monotonic())
+    # the caller stops waiting at the deadline; the worker's own timeouts only bound its life
+    return httpx.Timeout(remaining + 1.0, connect=min(CONNECT_TIMEOUT, remaining + 0.5))
+
+
+def _raw(response: httpx.Response, content: bytes) -> RawReply:
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    return RawReply(response.status_code, headers, content)
+
+
+# ---------------------------------------------------------------------------------------------
+# sync
+
+
+_clients: dict[bool, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def sync_client(url: str) -> httpx.Client:
+    """A shared httpx.Client (pooled); loopback URLs bypass any proxy from the environment."""
+    local = (urlsplit(url).hostname or "").lower() in LOOPBACK
+    client = _clients.get(local)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(local)
+            if client is None:
+                import httpx
+
+                client = httpx.Client(follow_redirects=False, trust_env=not local)
+                _clients[local] = client
+    return client
+
+
+class _Job:
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def run_in_worker(fn: Callable[[], Any], name: str = "aix-http") -> _Job:
+    job = _Job()
+
+    def target() -> None:
+        try:
+            job.result = fn()
+        except BaseException as exc:  # handed to the waiting caller, who re-raises it
+            job.error = exc
+        finally:
+            job.done.set()
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return job
+
+
+def wait_job(job: _Job, deadline: float | None, cancel: threading.Event | None) -> Any:
+    """Wait for ``job`` in the caller's thread; raise Cancelled / DeadlineExceeded / the job's error."""
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if deadline is None:
+            step = WAIT_SLICE if cancel is not None else None
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if job.done.is_set():
+                    break
+                raise DeadlineExceeded()
+            step = min(WAIT_SLICE, remaining) if cancel is not None else remaining
+        if job.done.wait(step):
+            break
+    if job.error is not None:
+        raise job.error
+    return job.result
+
+
+def sleep_until(seconds: float, cancel: threading.Event | None) -> None:
+    """Sleep (interruptibly), returning early with Cancelled when ``cancel`` is set."""
+    if seconds <= 0:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        return
+    if cancel is None:
+        time.sleep(seconds)
+        return
+    if cancel.wait(seconds):
+        raise Cancelled()
+
+
+class SyncTransport(Transport):
+    def _once(
+        self, call: Call, deadline: float | None, cancel: threading.Event | None, hold: float
+    ) -> RawReply:
+        client = sync_client(call.url)
+        headers = self.headers(call)
+        body = self.body(call)
+        timeout = _timeout(deadline, hold)
+
+        def do() -> RawReply:
+            try:
+                response = client.request(
+                    call.method, call.url, headers=headers, content=body, timeout=timeout
+                )
+            except Exception as exc:
+                raise _failure(exc, call) from None
+            return _raw(response, response.content)
+
+        if deadline is None and cancel is None:
+            return do()
+        return wait_job(run_in_worker(do), deadline, cancel)
+
+    def send(
+        self,
+        call: Call,
+        *,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+        hold: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> RawReply:
+        """Send with retries; raise TransportFailure / Cancelled / DeadlineExceeded."""
+        attempts = self.max_attempts if max_attempts is None else max_attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                reply = self._once(call, deadline, cancel, hold)
+            except TransportFailure as exc:
+                delay = retry_delay(
+                    call, attempt, error=exc, remaining=remaining, rng=self.rng, max_attempts=attempts
+                )
+                if delay is None:
+                    raise
+                log.debug("%s failed (%s); retrying in %.2f s", call.what, exc.kind, delay)
+                sleep_until(delay, cancel)
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            delay = retry_delay(
+                call, attempt, reply=reply, remaining=remaining, rng=self.rng, max_attempts=attempts
+            )
+            if delay is None:
+                return reply
+            log.debug("%s answered HTTP %s; retrying in %.2f s", call.what, reply.status_code, delay)
+            sleep_until(delay, cancel)
+
+    def open_stream(
+        self, call: Call, cancel: threading.Event | None = None
+    ) -> tuple[httpx.Response, RawReply]:
+        """Send ``call`` and return the open streaming response once its headers arrived.
+
+        Waits in slices so that ``cancel`` ends the wait at once (raising Cancelled); a response
+        that arrives after that is closed by the worker.
+        """
+        import httpx
+
+        client = sync_client(call.url)
+        request = client.build_request(
+            call.method,
+            call.url,
+            headers=self.headers(call),
+            content=self.body(call),
+            timeout=httpx.Timeout(STREAM_READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+        )
+        abandoned = threading.Event()
+
+        def do() -> httpx.Response:
+            try:
+                response = client.send(request, stream=True)
+            except Exception as exc:
+                raise _failure(exc, call) from None
+            if abandoned.is_set():
+                response.close()
+            return response
+
+        try:
+            response = do() if cancel is None else wait_job(run_in_worker(do), None, cancel)
+        except Cancelled:
+            abandoned.set()
+            raise
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        return response, RawReply(response.status_code, headers)
+
+    def read_rest(self, response: httpx.Response) -> bytes:
+        try:
+            return response.read()
+        except Exception as exc:
+            raise _failure(exc, Call("GET", str(response.request.url), what="stream")) from None
+
+    def iter_payloads(self, response: httpx.Response) -> Iterator[list[bytes]]:
+        """Batches of SSE event payloads read from ``response``."""
+        from aix_jupyter.core.streaming import SSEDecoder
+
+        decoder = SSEDecoder()
+        feed = decoder.feed
+        try:
+            for raw in response.iter_bytes():
+                out = feed(raw)
+                if out:
+                    yield out
+        except Exception as exc:
+            if response.is_closed:
+                return
+            raise _failure(exc, Call("POST", str(response.request.url), what="stream")) from None
+        rest = decoder.flush()
+        if rest:
+            yield rest
+
+
+# ---------------------------------------------------------------------------------------------
+# async
+
+_ssl_context: Any = None
+
+
+def _verify() -> Any:
+    global _ssl_context
+    if _ssl_context is None:
+        import httpx
+
+        _ssl_context = httpx.create_ssl_context()
+    return _ssl_context
+
+
+def async_client(url: str) -> httpx.AsyncClient:
+    """A new AsyncClient (cheap: the SSL context is shared); close it when done."""
+    import httpx
+
+    local = (urlsplit(url).hostname or "").lower() in LOOPBACK
+    return httpx.AsyncClient(follow_redirects=False, trust_env=not local, verify=_verify())
+
+
+async def await_within(awaitable: Any, deadline: float | None, cancel: threading.Event | None) -> Any:
+    """Await with a deadline and a thread-safe cancel event; the inner task is cancelled on exit."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if deadline is None:
+                step = WAIT_SLICE if cancel is not None else None
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceeded()
+                step = min(WAIT_SLICE, remaining) if cancel is not None else remaining
+            done, _ = await asyncio.wait({task}, timeout=step)
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({task}, timeout=0.5)
+
+
+async def asleep_until(seconds: float, cancel: threading.Event | None) -> None:
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(remaining, WAIT_SLICE) if cancel is not None else remaining)
+
+
+class AsyncTransport(Transport):
+    def __init__(self, endpoints: Endpoints, client: httpx.AsyncClient | None = None, **kw: Any) -> None:
+        super().__init__(endpoints, **kw)
+        self._client = client
+
+    async def _once(
+        self,
+        client: httpx.AsyncClient,
+        call: Call,
+        deadline: float | None,
+        cancel: threading.Event | None,
+        hold: float,
+    ) -> RawReply:
+        headers = self.headers(call)
+
+        async def do() -> RawReply:
+            try:
+                response = await client.request(
+                    call.method,
+                    call.url,
+                    headers=headers,
+                    content=self.body(call),
+                    timeout=_timeout(deadline, hold),
+                )
+            except Exception as exc:
+                raise _failure(exc, call) from None
+            return _raw(response, response.content)
+
+        return await await_within(do(), deadline, cancel)
+
+    async def send(
+        self,
+        call: Call,
+        *,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+        hold: float = 0.0,
+        max_attempts: int | None = None,
+    ) -> RawReply:
+        attempts = self.max_attempts if max_attempts is None else max_attempts
+        own = self._client is None
+        client = self._client or async_client(call.url)
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                remaining = None if deadline is None else deadline - time.monotonic()
+                try:
+                    reply = await self._once(client, call, deadline, cancel, hold)
+                except TransportFailure as exc:
+                    delay = retry_delay(
+                        call, attempt, error=exc, remaining=remaining, rng=self.rng, max_attempts=attempts
+                    )
+                    if delay is None:
+                        raise
+                    await asleep_until(delay, cancel)
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                delay = retry_delay(
+                    call, attempt, reply=reply, remaining=remaining, rng=self.rng, max_attempts=attempts
+                )
+                if delay is None:
+                    return reply
+                await asleep_until(delay, cancel)
+        finally:
+            if own:
+                await client.aclose()
+
+    async def open_stream(self, call: Call, cancel: threading.Event | None = None) -> Any:
+        import httpx
+
+        client = self._client or async_client(call.url)
+        request = client.build_request(
+            call.method,
+            call.url,
+            headers=self.headers(call),
+            content=self.body(call),
+            timeout=httpx.Timeout(STREAM_READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+        )
+
+        async def do() -> httpx.Response:
+            try:
+                return await client.send(request, stream=True)
+            except Exception as exc:
+                raise _failure(exc, call) from None
+
+        response = await await_within(do(), None, cancel)
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        return response, RawReply(response.status_code, headers)
+
+    async def aiter_payloads(self, response: httpx.Response) -> AsyncIterator[list[bytes]]:
+        from aix_jupyter.core.streaming import SSEDecoder
+
+        decoder = SSEDecoder()
+        feed = decoder.feed
+        try:
+            async for raw in response.aiter_bytes():
+                out = feed(raw)
+                if out:
+                    yield out
+        except Exception as exc:
+            if response.is_closed:
+                return
+            raise _failure(exc, Call("POST", str(response.request.url), what="stream")) from None
+        rest = decoder.flush()
+        if rest:
+            yield rest
+
+
+def redact(text: str, secrets: Mapping[str, str | None] | None = None) -> str:
+    """``text`` with every given secret replaced by ``***`` (defence in depth for messages)."""
+    for value in (secrets or {}).values():
+        if value:
+            text = text.replace(value, "***")
+    return text
