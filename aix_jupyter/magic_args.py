@@ -269,9 +269,12 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
     if word not in SUBCOMMANDS:
         if looks_like_model_id(word, known_models) and not word.startswith("-"):
             return RunArgs("run", word, line[first.end :], first.end)
-        if _is_option(line, first.start) and default_model:
+        if default_model:  # ``%aix TEXT`` runs the default model
             return RunArgs("run", default_model, line[first.start :], first.start)
-        raise MagicUsageError(f"unknown subcommand {word!r}; use one of {', '.join(SUBCOMMANDS)}")
+        raise MagicUsageError(
+            f"unknown subcommand {word!r}; use one of {', '.join(SUBCOMMANDS)} "
+            "(or a model id, or set AixMagics.default_model)"
+        )
     pos = first.end
     if word in RUN_COMMANDS:
         tok = next_token(line, pos)
@@ -391,8 +394,8 @@ def _positive_float(value: str, option: str) -> float:
 # ---------------------------------------------------------------------------------------------
 def valid_options_text(schema: Schema, command: str = "run") -> str:
     params = ", ".join(f"--{name}" for name in schema) or "none"
-    flags = ", ".join(f for f in COMMAND_FLAGS[command] if f not in ("-o", "-p"))
-    return f"model parameters: {params}; magic options: -o/--out, -p/--param, {flags.replace('--out, ', '')}"
+    own = [f for f in COMMAND_FLAGS[command] if f not in ("-o", "--out", "-p", "--param")]
+    return f"model parameters: {params}; magic options: -o/--out, -p/--param, {', '.join(own)}"
 
 
 def parse_run_options(

@@ -1,0 +1,501 @@
+"""The ``%aix`` / ``%%aix`` magics: a thin front end over the client core.
+
+Parsing lives in :mod:`aix_jupyter.magic_args`, rendering in :mod:`aix_jupyter.display`; this
+module wires them to the core (``ModelFactory``, ``Model.run``/``run_stream``/``run_async``/
+``poll``/``sync_poll``/``cancel_run``, ``config``). Everything it knows about a model comes from the
+core and the model's parameter schema.
+
+Loading the extension imports nothing heavy: the core (httpx, pydantic) and ipywidgets are
+imported by the first command that needs them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Enum, Float, Int, Unicode
+
+from aix_jupyter import display as aix_display
+from aix_jupyter import magic_args as ma
+from aix_jupyter.core.errors import AixError, ConfigurationError, RunCancelled
+
+if TYPE_CHECKING:
+    from aix_jupyter.core.model import Model
+
+_CACHE_SECONDS = 60.0
+
+
+@magics_class
+class AixMagics(Magics):
+    """``%aix`` / ``%%aix``: run aiXplain-wire models. ``%aix help`` lists the subcommands."""
+
+    default_model = Unicode(
+        "", help="Model id used when a run/info/widget command names none (e.g. 'local/sentiment-vader')."
+    ).tag(config=True)
+    timeout = Float(300.0, help="Seconds a run may take before it is cancelled and fails.").tag(config=True)
+    poll_interval = Float(0.5, help="First wait between polls in seconds (it grows 10% per poll).").tag(
+        config=True
+    )
+    poll_cap = Float(
+        5.0, help="Longest wait between two polls in seconds (a finished job is noticed within this)."
+    ).tag(config=True)
+    progress = Enum(
+        ["auto", "widget", "text", "off"],
+        "auto",
+        help="Progress while waiting: a widget bar, a text line, 'auto' (bar in a live frontend), or 'off'.",
+    ).tag(config=True)
+    stream_display = Enum(
+        ["auto", "live", "kernel", "terminal"],
+        "auto",
+        help="How %aix stream shows chunks: 'live' updates one output in place, 'terminal' prints them, "
+        "'kernel' shows only the final output; 'auto' picks from the frontend.",
+    ).tag(config=True)
+    models_page_size = Int(100, help="How many models %aix models lists.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._jobs: dict[str, str] = {}  # poll URL -> model id
+        self._model_ids: tuple[float, list[str]] | None = None
+        self._schemas: dict[str, tuple[float, list[str]]] = {}
+
+    # -- entry point ---------------------------------------------------------------------------
+    @no_var_expand
+    @line_cell_magic
+    def aix(self, line: str, cell: str | None = None) -> Any:
+        """Run aiXplain-wire models: ``%aix help`` lists the subcommands and their options."""
+        args = ma.parse_command(line, default_model=self.default_model, known_models=self._cached_ids())
+        if cell is not None and not isinstance(args, ma.RunArgs):
+            raise ma.MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
+        if isinstance(args, ma.RunArgs):
+            return self._run(args, cell)
+        if isinstance(args, ma.PollArgs):
+            return self._poll(args)
+        if isinstance(args, ma.TargetArgs):
+            return self._cancel(args)
+        if isinstance(args, ma.ModelsArgs):
+            return self._models(args)
+        if isinstance(args, ma.ModelArgs):
+            return self._info(args.model_id) if args.command == "info" else self._widget(args.model_id)
+        if args.command == "config":
+            return self._config()
+        if args.command == "login":
+            return self._login()
+        print(ma.usage(args.topic) if args.topic else ma.usage())
+        return None
+
+    @property
+    def _ns(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
+
+    # -- run / stream / async ------------------------------------------------------------------
+    def _get_model(self, model_id: str) -> Model:
+        from aix_jupyter.core.factory import ModelFactory
+
+        model = ModelFactory.get(model_id)
+        self._schemas[model.id] = (time.monotonic(), list(model.model_params))
+        return model
+
+    def _run(self, args: ma.RunArgs, cell: str | None) -> Any:
+        model_id = ma.interpolate(args.model_id, self._ns)
+        model = self._get_model(model_id)
+        schema = model.model_params
+        opts = ma.parse_run_options(
+            args.rest,
+            schema,
+            command=args.command,
+            model_id=model_id,
+            interpolate_value=lambda s: ma.interpolate(s, self._ns),
+        )
+        if opts.help:
+            return self._info(model_id, model=model)
+        if cell is not None:
+            if opts.input_text is not None:
+                raise ma.MagicUsageError(
+                    f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
+                )
+            opts.input_text = cell
+        run_input = ma.resolve_input(opts.input_text, self._ns)
+        data = self._prepare_data(run_input, schema)
+        schema.validate_request(opts.parameters, data_given=data is not None)
+        provenance = dict(model_id=model.id, version=model.version, parameters=dict(opts.parameters))
+        stream = opts.stream or args.command == "stream"
+        if stream and not getattr(model, "supports_streaming", False):
+            raise ma.MagicUsageError(f"{model.id} does not stream; use %aix run (see %aix models)")
+        if args.command == "async":
+            response = self._submit(model, data, opts, provenance)
+        elif stream:
+            response = self._stream(model, data, opts, provenance)
+        else:
+            response = self._wait(model, data, opts, provenance)
+        if opts.out:
+            self._ns[opts.out] = response
+        return response
+
+    def _prepare_data(self, run_input: ma.RunInput, schema: Any) -> Any:
+        if run_input.kind != "file":
+            return run_input.data
+        primary = schema.primary_input()
+        media = primary is not None and primary.data_type in ("audio", "image", "video", "file")
+        if media:
+            return run_input.data  # the core sends a local file as the model's media input
+        try:
+            with open(run_input.data, encoding="utf-8") as handle:
+                return handle.read()
+        except UnicodeDecodeError:
+            raise ma.MagicUsageError(
+                f"{run_input.source!r} is not a UTF-8 text file and this model takes text"
+            ) from None
+
+    @property
+    def jobs(self) -> dict[str, str]:
+        """Poll URL -> model id of the jobs started from this kernel (``%aix poll/cancel`` use it)."""
+        return dict(self._jobs)
+
+    def _progress(self, model_id: str, enabled: bool) -> Any:
+        if not enabled or self.progress == "off":
+            return None
+        from aix_jupyter.widgets.progress import make_progress
+
+        return make_progress(model_id, mode=self.progress)
+
+    def _hook(self, model_id: str, progress: Any) -> Any:
+        """The run's ``on_event``: remember the job's poll URL, then feed the progress."""
+
+        def on_event(event: Any) -> None:
+            if event.poll_url:
+                self._jobs.setdefault(event.poll_url, model_id)
+            if progress is not None:
+                progress(event)
+
+        return on_event
+
+    def _run_kwargs(self, opts_timeout: float | None) -> dict[str, Any]:
+        return {
+            "timeout": opts_timeout or self.timeout,
+            "wait_time": self.poll_interval,
+            "max_wait": self.poll_cap,
+        }
+
+    def _finish(self, response: Any, model_id: str, provenance: dict[str, Any], started: float) -> Any:
+        status = str(getattr(response.status, "value", response.status))
+        if status == "FAILED":
+            message = response.error_message or "the model failed without a message"
+            if "cancel" in message.lower():
+                raise RunCancelled(f"{model_id}: {message}")
+            raise ma.RunFailed(f"{model_id}: {' '.join(str(message).split())}")
+        aix_display.remember(
+            response, aix_display.Provenance(wall_time=time.monotonic() - started, **provenance)
+        )
+        return response
+
+    def _wait(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
+        progress = self._progress(model.id, opts.progress)
+        started = time.monotonic()
+        try:
+            response = model.run(
+                data,
+                parameters=opts.parameters,
+                on_event=self._hook(model.id, progress),
+                **self._run_kwargs(opts.timeout),
+            )
+        except KeyboardInterrupt:
+            raise RunCancelled(f"{model.id}: interrupted; the run was cancelled on the server") from None
+        finally:
+            if progress is not None:
+                progress.close()
+        return self._finish(response, model.id, provenance, started)
+
+    def _stream(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
+        from aix_jupyter.core.enums import ResponseStatus
+        from aix_jupyter.core.response import ModelResponse
+
+        view = aix_display.StreamView(model.id, mode=self.stream_display)
+        started = time.monotonic()
+        view.start()
+        streamer = None
+        try:
+            streamer = model.run_stream(data, parameters=opts.parameters)
+            for chunk in streamer:
+                status = str(getattr(chunk.status, "value", chunk.status))
+                if status == "FAILED":
+                    self._finish(chunk, model.id, provenance, started)
+                text = chunk.data if isinstance(chunk.data, str) else str(chunk.data or "")
+                view.chunk(text)
+        except KeyboardInterrupt:
+            view.abort()
+            raise RunCancelled(f"{model.id}: interrupted; the stream was cancelled") from None
+        except BaseException:
+            view.abort()
+            raise
+        finally:
+            if streamer is not None:
+                streamer.close()
+        text = getattr(streamer, "text", None) or view.text
+        response = ModelResponse(status=ResponseStatus.SUCCESS, data=text, completed=True)
+        response.run_time = round(time.monotonic() - started, 3)
+        provenance = {**provenance, "streamed": True}
+        response = self._finish(response, model.id, provenance, started)
+        view.finish(response, aix_display.provenance_of(response))
+        return response
+
+    def _submit(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
+        started = time.monotonic()
+        response = model.run_async(data, parameters=opts.parameters)
+        response = self._finish(response, model.id, provenance, started)
+        if response.url:
+            self._jobs[response.url] = model.id
+        return response
+
+    # -- poll / cancel ---------------------------------------------------------------------------
+    def _job_model(self, url: str, handle: Any) -> Model:
+        from aix_jupyter.core.model import Model
+
+        model_id = self._jobs.get(url)
+        if model_id is None and handle is not None:
+            prov = aix_display.provenance_of(handle)
+            model_id = prov.model_id if prov else None
+        return Model(id=model_id or "job")
+
+    def _poll(self, args: ma.PollArgs) -> Any:
+        url, handle = ma.resolve_target(args.target, self._ns)
+        model = self._job_model(url, handle)
+        handle_prov = aix_display.provenance_of(handle) if handle is not None else None
+        provenance: dict[str, Any] = {
+            "model_id": model.id,
+            "version": handle_prov.version if handle_prov else None,
+            "parameters": dict(handle_prov.parameters) if handle_prov else {},
+        }
+        started = time.monotonic()
+        if args.wait:
+            progress = self._progress(model.id, args.progress)
+            try:
+                response = model.sync_poll(url, on_event=progress, **self._run_kwargs(args.timeout))
+            except KeyboardInterrupt:
+                raise RunCancelled(f"{model.id}: interrupted; the run was cancelled on the server") from None
+            finally:
+                if progress is not None:
+                    progress.close()
+        else:
+            response = model.poll(url)
+        response = self._finish(response, model.id, provenance, started)
+        if args.out:
+            self._ns[args.out] = response
+        return response
+
+    def _cancel(self, args: ma.TargetArgs) -> None:
+        url, handle = ma.resolve_target(args.target, self._ns)
+        model = self._job_model(url, handle)
+        if model.cancel_run(url):
+            print(f"{model.id}: run cancelled")
+        else:
+            print(f"{model.id}: nothing to cancel (the run had already ended)")
+
+    # -- models / info / widget / config / login -------------------------------------------------
+    def _models(self, args: ma.ModelsArgs) -> aix_display.Table:
+        from aix_jupyter.core.factory import ModelFactory
+
+        found = ModelFactory.list(query=args.query, function=args.function, page_size=self.models_page_size)
+        models = list(found["items"])
+        self._model_ids = (time.monotonic(), [m.id for m in models])
+        rows = [
+            [
+                m.id,
+                m.name,
+                _text(m.function),
+                "yes" if m.supports_streaming else "no",
+                _name(m.supplier),
+                _price(m.cost),
+            ]
+            for m in models
+        ]
+        total = found.get("total", len(models))
+        note = f"{len(models)} of {total} models" if total != len(models) else f"{len(models)} models"
+        table = aix_display.Table(
+            ["id", "name", "function", "streaming", "supplier", "price"], rows, note=note
+        )
+        table.models = models  # type: ignore[attr-defined]
+        return table
+
+    def _info(self, model_id: str, model: Model | None = None) -> aix_display.Card:
+        model = model or self._get_model(model_id)
+        params = model.model_params
+        fields = [
+            ("id", model.id),
+            ("supplier", _name(model.supplier)),
+            ("function", _text(model.function)),
+            ("version", model.version),
+            ("streaming", "yes" if model.supports_streaming else "no"),
+            ("price", _price(model.cost)),
+        ]
+        if model.description:
+            fields.append(("description", model.description))
+        help_lines = [f"--{p.help()}" for p in params.values()] or ["(none)"]
+        primary = params.primary_input()
+        usage = [
+            f"%aix run {model.id} [--name value ...] TEXT",
+            f"%%aix run {model.id} [--name value ...]   (cell body = input)",
+        ]
+        if model.supports_streaming:
+            usage.append(f"%aix stream {model.id} [--name value ...] TEXT")
+        if primary is not None:
+            usage.append(f"the input fills '{primary.name}'")
+        card = aix_display.Card(
+            model.name or model.id, fields, [("Parameters", help_lines), ("Usage", usage)]
+        )
+        card.model = model  # type: ignore[attr-defined]
+        return card
+
+    def _widget(self, model_id: str) -> Any:
+        from aix_jupyter.widgets import ModelWidget
+
+        return ModelWidget(model_id)
+
+    def _config(self) -> aix_display.Card:
+        import sys
+
+        from aix_jupyter.core.config import describe_config, resolve_endpoints
+
+        info = describe_config()
+        embedded = sys.modules.get("aix_jupyter.backend.embedded")
+        if info.get("mode") == "embedded" and embedded is not None and embedded.is_running():
+            base = resolve_endpoints().backend_url  # already running: this starts nothing
+            info.update(
+                run_url=base + "/api/v1/execute", backend_url=base, note="the embedded backend is running"
+            )
+        fields = [
+            (str(k), _text(v) if v not in (None, "", []) else "-") for k, v in info.items() if k != "note"
+        ]
+        notes = [str(info["note"])] if info.get("note") else []
+        magic = [
+            f"AixMagics.{name} = {getattr(self, name)!r}" for name in sorted(self.trait_names(config=True))
+        ]
+        card = aix_display.Card("aix configuration", fields, [("Notes", notes), ("Magic settings", magic)])
+        card.config = info  # type: ignore[attr-defined]
+        return card
+
+    def _login(self) -> None:
+        from aix_jupyter.core.config import describe_config, set_api_key
+
+        try:
+            key = getpass.getpass("aiXplain API key (kept for this kernel only): ")
+        except Exception as exc:  # ipykernel without stdin (headless executors)
+            if type(exc).__name__ == "StdinNotImplementedError":
+                raise ConfigurationError(
+                    "%aix login needs an interactive frontend; set TEAM_API_KEY in the environment instead"
+                ) from None
+            raise
+        aix_display.register_secret(key.strip())
+        set_api_key(key)
+        info = describe_config()
+        print(f"API key set for this kernel only; runs go to {info.get('run_url') or info.get('mode')}")
+
+    # -- completion ------------------------------------------------------------------------------
+    def _cached_ids(self) -> list[str]:
+        return self._model_ids[1] if self._model_ids else []
+
+    def _completion_model_ids(self) -> Iterable[str]:
+        now = time.monotonic()
+        if self._model_ids is None or now - self._model_ids[0] > _CACHE_SECONDS:
+            from aix_jupyter.core.factory import ModelFactory
+
+            try:
+                found = ModelFactory.list(page_size=self.models_page_size)
+            except AixError:
+                return self._cached_ids()  # completion offers what it knows; the command reports errors
+            self._model_ids = (now, [m.id for m in found["items"]])
+        return self._model_ids[1]
+
+    def _completion_params(self, model_id: str) -> Iterable[str]:
+        cached = self._schemas.get(model_id)
+        if cached is None or time.monotonic() - cached[0] > _CACHE_SECONDS:
+            try:
+                self._get_model(model_id)
+            except AixError:
+                return []
+            cached = self._schemas[model_id]
+        return cached[1]
+
+    def complete(self, context: Any) -> dict[str, Any]:
+        """IPython completion matcher for ``%aix`` lines (subcommands, model ids, options)."""
+        from IPython.core.completer import SimpleCompletion
+
+        line = context.text_until_cursor
+        fragment, candidates = ma.completions(
+            line,
+            model_ids=self._completion_model_ids,
+            parameter_names=self._completion_params,
+            default_model=self.default_model,
+        )
+        if not candidates and not line.lstrip().startswith(("%aix", "%%aix")):
+            return {"completions": [], "suppress": False}
+        return {
+            "completions": [SimpleCompletion(text=c, type="aix") for c in candidates],
+            "matched_fragment": fragment,
+            "suppress": bool(candidates),
+        }
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def _name(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("name") or value.get("code") or value.get("id") or "")
+    return _text(value)
+
+
+def _price(cost: Any) -> str:
+    if isinstance(cost, dict):
+        price = cost.get("price")
+        if price is None:
+            return ""
+        unit = str(cost.get("unitType") or "").lower()
+        return f"{price} {cost.get('currency', '')}".strip() + (f"/{unit}" if unit else "")
+    return _text(cost)
+
+
+# -- extension entry points -----------------------------------------------------------------------
+_loaded: dict[int, tuple[AixMagics, Any]] = {}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics, the completion matcher and the ModelResponse display hook."""
+    if id(ipython) in _loaded:
+        return
+    from IPython.core.completer import context_matcher
+
+    magics = AixMagics(shell=ipython)
+    ipython.register_magics(magics)
+
+    @context_matcher()
+    def aix_matcher(context: Any) -> Any:
+        return magics.complete(context)
+
+    matcher = aix_matcher
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None:
+        completer.custom_matchers.append(matcher)
+    aix_display.register_formatter(ipython)
+    _loaded[id(ipython)] = (magics, matcher)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    entry = _loaded.pop(id(ipython), None)
+    if entry is None:
+        return
+    magics, matcher = entry
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("aix", None)
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None and matcher in completer.custom_matchers:
+        completer.custom_matchers.remove(matcher)
+    if magics in getattr(ipython, "configurables", []):
+        ipython.configurables.remove(magics)
+    aix_display.unregister_formatter(ipython)

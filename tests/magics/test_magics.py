@@ -1,0 +1,297 @@
+"""``%aix`` / ``%%aix`` in a real IPython shell against the real embedded backend (no mocks)."""
+
+from __future__ import annotations
+
+import _thread
+import re
+import sys
+import threading
+
+import pytest
+
+from aix_jupyter.core.enums import ResponseStatus
+from aix_jupyter.core.errors import AixError, ParameterError, RunCancelled
+from aix_jupyter.core.response import ModelResponse
+from aix_jupyter.magic_args import MagicUsageError, RunFailed
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_text(out) -> str:
+    return ANSI.sub("", out.stdout + out.stderr).strip()
+
+
+def assert_short_error(out, kind: type[BaseException], *fragments: str) -> None:
+    """The cell raised ``kind``, rendered as one line naming the culprit, and displayed nothing else."""
+    assert isinstance(out.error, kind), out.error
+    text = error_text(out)
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("[aix]")]
+    assert len(lines) == 1, text
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert out.outputs == []  # no error string as output
+
+
+def shown(ip, out) -> dict:
+    """The MIME bundle the cell showed: its display output, else its formatted result."""
+    if out.outputs:
+        return out.outputs[0].data
+    return ip.display_formatter.format(out.result)[0]
+
+
+@pytest.fixture
+def magics(ip):
+    return ip.magics_manager.registry["AixMagics"]
+
+
+# -- run -----------------------------------------------------------------------------------------
+def test_run_returns_the_response_and_displays_it_with_provenance(cell, ip):
+    out = cell("%aix run local/sentiment-vader I love this library, it is wonderful")
+    assert out.error is None
+    response = out.result
+    assert isinstance(response, ModelResponse) and response.status is ResponseStatus.SUCCESS
+    assert response.data == "POSITIVE"
+    assert ip.user_ns["_"] is response
+    assert len(out.outputs) == 1
+    bundle, meta = shown(ip, out), out.outputs[0].metadata
+    assert bundle["text/plain"] == "POSITIVE" and bundle["text/markdown"] == "POSITIVE"
+    prov = meta["aix_jupyter"]
+    assert prov["model_id"] == "local/sentiment-vader" and prov["parameters"] == {}
+    assert prov["status"] == "SUCCESS" and prov["model_version"] and prov["wall_time"] >= 0
+    assert "[aix] local/sentiment-vader finished" in out.stderr  # the text progress line
+
+
+def test_parameters_are_validated_and_sent(cell):
+    default = cell("%aix run local/sentiment-vader I like it").result
+    strict = cell("%aix run local/sentiment-vader --threshold 0.9 I like it")
+    assert (default.data, strict.result.data) == ("POSITIVE", "NEUTRAL")
+    assert strict.outputs[0].metadata["aix_jupyter"]["parameters"] == {"threshold": 0.9}
+
+
+def test_cell_magic_uses_the_body_as_input(cell):
+    out = cell("%%aix run local/langid-langdetect\nBonjour tout le monde, comment allez-vous aujourd'hui ?\n")
+    assert out.error is None and out.result.data == "fr"
+
+
+def test_model_first_shorthand_and_out_variable(cell, ip):
+    out = cell("%aix local/langid-langdetect -o lang Guten Morgen, wie geht es dir heute")
+    assert out.result.data == "de" and ip.user_ns["lang"] is out.result
+
+
+def test_interpolation_dict_variables_and_files(cell, ip, tmp_path):
+    ip.user_ns["mood"] = "hate"
+    assert cell("%aix run local/sentiment-vader I {mood} this {{so much}}").result.data == "NEGATIVE"
+    ip.user_ns["payload"] = {"data": "I like it", "threshold": 0.9}
+    assert cell("%aix run local/sentiment-vader payload").result.data == "NEUTRAL"
+    review = tmp_path / "review.txt"
+    review.write_text("What a fantastic, delightful film!", encoding="utf-8")
+    ip.user_ns["path"] = str(review)
+    assert cell("%aix run local/sentiment-vader {path}").result.data == "POSITIVE"
+    out = cell("%aix run local/sentiment-vader I {nothing}")
+    assert_short_error(out, MagicUsageError, "{nothing}", "no variable 'nothing'")
+
+
+def test_json_output_gets_a_json_view(cell, ip):
+    out = cell(
+        "%aix run local/keywords-yake --max_keywords 3 Jupyter notebooks make interactive computing easy"
+    )
+    assert out.error is None, out.error
+    bundle = shown(ip, out)
+    assert "application/json" in bundle and isinstance(out.result.data, list | dict)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def test_bad_options_give_one_line_errors(cell):
+    assert_short_error(
+        cell("%aix run local/sentiment-vader --threshold high I like it"),
+        ParameterError,
+        "threshold",
+        "'high'",
+    )
+    assert_short_error(
+        cell("%aix run local/sentiment-vader --threshold 3 x"), ParameterError, "threshold", "<= 1"
+    )
+    out = cell("%aix run local/sentiment-vader --thresh 0.1 x")
+    assert_short_error(out, ParameterError, "--thresh", "--threshold", "-o/--out")
+    assert_short_error(cell("%aix run local/sentiment-vader"), ParameterError, "data")
+    assert_short_error(cell("%aix frobnicate"), MagicUsageError, "frobnicate", "run")
+
+
+def test_unknown_model_and_failed_runs_raise(cell):
+    out = cell("%aix run local/no-such-model hi")
+    assert isinstance(out.error, AixError)
+    assert "local/no-such-model" in error_text(out) and len(error_text(out).splitlines()) == 1
+    out = cell("%aix run local/countdown --seconds 0 --fail true go")
+    assert_short_error(out, RunFailed, "local/countdown", "fail=true")
+
+
+def test_errors_stop_run_all_and_leave_no_exception_hook(ip, cell):
+    assert ip.custom_exceptions == ()
+    excepthook = sys.excepthook
+    out = cell("%aix run local/sentiment-vader --threshold 9 x\nreached = True")
+    assert out.error is not None and "reached" not in ip.user_ns
+    assert sys.excepthook is excepthook and ip.custom_exceptions == ()
+
+
+# -- async / poll / cancel ----------------------------------------------------------------------
+def test_async_then_poll(cell, ip):
+    out = cell("h = %aix async local/countdown --seconds 0.3 Done")
+    assert out.error is None
+    handle = ip.user_ns["h"]
+    assert handle.status is ResponseStatus.IN_PROGRESS and handle.url.startswith("http://127.0.0.1:")
+    once = cell("%aix poll h")
+    assert once.error is None and once.result.status in (ResponseStatus.IN_PROGRESS, ResponseStatus.SUCCESS)
+    waited = cell("%aix poll h --wait -o final")
+    assert waited.error is None and waited.result.data == "Done" and ip.user_ns["final"] is waited.result
+    assert waited.outputs[-1].metadata["aix_jupyter"]["model_id"] == "local/countdown"
+    again = cell(f"%aix poll {handle.url} --wait")  # a plain URL works too
+    assert again.result.data == "Done"
+
+
+def test_async_handle_displays_its_poll_url(cell, ip):
+    out = cell("%aix async local/countdown --seconds 5 x")
+    assert out.result.url in shown(ip, out)["text/plain"]
+    cell(f"%aix cancel {out.result.url}")
+
+
+def test_cancel_a_running_job(cell, ip):
+    cell("job = %aix async local/countdown --seconds 30 never")
+    out = cell("%aix cancel job")
+    assert out.error is None and "local/countdown: run cancelled" in out.stdout
+    assert_short_error(cell("%aix poll job --wait"), RunCancelled, "local/countdown", "ancel")
+    assert "nothing to cancel" in cell("%aix cancel job").stdout
+
+
+def test_ctrl_c_cancels_the_run_on_the_server(cell, magics):
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        out = cell("%aix run local/countdown --seconds 30 never")
+    finally:
+        timer.cancel()
+    assert_short_error(out, RunCancelled, "local/countdown", "interrupted")
+    urls = [u for u, m in magics.jobs.items() if m == "local/countdown"]
+    assert urls, "the run's poll URL was not seen"
+    poll = cell(f"%aix poll {urls[-1]}")  # the server says the job was cancelled
+    assert isinstance(poll.error, RunCancelled), poll.error
+
+
+# -- stream ---------------------------------------------------------------------------------------
+@pytest.mark.llm
+@pytest.mark.slow
+def test_stream_prints_chunks_then_returns_the_whole_text(cell):
+    out = cell("%aix stream local/smollm2-135m --max_tokens 12 --temperature 0 Say hello")
+    assert out.error is None, out.error
+    response = out.result
+    assert isinstance(response, ModelResponse) and response.data
+    assert out.stdout.startswith(response.data + "\n")  # terminal: the chunks were the output
+    assert out.outputs == []  # ... and the returned response adds nothing in this cell
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_stream_live_updates_one_output_and_ends_static(cell, magics):
+    magics.stream_display = "live"
+    out = cell("%aix run local/smollm2-135m --stream --max_tokens 12 --temperature 0 Say hello")
+    assert out.error is None, out.error
+    assert len({o.transient["display_id"] for o in out.outputs}) == 1
+    assert out.outputs[0].update is False and all(o.update for o in out.outputs[1:])
+    final = out.outputs[-1]
+    assert final.data["text/plain"] == out.result.data
+    assert final.metadata["aix_jupyter"]["streamed"] is True
+    assert final.metadata["aix_jupyter"]["model_id"] == "local/smollm2-135m"
+
+
+def test_stream_on_a_model_that_does_not_stream(cell):
+    assert_short_error(cell("%aix stream local/sentiment-vader hi"), MagicUsageError, "does not stream")
+
+
+# -- models / info / config / login / help ---------------------------------------------------------
+def test_models_table(cell, ip):
+    out = cell("%aix models")
+    assert out.error is None
+    text = shown(ip, out)["text/plain"]
+    assert text.splitlines()[0].split() == ["id", "name", "function", "streaming", "supplier", "price"]
+    for model_id in ("local/sentiment-vader", "local/langid-langdetect", "local/keywords-yake"):
+        assert model_id in text
+    assert "<table" in shown(ip, out)["text/html"]
+    only = shown(ip, cell("%aix models --function sentiment-analysis"))["text/plain"]
+    assert "local/sentiment-vader" in only and "local/langid-langdetect" not in only
+    assert [m.id for m in cell("%aix models vader").result.models] == ["local/sentiment-vader"]
+
+
+def test_info_card_lists_the_parameters_from_the_schema(cell, ip):
+    out = cell("%aix info local/countdown")
+    text = shown(ip, out)["text/plain"]
+    assert "Parameters:" in text
+    assert "--seconds (number; range [0, 3600]; default 3.0): How long the run takes." in text
+    assert "--fail (boolean; default False)" in text
+    assert shown(ip, cell("%aix run local/countdown --help"))["text/plain"] == text
+
+
+def test_config_never_shows_the_key(cell, ip, monkeypatch):
+    out = cell("%aix config")
+    text = shown(ip, out)["text/plain"]
+    assert re.search(r"^mode +embedded$", text, re.M) and re.search(r"^api_key_set +False$", text, re.M)
+    cell("%aix run local/sentiment-vader ok")  # the embedded backend is now running: config shows where
+    text = shown(ip, cell("%aix config"))["text/plain"]
+    assert re.search(r"^run_url +http://127\.0\.0\.1:\d+/api/v1/execute$", text, re.M)
+    monkeypatch.setenv("TEAM_API_KEY", "sk-secret-value-123")
+    out = cell("%aix config")
+    text = shown(ip, out)["text/plain"] + shown(ip, out)["text/html"]
+    assert "platform" in text and "True" in text and "sk-secret-value-123" not in text
+
+
+def test_login_keeps_the_key_for_this_kernel_only(cell, ip, monkeypatch):
+    import aix_jupyter.magics as magics_module
+    from aix_jupyter.core import config
+
+    monkeypatch.setattr(magics_module.getpass, "getpass", lambda prompt="": "  sk-typed-key-456  ")
+    try:
+        out = cell("%aix login")
+        assert out.error is None and "kernel only" in out.stdout
+        assert "sk-typed-key-456" not in out.stdout
+        assert config.configured_api_key() == ("sk-typed-key-456", "set_api_key")
+        card = shown(ip, cell("%aix config"))
+        assert "set_api_key" in card["text/plain"]
+        assert "sk-typed-key-456" not in str(card)
+    finally:
+        config.set_api_key(None)
+
+
+def test_help_lists_every_subcommand(cell):
+    out = cell("%aix help")
+    for sub in ("run", "stream", "async", "poll", "cancel", "models", "info", "widget", "config", "login"):
+        assert f"%aix {sub}" in out.stdout
+    assert cell("%aix help poll").stdout.strip().startswith("usage: %aix poll")
+
+
+# -- configuration -------------------------------------------------------------------------------------
+def test_traitlets_configuration(cell, magics):
+    cell("%config AixMagics.default_model = 'local/sentiment-vader'")
+    assert magics.default_model == "local/sentiment-vader"
+    assert cell("%aix run I hate rainy mondays").result.data == "NEGATIVE"
+    assert cell("%aix I love sunny days").result.data == "POSITIVE"
+    cell("%config AixMagics.timeout = 0.5")
+    out = cell("%aix run local/countdown --seconds 5 late")
+    assert isinstance(out.error, AixError) and "local/countdown" in error_text(out)
+    cell("%config AixMagics.poll_cap = 0.25")
+    assert magics.poll_cap == 0.25
+    assert cell("%aix run local/countdown --seconds 0.6 --timeout 10 ok").result.data == "ok"
+
+
+# -- completion --------------------------------------------------------------------------------------
+def complete(ip, line: str) -> list[str]:
+    from IPython.core.completer import provisionalcompleter
+
+    with provisionalcompleter():
+        return [c.text for c in ip.Completer.completions(line, len(line))]
+
+
+def test_tab_completion(ip):
+    assert {"run", "stream", "models"} <= set(complete(ip, "%aix "))
+    assert complete(ip, "%aix str") == ["stream"]
+    assert "local/sentiment-vader" in complete(ip, "%aix run local/sen")
+    assert complete(ip, "%aix run local/sentiment-vader --thr") == ["--threshold"]
+    assert "--seconds" in complete(ip, "%aix run local/countdown --")
+    assert complete(ip, "%aix poll x --w") == ["--wait"]
