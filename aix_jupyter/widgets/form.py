@@ -1,0 +1,370 @@
+"""A model's parameters as ipywidgets controls, generated from its ``ModelParameters`` schema.
+
+The schema is the same one the client core validates requests with; every value a control produces
+goes through ``Parameter.check`` and an invalid one shows the core's one-line message next to its
+control. Which control a parameter gets (``control_kind``):
+
+=====================================  ===========================================================
+parameter                              control
+=====================================  ===========================================================
+fixed (``isFixed``)                    read-only text showing its value (never sent)
+options, one value                     Dropdown (plus "(not set)" when optional without default)
+options, several values                SelectMultiple
+several values, no options             TagsInput
+boolean                                Checkbox
+number with both bounds                IntSlider / FloatSlider (integer sub-type → Int)
+number otherwise                       IntText / FloatText; a text field when optional without a
+                                       default (empty = not set)
+text: the primary input                Textarea that grows with its content
+json                                   Textarea holding JSON
+audio / image / video / file           path-or-URL field + FileUpload (the upload is saved to a
+                                       temporary file whose path fills the field)
+anything else                          Text
+=====================================  ===========================================================
+
+Required parameters carry a ``*`` after their name; defaults are pre-filled; each control's tooltip
+is the parameter's one-line help (``Parameter.help()``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import ipywidgets as w
+
+from aix_jupyter.core.errors import ParameterError
+from aix_jupyter.core.parameters import MEDIA_TYPES, ModelParameters, Parameter
+
+_UNSET = None
+DESCRIPTION_STYLE = {"description_width": "130px"}
+ROW_LAYOUT = {"width": "100%"}
+
+
+def control_kind(param: Parameter, *, primary: bool = False) -> str:
+    """The name of the control a parameter gets (see the module docstring)."""
+    if param.is_fixed:
+        return "fixed"
+    if param.available_options:
+        return "select-multiple" if param.multiple_values else "dropdown"
+    if param.multiple_values:
+        return "tags"
+    if param.data_type == "boolean":
+        return "checkbox"
+    if param.is_number:
+        if param.min_value is not None and param.max_value is not None:
+            return "int-slider" if param.is_integer else "float-slider"
+        if param.default is None and not param.required and not param.is_set:
+            return "number-text"
+        return "int-text" if param.is_integer else "float-text"
+    if param.data_type == "json":
+        return "json"
+    if param.data_type in MEDIA_TYPES:
+        return "media"
+    if param.data_type == "text" and primary:
+        return "textarea"
+    return "text"
+
+
+def _label(param: Parameter) -> str:
+    return param.name + (" *" if param.required else "")
+
+
+def _option_label(option: Any) -> str:
+    return str(option.label) if option.label not in (None, "") else str(option.value)
+
+
+class ParamControl:
+    """One parameter's control, its inline error and its current value."""
+
+    def __init__(self, param: Parameter, *, primary: bool = False) -> None:
+        self.param = param
+        self.name = param.name
+        self.primary = primary
+        self.kind = control_kind(param, primary=primary)
+        self.touched = False  # the user changed it (an optional value without default counts then)
+        self.error = w.HTML(value="", layout=w.Layout(margin="0 0 0 8px"))
+        self.error.add_class("aix-error")
+        self._setting = False
+        self._listeners: list[Callable[[ParamControl], None]] = []
+        self.widget = self._build()
+        self.input.tooltip = param.help()
+        self.row = w.HBox([self.widget, self.error], layout=w.Layout(align_items="center", **ROW_LAYOUT))
+        self.row.add_class(f"aix-param-{self.name}")
+        self.input.observe(self._changed, names="value")
+
+    # -- construction ----------------------------------------------------------------------------
+    def _build(self) -> w.Widget:
+        param, kind = self.param, self.kind
+        initial = param.value
+        common: dict[str, Any] = {"description": _label(param), "style": DESCRIPTION_STYLE}
+        if kind == "fixed":
+            shown = (
+                "" if initial is None else (json.dumps(initial) if not isinstance(initial, str) else initial)
+            )
+            self.input = w.Text(value=shown, disabled=True, **common)
+        elif kind == "dropdown":
+            options: list[tuple[str, Any]] = [(_option_label(o), o.value) for o in param.available_options]
+            if initial is None:
+                options.insert(0, ("(not set)", _UNSET))
+            self.input = w.Dropdown(
+                options=options, value=initial if initial is not None else _UNSET, **common
+            )
+        elif kind == "select-multiple":
+            options = [(_option_label(o), o.value) for o in param.available_options]
+            chosen = tuple(v for v in (initial or []) if v in [value for _, value in options])
+            self.input = w.SelectMultiple(options=options, value=chosen, rows=min(6, len(options)), **common)
+        elif kind == "tags":
+            self.input = w.TagsInput(value=[str(v) for v in (initial or [])], allow_duplicates=False)
+        elif kind == "checkbox":
+            self.input = w.Checkbox(value=bool(initial), indent=True, **common)
+        elif kind in ("int-slider", "float-slider"):
+            lo, hi = param.min_value, param.max_value
+            assert lo is not None and hi is not None
+            value = initial if initial is not None else lo
+            if kind == "int-slider":
+                step = int(param.step or 1) or 1
+                self.input = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=step, **common)
+            else:
+                step = param.step or (hi - lo) / 100 or 0.01
+                self.input = w.FloatSlider(
+                    value=float(value),
+                    min=float(lo),
+                    max=float(hi),
+                    step=step,
+                    readout_format=".3g",
+                    **common,
+                )
+        elif kind == "int-text":
+            self.input = w.IntText(value=int(initial or 0), **common)
+        elif kind == "float-text":
+            self.input = w.FloatText(value=float(initial or 0.0), **common)
+        elif kind == "number-text":
+            self.input = w.Text(value="", placeholder="not set (a number)", **common)
+        elif kind == "json":
+            text = "" if initial is None else json.dumps(initial, indent=2)
+            self.input = w.Textarea(value=text, placeholder="JSON", rows=3, **common)
+        elif kind == "media":
+            self.input = w.Text(
+                value="" if initial is None else str(initial), placeholder="path or URL", **common
+            )
+            accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type, "")
+            self.upload = w.FileUpload(accept=accept, multiple=False, description="Upload")
+            self.upload.observe(self._uploaded, names="value")
+            box = w.HBox([self.input, self.upload])
+            return box
+        elif kind == "textarea":
+            self.input = w.Textarea(
+                value="" if initial is None else str(initial),
+                placeholder=param.description or param.name,
+                rows=3,
+                continuous_update=True,
+                layout=w.Layout(width="100%"),
+                **common,
+            )
+            self._grow()
+        else:
+            self.input = w.Text(value="" if initial is None else str(initial), **common)
+        if kind == "tags":
+            box = w.HBox([w.Label(_label(param), layout=w.Layout(width="130px")), self.input])
+            return box
+        if kind in ("textarea", "json"):
+            self.input.layout.width = "100%"
+        return self.input
+
+    def _grow(self) -> None:
+        text = str(self.input.value or "")
+        lines = text.count("\n") + 1 + len(text) // 90
+        self.input.rows = max(3, min(20, lines))
+
+    # -- events ---------------------------------------------------------------------------------
+    def observe(self, listener: Callable[[ParamControl], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self, change: Mapping[str, Any]) -> None:
+        if not self._setting:
+            self.touched = True
+        if self.kind == "textarea":
+            self._grow()
+        for listener in list(self._listeners):
+            listener(self)
+
+    def _uploaded(self, change: Mapping[str, Any]) -> None:
+        files = change.get("new") or ()
+        if not files:
+            return
+        item = files[0]
+        name = os.path.basename(str(item.get("name") or "upload")) or "upload"
+        folder = tempfile.mkdtemp(prefix="aix-upload-")
+        path = os.path.join(folder, name)
+        with open(path, "wb") as handle:
+            handle.write(bytes(item.get("content") or b""))
+        self.input.value = path
+
+    # -- values ---------------------------------------------------------------------------------
+    def raw(self) -> Any:
+        """The control's value before checking; None when the parameter is left unset."""
+        kind, value = self.kind, self.input.value
+        if kind == "fixed":
+            return None
+        if kind in ("text", "textarea", "media", "number-text"):
+            return value if value != "" else None  # empty: not set (the server's default applies)
+        if kind == "json":
+            if not str(value).strip():
+                return None
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ParameterError(
+                    f"parameter '{self.name}' expects JSON: {exc.msg} at line {exc.lineno}",
+                    parameter=self.name,
+                ) from None
+        if kind == "select-multiple":
+            return list(value) if value or self.touched or self.param.is_set else None
+        if kind == "tags":
+            return list(value) if value or self.touched or self.param.is_set else None
+        if kind == "checkbox":
+            has_value = self.param.value is not None
+            return bool(value) if (has_value or self.touched) else None
+        if kind in ("int-text", "float-text") and self.param.value is None and not self.touched:
+            return None
+        return value
+
+    def value(self) -> Any:
+        """The checked value (None when unset); raises the core's ParameterError when invalid."""
+        raw = self.raw()
+        if raw is None:
+            if self.param.required and not self.param.is_fixed:
+                raise ParameterError(f"missing required parameter '{self.name}'", parameter=self.name)
+            return None
+        return self.param.check(raw)
+
+    def validate(self) -> str | None:
+        """Check the value and show the result next to the control; the message, or None when valid."""
+        try:
+            self.value()
+        except ParameterError as exc:
+            message = str(exc)
+        else:
+            message = None
+        self.error.value = (
+            f'<span style="color: var(--jp-error-color1, #d32f2f)">{html.escape(message)}</span>'
+            if message
+            else ""
+        )
+        if message:
+            self.row.add_class("aix-invalid")
+        else:
+            self.row.remove_class("aix-invalid")
+        return message
+
+    def set(self, value: Any) -> None:
+        """Set the control from Python (checked first: a bad value raises ParameterError)."""
+        if self.kind == "fixed":
+            raise ParameterError(f"parameter '{self.name}' is fixed and cannot be set", parameter=self.name)
+        if value is None:
+            shown: Any = {"checkbox": False, "select-multiple": (), "tags": [], "dropdown": _UNSET}.get(
+                self.kind, ""
+            )
+            if self.kind in ("int-text", "float-text", "int-slider", "float-slider"):
+                shown = self.input.value
+            self._assign(shown, touched=False)
+            return
+        checked = self.param.check(value)
+        kind = self.kind
+        if kind == "json":
+            shown = json.dumps(checked, indent=2)
+        elif kind in ("text", "textarea", "media", "number-text"):
+            shown = str(checked)
+        elif kind == "select-multiple":
+            shown = tuple(checked)
+        elif kind == "tags":
+            shown = [str(v) for v in checked]
+        else:
+            shown = checked
+        self._assign(shown, touched=True)
+
+    def _assign(self, shown: Any, *, touched: bool) -> None:
+        self._setting = True
+        try:
+            self.input.value = shown
+        finally:
+            self._setting = False
+        self.touched = touched
+        for listener in list(self._listeners):
+            listener(self)
+
+
+class ParameterForm:
+    """All of a model's parameters as controls; ``values()`` are ready for ``model.run``."""
+
+    def __init__(self, params: ModelParameters) -> None:
+        self.params = params
+        primary = params.primary_input()
+        self.primary = primary.name if primary is not None else None
+        self.controls: dict[str, ParamControl] = {
+            name: ParamControl(param, primary=name == self.primary) for name, param in params.items()
+        }
+        self._listeners: list[Callable[[], None]] = []
+        for control in self.controls.values():
+            control.observe(self._changed)
+        # the primary input first, then the others in schema order
+        order = sorted(self.controls.values(), key=lambda c: (not c.primary,))
+        self.widget = w.VBox([c.row for c in order], layout=w.Layout(width="100%"))
+        self.widget.add_class("aix-form")
+        self.errors: dict[str, str] = {}
+        self.validate()
+
+    def observe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever a value (and so the form's validity) changes."""
+        self._listeners.append(listener)
+
+    def _changed(self, control: ParamControl) -> None:
+        message = control.validate()
+        if message:
+            self.errors[control.name] = message
+        else:
+            self.errors.pop(control.name, None)
+        for listener in list(self._listeners):
+            listener()
+
+    def validate(self) -> dict[str, str]:
+        """Check every control, show the messages, and return them (name -> message)."""
+        self.errors = {}
+        for name, control in self.controls.items():
+            message = control.validate()
+            if message:
+                self.errors[name] = message
+        return dict(self.errors)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def values(self) -> dict[str, Any]:
+        """The checked values of the parameters that are set; the first invalid one raises."""
+        out: dict[str, Any] = {}
+        for name, control in self.controls.items():
+            value = control.value()
+            if value is not None:
+                out[name] = value
+        return out
+
+    def set(self, **values: Any) -> None:
+        for name, value in values.items():
+            if name not in self.controls:
+                raise ParameterError(
+                    f"unknown parameter '{name}'; valid parameters: {', '.join(self.controls) or 'none'}",
+                    parameter=name,
+                )
+            self.controls[name].set(value)
+
+    def request(self) -> tuple[Any, dict[str, Any]]:
+        """``(data, parameters)`` for ``model.run``: the primary input is ``data``, the rest parameters."""
+        values = self.values()
+        data = values.pop(self.primary, "") if self.primary else ""
+        return data, values

@@ -1,0 +1,471 @@
+"""``ModelWidget``: a model's parameters as controls; run or stream it inline with a polling progress bar.
+
+::
+
+    from aix_jupyter import ModelWidget
+    w = ModelWidget("local/sentiment-vader")
+    w                                   # the form, Run / Stream / Cancel / Clear, progress, result
+    w.set(data="What a lovely day")     # the same from Python
+    response = w.run()                  # runs in the background thread, waits, returns the response
+    w.stream(wait=False); w.cancel()    # streams (models that stream), cancels on the server
+
+Runs never block the kernel: each one runs in a daemon thread and reaches the frontend only through
+widget traits (the progress bar, the stream view, the result ``Output`` whose ``outputs`` are set
+directly), never through ``print`` or ``display`` from the thread, so nothing lands in whatever cell
+happens to run at the time. Streamed text is repainted at most ``stream_interval`` times a second
+(10 by default) however fast chunks arrive, and the final text is exactly the streamed text.
+
+When a run ends, a static copy of the result is written as a normal output (so a saved notebook
+opened without a kernel shows it): into a placeholder output displayed right after the widget
+(``update_display_data``), or, for ``run()``/``stream()`` called from a cell executed headless
+(nbconvert, nbval), as an ordinary output of that cell, after the text progress line on stderr.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import ipywidgets as w
+
+from aix_jupyter.core.enums import ResponseStatus
+from aix_jupyter.core.errors import AixError
+from aix_jupyter.core.events import RunEvent
+from aix_jupyter.core.parameters import ModelParameters
+from aix_jupyter.widgets.form import ParameterForm
+from aix_jupyter.widgets.progress import TextProgress, WidgetProgress, resolve_mode
+
+Origin = Literal["button", "python"]
+
+_STYLE = """<style>
+.aix-model-widget { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px 8px; }
+.aix-model-widget .aix-stream pre { white-space: pre-wrap; word-break: break-word; margin: 4px 0;
+  font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }
+.aix-model-widget .aix-meta { color: var(--jp-ui-font-color2, #666); font-size: 12px; }
+.aix-model-widget .aix-failed { color: var(--jp-error-color1, #d32f2f); }
+</style>"""
+
+
+@dataclass
+class _Job:
+    stream: bool
+    origin: Origin
+    data: Any
+    parameters: dict[str, Any]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    future: Future[Any] = field(default_factory=Future)
+    started: float = field(default_factory=time.monotonic)
+    text_progress: TextProgress | None = None
+
+
+class _Coalescer:
+    """Repaints the latest text at most once per ``interval`` seconds, from its own thread."""
+
+    def __init__(self, paint: Callable[[str], None], interval: float) -> None:
+        self._paint = paint
+        self._interval = interval
+        self._text = ""
+        self._dirty = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="aix-stream-paint", daemon=True)
+        self._thread.start()
+
+    def update(self, text: str) -> None:
+        with self._lock:
+            self._text, self._dirty = text, True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                text, dirty, self._dirty = self._text, self._dirty, False
+            if dirty:
+                self._paint(text)
+
+    def close(self, final: str) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._paint(final)
+
+
+class ModelWidget(w.VBox):
+    """A model's parameters as controls, Run / Stream / Cancel / Clear, progress, and its results.
+
+    ``model`` is a ``Model`` or a model id (fetched with ``ModelFactory.get``). Attributes:
+    ``response`` (the last ``ModelResponse``), ``history`` (every response of this widget, oldest
+    first; ``history[-1] is response``), ``form`` (the controls, by parameter name in
+    ``form.controls``), ``progress`` (the ``WidgetProgress``), ``text`` (the streamed text).
+    """
+
+    stream_interval: float = 0.1  # seconds between repaints of streamed text (<= 10 messages/s)
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        api_key: str | None = None,
+        timeout: float = 300,
+        static_copy: bool = True,
+    ) -> None:
+        if isinstance(model, str):
+            from aix_jupyter.core.factory import ModelFactory
+
+            model = ModelFactory.get(model, api_key=api_key)
+        self.model = model
+        self.timeout = timeout
+        self.static_copy = static_copy
+        self.response: Any = None
+        self.history: list[Any] = []
+        self._job: _Job | None = None
+        self._job_lock = threading.Lock()
+        self._text = ""
+        self._static_id: str | None = None
+
+        params = model.model_params if isinstance(model.model_params, ModelParameters) else ModelParameters()
+        self.form = ParameterForm(params)
+        self.form.observe(self._refresh_buttons)
+
+        self.header = w.HTML(value=_STYLE + self._header_html())
+        self.run_button = w.Button(
+            description="Run", button_style="primary", icon="play", tooltip="Run the model"
+        )
+        self.stream_button = w.Button(
+            description="Stream", icon="stream", tooltip="Run with a streamed reply"
+        )
+        self.cancel_button = w.Button(
+            description="Cancel", button_style="warning", icon="stop", disabled=True, tooltip="Cancel the run"
+        )
+        self.clear_button = w.Button(description="Clear", icon="eraser", tooltip="Clear the result")
+        self.run_button.on_click(lambda _b: self._clicked(stream=False))
+        self.stream_button.on_click(lambda _b: self._clicked(stream=True))
+        self.cancel_button.on_click(lambda _b: self.cancel())
+        self.clear_button.on_click(lambda _b: self.clear())
+        for button in (self.run_button, self.stream_button, self.cancel_button, self.clear_button):
+            button.add_class(f"aix-{button.description.lower()}")
+        buttons: list[w.Widget] = [self.run_button]
+        if model.supports_streaming:
+            buttons.append(self.stream_button)
+        buttons += [self.cancel_button, self.clear_button]
+        self.buttons = w.HBox(buttons)
+
+        self.progress = WidgetProgress(model.id, display=False, show_model=False)
+        self.stream_view = w.HTML(value="", layout=w.Layout(display="none", width="100%"))
+        self.stream_view.add_class("aix-stream")
+        self.result = w.Output(layout=w.Layout(width="100%"))
+        self.result.add_class("aix-result")
+        self.meta = w.HTML(value="")
+        self.meta.add_class("aix-meta")
+        self.raw = w.HTML(value="")
+        self.raw_box = w.Accordion(children=[self.raw], selected_index=None, layout=w.Layout(display="none"))
+        self.raw_box.set_title(0, "Raw response")
+        super().__init__(
+            children=[
+                self.header,
+                self.form.widget,
+                self.buttons,
+                self.progress.widget,
+                self.stream_view,
+                self.result,
+                self.meta,
+                self.raw_box,
+            ],
+            layout=w.Layout(width="100%"),
+        )
+        self.add_class("aix-model-widget")
+        self._refresh_buttons()
+
+    # -- presentation ---------------------------------------------------------------------------
+    def _header_html(self) -> str:
+        model = self.model
+        function = getattr(model, "function", None)
+        function = getattr(function, "value", function)
+        bits = [f"<b>{html.escape(str(model.name or model.id))}</b>", f"<code>{html.escape(model.id)}</code>"]
+        if function:
+            bits.append(html.escape(str(function)))
+        head = " · ".join(bits)
+        if model.description:
+            head += f'<div class="aix-meta">{html.escape(str(model.description))}</div>'
+        return f'<div class="aix-header">{head}</div>'
+
+    def __repr__(self) -> str:
+        return f"ModelWidget(model={self.model.id!r})"
+
+    def _ipython_display_(self) -> None:
+        """Show the widget, then an (empty) output that receives the static copy of each result."""
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        if self.static_copy:
+            self._static_id = self._static_id or f"aix-result-{uuid.uuid4().hex}"
+            display({"text/plain": ""}, raw=True, display_id=self._static_id)
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        job = self._job
+        return job is not None and not job.future.done()
+
+    @property
+    def text(self) -> str:
+        """The streamed text of the last streamed run (the whole text once it ended)."""
+        return self._text
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """The form's checked values (raises the core's ParameterError when one is invalid)."""
+        return self.form.values()
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Inline validation messages by parameter name (empty when the form is valid)."""
+        return dict(self.form.errors)
+
+    def set(self, **values: Any) -> ModelWidget:
+        """Set controls from Python, e.g. ``w.set(data="hello", threshold=0.1)`` (checked by the schema)."""
+        self.form.set(**values)
+        return self
+
+    def _refresh_buttons(self) -> None:
+        running = self.running
+        blocked = running or not self.form.valid
+        self.run_button.disabled = blocked
+        self.stream_button.disabled = blocked
+        self.cancel_button.disabled = not running
+        why = "; ".join(self.form.errors.values())
+        self.run_button.tooltip = why or "Run the model"
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, *, wait: bool = True, **values: Any) -> Any:
+        """Run with the form's values (after setting ``values``); returns the ModelResponse.
+
+        ``wait=False`` returns a ``concurrent.futures.Future`` at once instead.
+        """
+        return self._python_start(False, wait, values)
+
+    def stream(self, *, wait: bool = True, **values: Any) -> Any:
+        """Like ``run()`` with a streamed reply (the text grows in the widget)."""
+        if not self.model.supports_streaming:
+            raise AixError(f"model {self.model.id} does not stream; use run()")
+        return self._python_start(True, wait, values)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Wait for the current run and return its response (the last one when nothing runs)."""
+        job = self._job
+        if job is None:
+            return self.response
+        return job.future.result(timeout)
+
+    def cancel(self) -> bool:
+        """Cancel the current run (the core cancels the job on the server); False when none runs."""
+        job = self._job
+        if job is None or job.future.done():
+            return False
+        job.cancel.set()
+        self.cancel_button.disabled = True
+        return True
+
+    def clear(self) -> None:
+        """Clear the result, the streamed text and the progress bar (the history stays)."""
+        if self.running:
+            return
+        self._text = ""
+        self.stream_view.value = ""
+        self.stream_view.layout.display = "none"
+        self.result.outputs = ()
+        self.meta.value = ""
+        self.raw.value = ""
+        self.raw_box.layout.display = "none"
+        self.progress.reset()
+
+    def _python_start(self, stream: bool, wait: bool, values: dict[str, Any]) -> Any:
+        if values:
+            self.set(**values)
+        text = resolve_mode() == "text"
+        job = self._start(stream, "python", text_line=text)
+        return job.future.result() if wait else job.future
+
+    def _clicked(self, *, stream: bool) -> None:
+        try:
+            self._start(stream, "button", text_line=False)
+        except AixError as exc:  # shown where the user looks; the form already marks the culprit
+            self._show_error(str(exc))
+
+    def _start(self, stream: bool, origin: Origin, *, text_line: bool) -> _Job:
+        with self._job_lock:
+            if self.running:
+                raise AixError("a run of this widget is in progress: cancel() it or wait() for it first")
+            self.form.validate()
+            data, parameters = self.form.request()  # raises the first ParameterError
+            job = _Job(stream=stream, origin=origin, data=data, parameters=parameters)
+            if text_line:
+                job.text_progress = TextProgress(self.model.id)
+            self._job = job
+        self._text = ""
+        self.stream_view.value = ""
+        self.stream_view.layout.display = "" if stream else "none"
+        self.result.outputs = ()
+        self.meta.value = ""
+        self.raw_box.layout.display = "none"
+        self.progress.reset()
+        self.progress.start()
+        self._refresh_buttons()
+        threading.Thread(
+            target=self._work, args=(job,), name=f"aix-widget-{self.model.id}", daemon=True
+        ).start()
+        return job
+
+    def _on_event(self, job: _Job) -> Callable[[RunEvent], None]:
+        def hook(event: RunEvent) -> None:
+            self.progress(event)
+            if job.text_progress is not None:
+                job.text_progress(event)
+
+        return hook
+
+    def _work(self, job: _Job) -> None:
+        hook = self._on_event(job)
+        try:
+            if job.stream:
+                response = self._stream(job, hook)
+            else:
+                response = self.model.run(
+                    job.data,
+                    parameters=job.parameters,
+                    timeout=self.timeout,
+                    on_event=hook,
+                    cancel=job.cancel,
+                )
+        except BaseException as exc:
+            message = str(exc) or type(exc).__name__
+            hook(RunEvent("failed", self.model.id, time.monotonic() - job.started, message=message))
+            self._show_error(f"{type(exc).__name__}: {message}")
+            self._end(job)
+            job.future.set_exception(exc)
+            return
+        try:
+            self._show(job, response)
+        finally:
+            self._end(job)
+        job.future.set_result(response)
+
+    def _end(self, job: _Job) -> None:
+        self.progress.close()
+        if job.text_progress is not None:
+            job.text_progress.close()
+        self._refresh_buttons()
+        self.cancel_button.disabled = True
+
+    def _stream(self, job: _Job, hook: Callable[[RunEvent], None]) -> Any:
+        from aix_jupyter.core.response import ModelResponse
+
+        streamer = self.model.run_stream(
+            job.data, parameters=job.parameters, on_event=hook, cancel=job.cancel
+        )
+        painter = _Coalescer(self._paint_stream, self.stream_interval)
+        final: Any = None
+        try:
+            for item in streamer:
+                if item.status is ResponseStatus.IN_PROGRESS:
+                    painter.update(streamer.text)
+                else:
+                    final = item
+        finally:
+            streamer.close()
+            painter.close(streamer.text)
+        if streamer.status is ResponseStatus.SUCCESS:
+            return ModelResponse(
+                status=ResponseStatus.SUCCESS,
+                data=streamer.text,
+                completed=True,
+                run_time=round(time.monotonic() - job.started, 4),
+            )
+        if final is None:
+            final = ModelResponse(
+                status=ResponseStatus.FAILED, completed=True, error_message=streamer.error_message
+            )
+        return final
+
+    def _paint_stream(self, text: str) -> None:
+        self._text = text
+        self.stream_view.value = f"<pre>{html.escape(text)}</pre>"
+
+    # -- results --------------------------------------------------------------------------------
+    def _provenance(self, job: _Job) -> Any:
+        from aix_jupyter.display import Provenance
+
+        return Provenance(
+            model_id=self.model.id,
+            version=getattr(self.model, "version", None),
+            parameters=dict(job.parameters),
+            wall_time=round(time.monotonic() - job.started, 4),
+            streamed=job.stream,
+        )
+
+    def _show(self, job: _Job, response: Any) -> None:
+        from aix_jupyter.display import redact, remember, response_bundle
+
+        provenance = self._provenance(job)
+        remember(response, provenance)
+        self.response = response
+        self.history.append(response)
+        ok = getattr(response, "status", None) is ResponseStatus.SUCCESS
+        data, metadata = response_bundle(response, provenance)
+        if ok and job.stream:
+            self.stream_view.layout.display = "none"  # the result below shows the same text, rendered
+        self.result.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
+        self.meta.value = self._meta_html(response, ok, provenance.wall_time)
+        raw = redact(_jsonable(response.to_dict()) if hasattr(response, "to_dict") else str(response))
+        self.raw.value = (
+            f"<pre>{html.escape(json.dumps(raw, indent=2, ensure_ascii=False, default=str))}</pre>"
+        )
+        self.raw_box.layout.display = ""
+        if self.static_copy:
+            self._publish_static(job, response, provenance)
+
+    def _meta_html(self, response: Any, ok: bool, wall: float | None) -> str:
+        status = str(getattr(response, "status", ""))
+        parts = [f'<span class="{"" if ok else "aix-failed"}">{html.escape(status)}</span>']
+        credits = getattr(response, "used_credits", None)
+        run_time = getattr(response, "run_time", None)
+        if isinstance(credits, int | float):
+            parts.append(f"credits {credits:g}")
+        if isinstance(run_time, int | float) and run_time:
+            parts.append(f"run time {run_time:.2f} s")
+        if wall is not None:
+            parts.append(f"wall {wall:.2f} s")
+        return " · ".join(parts)
+
+    def _show_error(self, message: str) -> None:
+        text = f'<span class="aix-failed">{html.escape(message)}</span>'
+        self.meta.value = text
+
+    def _publish_static(self, job: _Job, response: Any, provenance: Any) -> None:
+        from IPython import get_ipython
+
+        from aix_jupyter.display import mark_shown, publish
+
+        if get_ipython() is None:
+            return  # plain Python: there is no notebook output to write to
+        if job.origin == "python" and (job.text_progress is not None or self._static_id is None):
+            # run()/stream() from a cell: the copy is an ordinary output of that cell (this thread
+            # writes while the cell waits for it, so the kernel attributes it to that cell)
+            publish(response, provenance)
+            mark_shown(response)
+        elif self._static_id is not None:
+            publish(response, provenance, display_id=self._static_id, update=True)
+
+    def close(self) -> None:
+        self.cancel()
+        self.progress.close()
+        super().close()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
