@@ -253,7 +253,20 @@ def usage(command: str | None = None) -> str:
     }
     if command in lines:
         return "usage: " + lines[command]
-    return "\n".join(lines.values())
+    head = "Run aiXplain-wire models; with nothing configured, the embedded offline backend."
+    return "\n".join([head, "", *lines.values(), "", HELP_DETAILS])
+
+
+HELP_DETAILS = """\
+Run options: --NAME VALUE (or --NAME=VALUE) for each parameter of the model (%aix info MODEL lists
+them), -p/--param NAME=VALUE, -o/--out VAR (store the ModelResponse), --stream, --timeout SECONDS,
+--no-progress, --help. A model id in place of the subcommand means run.
+Input: the rest of the line (after the options, or after --) or the cell body. {name} is filled in
+from the notebook ({{ and }} give braces); a variable holding a dict is sent as the request; the path
+of an existing file sends the file (its text for text models).
+Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
+Settings: %config AixMagics.default_model / timeout / poll_interval / poll_cap / progress /
+stream_display / models_page_size."""
 
 
 def parse_command(line: str, *, default_model: str = "", known_models: Iterable[str] = ()) -> Command:
@@ -603,10 +616,14 @@ def completions(
     before_cursor: str,
     *,
     model_ids: Callable[[], Iterable[str]],
-    parameter_names: Callable[[str], Iterable[str]],
+    parameter_names: Callable[[str], Iterable[str] | Mapping[str, list[str]]],
     default_model: str = "",
 ) -> tuple[str, list[str]]:
-    """``(fragment being completed, candidates)`` for the text of a ``%aix`` line before the cursor."""
+    """``(fragment being completed, candidates)`` for the text of a ``%aix`` line before the cursor.
+
+    ``parameter_names(model)`` gives a model's parameter names, or a mapping of them to the values
+    they accept (options, true/false), which are then completed after ``--name``.
+    """
     text = before_cursor.lstrip()
     for prefix in ("%%aix", "%aix"):
         if text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)].isspace()):
@@ -651,8 +668,12 @@ def completions(
         model = rest_words[0] if rest_words and not rest_words[0].startswith("-") else default_model
     if rest_words and rest_words[-1] in ("-o", "--out", "--timeout", "-p", "--param"):
         return fragment, []
+    params = parameter_names(model) if model else {}
+    last = rest_words[-1] if rest_words else ""
+    if last.startswith("--") and isinstance(params, Mapping) and params.get(last[2:]):
+        return fragment, match(params[last[2:]])  # the values a parameter accepts
     if fragment.startswith("-") or fragment == "":
-        names = [f"--{n}" for n in (parameter_names(model) if model else [])]
+        names = [f"--{n}" for n in params]
         candidates = [*names, *COMMAND_FLAGS[command]]
         if fragment == "":
             return fragment, sorted(set(candidates)) if rest_words or model else []

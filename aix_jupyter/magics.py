@@ -12,6 +12,7 @@ imported by the first command that needs them.
 from __future__ import annotations
 
 import getpass
+import re
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,7 @@ class AixMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._jobs: dict[str, str] = {}  # poll URL -> model id
         self._model_ids: tuple[float, list[str]] | None = None
-        self._schemas: dict[str, tuple[float, list[str]]] = {}
+        self._schemas: dict[str, tuple[float, dict[str, list[str]]]] = {}
 
     # -- entry point ---------------------------------------------------------------------------
     @no_var_expand
@@ -79,13 +80,16 @@ class AixMagics(Magics):
         if isinstance(args, ma.ModelsArgs):
             return self._models(args)
         if isinstance(args, ma.ModelArgs):
-            return self._info(args.model_id) if args.command == "info" else self._widget(args.model_id)
+            model_id = ma.interpolate(args.model_id, self._ns)
+            return self._info(model_id) if args.command == "info" else self._widget(model_id)
         if args.command == "config":
             return self._config()
         if args.command == "login":
             return self._login()
         print(ma.usage(args.topic) if args.topic else ma.usage())
         return None
+
+    aix.__doc__ = ma.usage()
 
     @property
     def _ns(self) -> dict[str, Any]:
@@ -96,7 +100,7 @@ class AixMagics(Magics):
         from aix_jupyter.core.factory import ModelFactory
 
         model = ModelFactory.get(model_id)
-        self._schemas[model.id] = (time.monotonic(), list(model.model_params))
+        self._schemas[model.id] = (time.monotonic(), {n: _choices(p) for n, p in model.model_params.items()})
         return model
 
     def _run(self, args: ma.RunArgs, cell: str | None) -> Any:
@@ -261,7 +265,7 @@ class AixMagics(Magics):
         return Model(id=model_id or "job")
 
     def _poll(self, args: ma.PollArgs) -> Any:
-        url, handle = ma.resolve_target(args.target, self._ns)
+        url, handle = ma.resolve_target(ma.interpolate(args.target, self._ns), self._ns)
         model = self._job_model(url, handle)
         handle_prov = aix_display.provenance_of(handle) if handle is not None else None
         provenance: dict[str, Any] = {
@@ -287,7 +291,7 @@ class AixMagics(Magics):
         return response
 
     def _cancel(self, args: ma.TargetArgs) -> None:
-        url, handle = ma.resolve_target(args.target, self._ns)
+        url, handle = ma.resolve_target(ma.interpolate(args.target, self._ns), self._ns)
         model = self._job_model(url, handle)
         if model.cancel_run(url):
             print(f"{model.id}: run cancelled")
@@ -409,13 +413,13 @@ class AixMagics(Magics):
             self._model_ids = (now, [m.id for m in found["items"]])
         return self._model_ids[1]
 
-    def _completion_params(self, model_id: str) -> Iterable[str]:
+    def _completion_params(self, model_id: str) -> dict[str, list[str]]:
         cached = self._schemas.get(model_id)
         if cached is None or time.monotonic() - cached[0] > _CACHE_SECONDS:
             try:
                 self._get_model(model_id)
             except AixError:
-                return []
+                return {}
             cached = self._schemas[model_id]
         return cached[1]
 
@@ -437,6 +441,13 @@ class AixMagics(Magics):
             "matched_fragment": fragment,
             "suppress": bool(candidates),
         }
+
+
+def _choices(param: Any) -> list[str]:
+    """The values a parameter accepts, for completion after ``--name``."""
+    if param.data_type == "boolean":
+        return ["true", "false"]
+    return [str(o) for o in param.options]
 
 
 def _text(value: Any) -> str:
@@ -461,6 +472,27 @@ def _price(cost: Any) -> str:
     return _text(cost)
 
 
+# -- input transformer: a question mark ending a ``%aix`` line is text, not IPython's help ---------------
+_AIX_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%aix(?P<args>[ \t].*)$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """``%aix run MODEL How are you?`` would be IPython's ``obj?`` help; make it a plain magic call."""
+    if not lines or lines[0].lstrip().startswith("%%"):
+        return lines  # a cell magic's body is its own business
+    out = []
+    for line in lines:
+        body = line.rstrip("\r\n")
+        match = _AIX_LINE.match(body) if body.rstrip().endswith("?") else None
+        if match is None:
+            out.append(line)
+            continue
+        args = match.group("args").strip()
+        call = f"get_ipython().run_line_magic('aix', {args!r})"
+        out.append(f"{match.group('indent')}{match.group('assign') or ''}{call}{line[len(body) :] or ''}")
+    return out
+
+
 # -- extension entry points -----------------------------------------------------------------------
 _loaded: dict[int, tuple[AixMagics, Any]] = {}
 
@@ -483,6 +515,9 @@ def load_ipython_extension(ipython: Any) -> None:
     if completer is not None:
         completer.custom_matchers.append(matcher)
     aix_display.register_formatter(ipython)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks not in cleanup:
+        cleanup.append(keep_question_marks)
     _loaded[id(ipython)] = (magics, matcher)
 
 
@@ -499,3 +534,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics in getattr(ipython, "configurables", []):
         ipython.configurables.remove(magics)
     aix_display.unregister_formatter(ipython)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks in cleanup:
+        cleanup.remove(keep_question_marks)

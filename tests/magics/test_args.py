@@ -213,7 +213,9 @@ def complete(text: str, default: str = ""):
     return ma.completions(
         text,
         model_ids=lambda: MODELS,
-        parameter_names=lambda m: list(SCHEMA) if m == "local/x" else ["seconds", "fail"],
+        parameter_names=lambda m: (
+            list(SCHEMA) if m == "local/x" else {"seconds": [], "fail": ["true", "false"]}
+        ),
         default_model=default,
     )
 
@@ -234,3 +236,6 @@ def test_completion_of_subcommands_models_and_options():
     assert complete("%aix models --f")[1] == ["--function"]
     assert complete("%aix run local/x -o ")[1] == []
     assert complete("print(1)") == ("", [])
+    assert complete("%aix run local/countdown --fail ")[1] == ["false", "true"]
+    assert complete("%aix run local/countdown --fail t") == ("t", ["true"])
+    assert "--fail" in complete("%aix run local/countdown --seconds ")[1]  # no choices: options again

@@ -295,3 +295,15 @@ def test_tab_completion(ip):
     assert complete(ip, "%aix run local/sentiment-vader --thr") == ["--threshold"]
     assert "--seconds" in complete(ip, "%aix run local/countdown --")
     assert complete(ip, "%aix poll x --w") == ["--wait"]
+    assert complete(ip, "%aix run local/keywords-yake --language f") == ["fi", "fr"]
+    assert complete(ip, "%aix local/countdown --fail ") == ["false", "true"]
+
+
+# -- a question mark at the end of the line is text ---------------------------------------------------
+def test_question_mark_ending_the_input_is_sent_not_taken_for_help(cell, ip):
+    out = cell("answer = %aix run local/langid-langdetect Wie geht es dir heute?")
+    assert out.error is None and ip.user_ns["answer"].data == "de"
+    help_out = cell("%aix?")  # IPython's own help on the magic still works
+    assert "%aix run MODEL" in help_out.stdout
+    body = cell("%%aix run local/langid-langdetect\nComment allez-vous?")
+    assert body.result.data == "fr"

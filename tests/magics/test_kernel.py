@@ -1,0 +1,129 @@
+"""The magics inside a real ipykernel, as a headless executor (nbclient, nbval) and a live frontend see them.
+
+Headless executors send ``allow_stdin: false`` and ignore in-place display updates, so there a
+stream shows nothing until it ends and then exactly one ``display_data``; an interactive frontend
+(``allow_stdin: true``) gets one display updated in place whose last state is that same bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+ROOT = Path(__file__).resolve().parents[2]
+STREAM = "%aix stream local/smollm2-135m --max_tokens 8 --temperature 0 Say hi"
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TEAM_API_KEY": "", "AIXPLAIN_API_KEY": ""}
+    for name in ("AIX_PROGRESS", "AIX_JUPYTER_FRONTEND", "AIX_BACKEND_URL", "MODELS_RUN_URL", "BACKEND_URL"):
+        env.pop(name, None)
+    km, kc = start_new_kernel(kernel_name="python3", env=env)
+    try:
+        run(kc, "%load_ext aix_jupyter", allow_stdin=False)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def run(kc, code, *, allow_stdin, ok=True):
+    msgs: list[dict] = []
+    reply = kc.execute_interactive(
+        code, allow_stdin=allow_stdin, output_hook=msgs.append, stdin_hook=lambda m: None, timeout=120
+    )
+    if ok:
+        assert reply["content"]["status"] == "ok", reply["content"]
+    return reply, msgs
+
+
+def of(msgs, *kinds):
+    return [m for m in msgs if m["msg_type"] in kinds]
+
+
+def stream_text(msgs, name):
+    return "".join(m["content"]["text"] for m in of(msgs, "stream") if m["content"]["name"] == name)
+
+
+@pytest.mark.slow
+def test_run_shows_one_display_with_provenance_and_no_execute_result(kernel):
+    _, kc = kernel
+    _, msgs = run(kc, "%aix run local/sentiment-vader I love it", allow_stdin=False)
+    shown = of(msgs, "display_data")
+    assert len(shown) == 1 and not of(msgs, "execute_result", "update_display_data")
+    content = shown[0]["content"]
+    assert content["data"]["text/plain"] == "POSITIVE"
+    assert content["metadata"]["aix_jupyter"]["model_id"] == "local/sentiment-vader"
+    assert stream_text(msgs, "stderr").startswith("[aix] local/sentiment-vader finished (")
+    _, msgs = run(kc, "_.data", allow_stdin=False)  # the magic's value is the ModelResponse
+    assert of(msgs, "execute_result")[0]["content"]["data"]["text/plain"] == "'POSITIVE'"
+
+
+@pytest.mark.slow
+def test_user_error_is_one_line_and_stops_execution(kernel):
+    _, kc = kernel
+    reply, msgs = run(kc, "%aix run local/sentiment-vader --threshold 5 x", allow_stdin=False, ok=False)
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "ParameterError"
+    (error,) = of(msgs, "error")
+    assert len(error["content"]["traceback"]) == 1 and "threshold" in error["content"]["traceback"][0]
+    assert not of(msgs, "display_data", "execute_result")
+
+
+@pytest.mark.slow
+def test_kernel_interrupt_cancels_the_run(kernel):
+    km, kc = kernel
+    threading.Timer(1.5, km.interrupt_kernel).start()
+    started = time.monotonic()
+    reply, msgs = run(kc, "%aix run local/countdown --seconds 60 never", allow_stdin=False, ok=False)
+    assert time.monotonic() - started < 30
+    assert reply["content"]["ename"] == "RunCancelled"
+    (error,) = of(msgs, "error")
+    assert len(error["content"]["traceback"]) == 1 and "interrupted" in error["content"]["traceback"][0]
+    _, msgs = run(
+        kc,
+        "m = get_ipython().magics_manager.registry['AixMagics']\n"
+        "url = [u for u, i in m.jobs.items() if i == 'local/countdown'][-1]\n"
+        "try:\n    %aix poll {url}\nexcept Exception as exc:\n    print(type(exc).__name__, exc)",
+        allow_stdin=False,
+    )
+    assert stream_text(msgs, "stdout").startswith("RunCancelled local/countdown:")
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_headless_stream_ends_with_exactly_one_static_output(kernel):
+    _, kc = kernel
+    _, msgs = run(kc, STREAM, allow_stdin=False)
+    shown = of(msgs, "display_data")
+    assert len(shown) == 1 and not of(msgs, "update_display_data", "execute_result", "clear_output")
+    assert stream_text(msgs, "stdout") == ""
+    final = shown[0]["content"]
+    assert final["data"]["text/plain"].strip() and final["metadata"]["aix_jupyter"]["streamed"] is True
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_live_stream_updates_one_output_and_its_last_state_is_the_static_output(kernel):
+    _, kc = kernel
+    _, headless = run(kc, STREAM, allow_stdin=False)
+    _, msgs = run(kc, STREAM, allow_stdin=True)
+    first, *rest = of(msgs, "display_data", "update_display_data")
+    assert (
+        first["msg_type"] == "display_data"
+        and rest
+        and all(m["msg_type"] == "update_display_data" for m in rest)
+    )
+    display_id = first["content"]["transient"]["display_id"]
+    assert all(m["content"]["transient"]["display_id"] == display_id for m in rest)
+    assert not of(msgs, "execute_result", "clear_output")
+    last = rest[-1]["content"]
+    static = of(headless, "display_data")[0]["content"]
+    # what a saved notebook keeps from the live run is what a headless run (nbval) produces
+    assert last["data"] == static["data"]
+    assert last["metadata"]["aix_jupyter"]["model_id"] == static["metadata"]["aix_jupyter"]["model_id"]
