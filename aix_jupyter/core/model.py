@@ -269,6 +269,7 @@ class Model:
         PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, emit.start + timeout)
         flow = flows.run_flow(
             self._run_url(ep, True), body, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
@@ -288,6 +289,7 @@ class Model:
 
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, None)
         flow = flows.run_flow(
             self._run_url(ep, False),
@@ -325,6 +327,7 @@ class Model:
         schedule = PollSchedule(wait_time, timeout, max_wait)
         emit = flows.Emitter(on_event, self.id, schedule.start)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         self._check_poll_url(ep, poll_url)
         return flows.drive_sync(flows.poll_flow(poll_url, schedule, emit, timeout), self._sync(ep), cancel)
 
@@ -358,6 +361,7 @@ class Model:
         self._check_streaming()
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         transport = self._sync(ep)
         body = flows.drive_sync(self._body(ep, data, parameters, True, None), transport, cancel)
         from aix_jupyter.core.transport import Call, Cancelled
@@ -407,6 +411,7 @@ class Model:
             content = transport.read_rest(response)
             response.close()
             failure = protocol.http_failure(protocol.RawReply(raw.status_code, raw.headers, content))
+            flows.scrub(failure, ep.api_key)
             return streaming.ModelResponseStreamer(payloads=iter(()), failure=failure, **common)
         if "text/event-stream" not in kind:
             content = transport.read_rest(response)
@@ -471,6 +476,7 @@ class Model:
         PollSchedule(wait_time, timeout, max_wait)
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, emit.start + timeout)
         flow = flows.run_flow(
             self._run_url(ep, True), body, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
@@ -491,6 +497,7 @@ class Model:
 
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, None)
         flow = flows.run_flow(
             self._run_url(ep, False),
@@ -529,6 +536,7 @@ class Model:
         schedule = PollSchedule(wait_time, timeout, max_wait)
         emit = flows.Emitter(on_event, self.id, schedule.start)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         self._check_poll_url(ep, poll_url)
         async with async_client(poll_url) as client:
             flow = flows.poll_flow(poll_url, schedule, emit, timeout)
@@ -557,6 +565,7 @@ class Model:
         self._check_streaming()
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
+        emit.secret = ep.api_key
         client = async_client(ep.run_url)
         transport = AsyncTransport(ep, client)
         common = {"on_event": on_event, "model_id": self.id, "started": emit.start, "cancel": cancel}

@@ -253,6 +253,12 @@ class ModelParameters(Mapping[str, Parameter]):
         except KeyError:
             raise self._unknown(name) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._params
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._params.get(name, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._params)
 

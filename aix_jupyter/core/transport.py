@@ -55,6 +55,7 @@ MAX_ATTEMPTS = 3
 BACKOFF_BASE = 0.25
 BACKOFF_MAX = 4.0
 WAIT_SLICE = 0.05
+SIGNAL_SLICE = 0.1
 RETRY_STATUS_GET = frozenset({429, 502, 503, 504})
 RETRY_STATUS_POST = frozenset({429, 503})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -255,19 +256,23 @@ def run_in_worker(fn: Callable[[], Any], name: str = "aix-http") -> _Job:
 
 
 def wait_job(job: _Job, deadline: float | None, cancel: threading.Event | None) -> Any:
-    """Wait for ``job`` in the caller's thread; raise Cancelled / DeadlineExceeded / the job's error."""
+    """Wait for ``job`` in the caller's thread; raise Cancelled / DeadlineExceeded / the job's error.
+
+    The wait is sliced (``WAIT_SLICE`` with a cancel event, ``SIGNAL_SLICE`` without) so that a
+    pending KeyboardInterrupt is noticed promptly whichever thread the signal reached.
+    """
+    step_max = WAIT_SLICE if cancel is not None else SIGNAL_SLICE
     while True:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        if deadline is None:
-            step = WAIT_SLICE if cancel is not None else None
-        else:
+        step = step_max
+        if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if job.done.is_set():
                     break
                 raise DeadlineExceeded()
-            step = min(WAIT_SLICE, remaining) if cancel is not None else remaining
+            step = min(step, remaining)
         if job.done.wait(step):
             break
     if job.error is not None:
@@ -276,16 +281,18 @@ def wait_job(job: _Job, deadline: float | None, cancel: threading.Event | None) 
 
 
 def sleep_until(seconds: float, cancel: threading.Event | None) -> None:
-    """Sleep (interruptibly), returning early with Cancelled when ``cancel`` is set."""
-    if seconds <= 0:
+    """Sleep in slices, returning early with Cancelled when ``cancel`` is set."""
+    end = time.monotonic() + max(0.0, seconds)
+    while True:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        return
-    if cancel is None:
-        time.sleep(seconds)
-        return
-    if cancel.wait(seconds):
-        raise Cancelled()
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            return
+        if cancel is None:
+            time.sleep(min(remaining, SIGNAL_SLICE))
+        elif cancel.wait(min(remaining, SIGNAL_SLICE)):
+            raise Cancelled()
 
 
 class SyncTransport(Transport):
@@ -306,8 +313,6 @@ class SyncTransport(Transport):
                 raise _failure(exc, call) from None
             return _raw(response, response.content)
 
-        if deadline is None and cancel is None:
-            return do()
         return wait_job(run_in_worker(do), deadline, cancel)
 
     def send(
