@@ -10,8 +10,9 @@ the client's return time and the server's end time are comparable). Jobs of 3 s 
 another) and of 60 s (all at once).
 
 Part 2, held polls on the embedded backend (ours only: the SDK never asks to hold a poll). A worker
-process registers a model that sleeps for a random 0.2-2 s and records when it ends, runs it through
-``Model.run`` from a few threads at a time against the embedded backend, and reports the lag of each.
+process registers a model that sleeps for a random 0.2-2 s and records when it ends, runs it with
+``run_async`` + ``sync_poll`` (default schedule) from 4 threads at a time against the embedded backend
+in the same process, and reports the lag of each.
 """
 
 from __future__ import annotations
@@ -78,9 +79,8 @@ def _plain_worker(name: str) -> None:
 
 def _held_worker() -> None:
     """Our client against the embedded backend, which holds polls (``Prefer: wait``)."""
-    from aix_jupyter.core.model import Model
-
     import aix_jupyter
+    from aix_jupyter.core.model import Model
 
     ends: dict[str, float] = {}
 
@@ -90,8 +90,8 @@ def _held_worker() -> None:
         ends[key] = time.monotonic()
         return key
 
-    registered = aix_jupyter.register_model(sleepy, id="bench/sleepy", name="bench-sleepy")
-    model_id = getattr(registered, "id", "bench/sleepy")
+    aix_jupyter.register_model(sleepy, id="bench/sleepy", name="bench-sleepy", concurrency=8)
+    model_id = "bench/sleepy"
 
     def batch(n: int, threads: int, seed: int) -> dict[str, Any]:
         rng = random.Random(seed)
@@ -102,7 +102,8 @@ def _held_worker() -> None:
 
         def one(key: str, seconds: float) -> None:
             model = Model(model_id)
-            r = model.run({"key": key, "seconds": seconds}, timeout=60)
+            started = model.run_async({"key": key, "seconds": seconds})
+            r = model.sync_poll(started.url, timeout=60)
             t_return = time.monotonic()
             with lock:
                 if str(getattr(r.status, "value", r.status)) != "SUCCESS":

@@ -83,14 +83,18 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _command() -> str:
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    return " ".join([".venv/bin/python", str(shown), *sys.argv[1:]])
+
+
 def save(name: str, result: dict[str, Any]) -> Path:
     """Write results/<name>.json with the machine and the exact command."""
     RESULTS.mkdir(exist_ok=True)
     result = {
         "benchmark": name,
-        "command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)), *sys.argv[1:]])
-        if Path(sys.argv[0]).resolve().is_relative_to(ROOT)
-        else " ".join(sys.argv),
+        "command": _command(),
         "machine": machine(),
         **result,
     }

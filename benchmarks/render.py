@@ -1,0 +1,191 @@
+"""Render results/*.json into the figures table of benchmarks/README.md (between the markers).
+
+python3.11 benchmarks/render.py
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import BENCH, RESULTS
+
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+Row = tuple[str, str, str, str]
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**NOT met**")
+
+
+def _startup(r: dict[str, Any]) -> list[Row]:
+    s, q = r["summary"], r["ratios"]
+    ours = s["%load_ext aix_jupyter"]
+    sdk = s["import aixplain.modules.model"]
+    ratio = q["load_ext aix_jupyter / import aixplain.modules.model"]
+    fig = (
+        f"{ratio:.3f}x ({ours['median_ms']:.1f} ms vs {sdk['median_ms']:.0f} ms; "
+        f"RSS +{ours['rss_added_mb']:.0f} MB vs +{sdk['rss_added_mb']:.0f} MB)"
+    )
+    rows = [
+        (
+            "1. `%load_ext aix_jupyter` / `import aixplain.modules.model`",
+            fig,
+            "<= 0.15x",
+            _verdict(ratio <= 0.15),
+        )
+    ]
+    if "%load_ext jupyter_ai_magics" in s:
+        jai = s["%load_ext jupyter_ai_magics"]
+        jr = q["load_ext aix_jupyter / load_ext jupyter_ai_magics"]
+        rows.append(
+            (
+                "1. `%load_ext aix_jupyter` / `%load_ext jupyter_ai_magics`",
+                f"{jr:.3f}x ({jai['median_ms']:.0f} ms, RSS +{jai['rss_added_mb']:.0f} MB)",
+                "(no target)",
+                "n/a",
+            )
+        )
+    rows.append(
+        (
+            "1. `%load_ext aix_jupyter` over bare IPython",
+            f"{ours['median_ms']:.1f} ms (whole process "
+            f"{q['process time with aix_jupyter / bare IPython']:.2f}x bare IPython's)",
+            "well under 150 ms",
+            _verdict(ours["median_ms"] < 150),
+        )
+    )
+    return rows
+
+
+def _run_overhead(r: dict[str, Any]) -> list[Row]:
+    us, q = r["median_us_per_run"], r["ratios"]
+    fig = (
+        f"{q['ours / raw httpx']:.3f}x ({us['ours']:.0f} us vs {us['httpx']:.0f} us per run; "
+        f"aixplain {q['aixplain / raw httpx']:.2f}x = {us['aixplain']:.0f} us)"
+    )
+    return [
+        (
+            "2. per-run overhead: `Model.run` / raw httpx POST",
+            fig,
+            "<= 1.2x",
+            _verdict(q["ours / raw httpx"] <= 1.2),
+        )
+    ]
+
+
+def _poll_lag(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for label, p in r.get("plain", {}).items():
+        if not isinstance(p, dict) or "ours" not in p:
+            continue
+        o, a, q = p["ours"], p["aixplain"], p["ratios"]
+        fig = (
+            f"lag max {o['lag_max_pct_of_job']:.2f}% of job ({o['lag_max_s'] * 1000:.0f} ms; aixplain "
+            f"{a['lag_max_pct_of_job']:.1f}%); polls {o['polls_median']:g} vs {a['polls_median']:g} = "
+            f"{q['poll count ours / aixplain']:.2f}x (n={o['n']})"
+        )
+        ok = o["lag_max_pct_of_job"] <= 2.0 and q["poll count ours / aixplain"] <= 1.5
+        rows.append((f"3. poll lag, plain server, {label} job", fig, "<= 2% and <= 1.5x polls", _verdict(ok)))
+    h = r.get("held")
+    if h and "lag_p95_ms" in h:
+        fig = f"p50 {h['lag_p50_ms']:.1f} ms, p95 {h['lag_p95_ms']:.1f} ms (n={h['n']}, jobs 0.2-2 s)"
+        rows.append(
+            (
+                "3. poll lag, held polls, embedded backend",
+                fig,
+                "p95 <= 50 ms",
+                _verdict(h["lag_p95_ms"] <= 50),
+            )
+        )
+    return rows
+
+
+def _sse(r: dict[str, Any]) -> list[Row]:
+    m, ratio = r["median_seconds"], r["ratios"]["ours / aixplain (time)"]
+    fig = f"{ratio:.3f}x ({m['ours']:.2f} s vs {m['aixplain']:.2f} s for {r['chunks']:,} chunks)"
+    return [("4. SSE parsing, our streamer / aixplain's", fig, "<= 0.5x", _verdict(ratio <= 0.5))]
+
+
+def _widget(r: dict[str, Any]) -> list[Row]:
+    fig = (
+        f"{r['messages_per_second']:.1f} msg/s at {r['chunks_per_second']:.0f} chunks/s "
+        f"({r['ratios']['messages / chunks']:.4f} msg per chunk); kernel CPU {r['kernel_cpu_pct']:.0f}% "
+        f"= {r['ratios']['kernel CPU widget / plain run_stream']:.2f}x plain `run_stream`"
+    )
+    return [
+        (
+            "5. widget streaming: frontend messages",
+            fig,
+            "<= 20 msg/s",
+            _verdict(r["messages_per_second"] <= 20),
+        )
+    ]
+
+
+def _tokens(r: dict[str, Any]) -> list[Row]:
+    q = r["ratios"]["stack / raw runtime (tokens/s)"]
+    fig = f"{q:.3f}x ({r['tokens_per_second']['stack']:.1f} vs {r['tokens_per_second']['raw']:.1f} tok/s)"
+    return [("6. tokens/s, client + embedded backend / raw llama.cpp", fig, ">= 0.9x", _verdict(q >= 0.9))]
+
+
+def _backend_rps(r: dict[str, Any]) -> list[Row]:
+    q = r["ratios"]["trivial model / bare Starlette (req/s)"]
+    rps = r["rps_median"]
+    fig = f"{q:.3f}x ({rps['backend']:.0f} vs {rps['bare']:.0f} req/s)"
+    return [("B. backend req/s: trivial model / bare Starlette endpoint", fig, "(no target)", "n/a")]
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "startup": _startup,
+    "run_overhead": _run_overhead,
+    "poll_lag": _poll_lag,
+    "sse": _sse,
+    "widget": _widget,
+    "tokens": _tokens,
+    "backend_rps": _backend_rps,
+}
+
+
+def _mode(r: dict[str, Any]) -> str:
+    modes = (
+        {r["mode"]} if "mode" in r else {p["mode"] for p in r.values() if isinstance(p, dict) and "mode" in p}
+    )
+    return "/".join(sorted(modes)) or "?"
+
+
+def table() -> str:
+    lines = ["| comparison | figure (ratio first) | target | verdict | mode, date |", "|---|---|---|---|---|"]
+    machines = set()
+    for name, render in RENDERERS.items():
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            lines.append(f"| {name} | not run yet | | | |")
+            continue
+        r = json.loads(path.read_text())
+        m = r["machine"]
+        machines.add(f"{m['cores']} cores {m['cpu']}, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}")
+        try:
+            rows = render(r)
+        except (KeyError, TypeError, ZeroDivisionError) as exc:
+            rows = [(name, f"result file incomplete ({exc})", "", "")]
+        for what, fig, target, verdict in rows:
+            lines.append(f"| {what} | {fig} | {target} | {verdict} | {_mode(r)}, {m['date'][:16]} |")
+    lines.append("")
+    lines.append("Machine: " + "; ".join(sorted(machines)) + " (shared with other work while measured).")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    readme = BENCH / "README.md"
+    text = readme.read_text() if readme.exists() else f"{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table()}\n{END}{tail}")
+    print(f"updated {Path(readme).relative_to(BENCH.parent)}")
+
+
+if __name__ == "__main__":
+    main()
