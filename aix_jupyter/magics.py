@@ -187,10 +187,16 @@ class AixMagics(Magics):
     def _finish(self, response: Any, model_id: str, provenance: dict[str, Any], started: float) -> Any:
         status = str(getattr(response.status, "value", response.status))
         if status == "FAILED":
-            message = response.error_message or "the model failed without a message"
+            message = " ".join(str(response.error_message or "the model failed without a message").split())
             if "cancel" in message.lower():
                 raise RunCancelled(f"{model_id}: {message}")
-            raise ma.RunFailed(f"{model_id}: {' '.join(str(message).split())}")
+            url = getattr(response, "url", None)
+            if not response.completed:  # gave up waiting (timeout): say how to wait longer
+                if url and "sync_poll(response.url)" in message:
+                    self._jobs.setdefault(url, model_id)
+                    message = message.replace("sync_poll(response.url)", f"%aix poll {url} --wait")
+                message += "; give it more time with --timeout SECONDS or %config AixMagics.timeout"
+            raise ma.RunFailed(f"{model_id}: {message}")
         aix_display.remember(
             response, aix_display.Provenance(wall_time=time.monotonic() - started, **provenance)
         )
@@ -356,7 +362,7 @@ class AixMagics(Magics):
     def _widget(self, model_id: str) -> Any:
         from aix_jupyter.widgets import ModelWidget
 
-        return ModelWidget(model_id)
+        return ModelWidget(model_id, timeout=self.timeout)
 
     def _config(self) -> aix_display.Card:
         import sys

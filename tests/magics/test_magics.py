@@ -266,15 +266,30 @@ def test_help_lists_every_subcommand(cell):
     assert cell("%aix help poll").stdout.strip().startswith("usage: %aix poll")
 
 
+def test_widget_subcommand(cell, ip):
+    from aix_jupyter.widgets import ModelWidget
+
+    out = cell("w = %aix widget local/sentiment-vader")
+    assert out.error is None
+    widget = ip.user_ns["w"]
+    assert isinstance(widget, ModelWidget) and widget.model.id == "local/sentiment-vader"
+    assert repr(widget) == "ModelWidget(model='local/sentiment-vader')"
+    shown = cell("w")
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in shown.displays)
+    assert isinstance(cell("%aix widget local/nope").error, AixError)
+
+
 # -- configuration -------------------------------------------------------------------------------------
 def test_traitlets_configuration(cell, magics):
     cell("%config AixMagics.default_model = 'local/sentiment-vader'")
     assert magics.default_model == "local/sentiment-vader"
     assert cell("%aix run I hate rainy mondays").result.data == "NEGATIVE"
     assert cell("%aix I love sunny days").result.data == "POSITIVE"
-    cell("%config AixMagics.timeout = 0.5")
-    out = cell("%aix run local/countdown --seconds 5 late")
-    assert isinstance(out.error, AixError) and "local/countdown" in error_text(out)
+    cell("%config AixMagics.timeout = 1.0")
+    out = cell("%aix run local/countdown --seconds 2 late")
+    assert_short_error(out, RunFailed, "local/countdown", "within 1 s", "--timeout", "%aix poll http://")
+    url = re.search(r"%aix poll (\S+) --wait", error_text(out)).group(1)
+    assert cell(f"%aix poll {url} --wait --timeout 30").result.data == "late"  # resumes the same job
     cell("%config AixMagics.poll_cap = 0.25")
     assert magics.poll_cap == 0.25
     assert cell("%aix run local/countdown --seconds 0.6 --timeout 10 ok").result.data == "ok"
