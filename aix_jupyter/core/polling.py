@@ -20,11 +20,11 @@ Why a 5 s cap, and what it costs. With the SDK's defaults (0.5 s, +10 %, cap 60 
 finishing at t is noticed up to ~30 s late near the 300 s timeout (its wait there is ~30 s).
 Capped at 5 s, the lag is at most 6 s (5 s +20 % jitter), about 2.5 s on average, for any job
 length. The cost is requests on long jobs: waits reach 5 s after 25 polls (~44 s); after that
-one poll per 5 s. A job of 10 s costs the same as with the SDK (~12 polls); a 60 s job 28 polls
-(SDK 24); a 300 s job ~76 polls (SDK 43) -- about one request per 5 s more, against a lag
-bounded at 6 s instead of 30 s. Against a server that holds polls (our embedded backend) the
-lag is ~0 and a 300 s job costs ~30 polls (10 s holds). ``max_wait`` is configurable
-(``Model.run(..., max_wait=...)`` / ``sync_poll(..., max_wait=...)``).
+one poll per 5 s. Polls until a job is noticed (``expected_polls``, no jitter): a 10 s job 13
+(SDK 13), a 60 s job 29 (SDK 28), a 120 s job 41 (SDK 35), a 300 s job 77 (SDK 45) -- at most
+one request per 5 s more, against a lag bounded at 6 s instead of 30 s. Against a server that
+holds polls (our embedded backend) the lag is ~0 and a 300 s job costs ~30 polls (10 s holds).
+``max_wait`` is configurable (``Model.run(..., max_wait=...)``, ``sync_poll(..., max_wait=...)``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import math
 import random
 import time
 from collections.abc import Callable
+
+from aix_jupyter.core.errors import ParameterError
 
 MIN_WAIT = 0.2
 GROWTH = 1.1
@@ -57,11 +59,11 @@ class PollSchedule:
         jitter: float = JITTER,
     ) -> None:
         if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout >= 0):
-            raise ValueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
+            raise ParameterError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
         if not (isinstance(wait_time, int | float) and math.isfinite(wait_time) and wait_time >= 0):
-            raise ValueError(f"wait_time must be a finite number of seconds >= 0, got {wait_time!r}")
+            raise ParameterError(f"wait_time must be a finite number of seconds >= 0, got {wait_time!r}")
         if not (isinstance(max_wait, int | float) and max_wait > 0):
-            raise ValueError(f"max_wait must be a number of seconds > 0, got {max_wait!r}")
+            raise ParameterError(f"max_wait must be a number of seconds > 0, got {max_wait!r}")
         self.clock = clock
         self.start = clock() if start is None else start
         self.deadline = self.start + float(timeout)
