@@ -77,6 +77,24 @@ class ModelResponse:
         self.asset = asset
         self.additional_fields: dict[str, Any] = kwargs
 
+    @classmethod
+    def chunk(cls, text: Any) -> ModelResponse:
+        """A streamed chunk: IN_PROGRESS with ``data=text`` (a fast path: one per chunk)."""
+        self = cls.__new__(cls)
+        self.status = ResponseStatus.IN_PROGRESS
+        self.data = text
+        self.details = {}
+        self.completed = False
+        self.error_message = ""
+        self.used_credits = 0.0
+        self.run_time = 0.0
+        self.usage = None
+        self.url = None
+        self.error_code = None
+        self.asset = None
+        self.additional_fields = {}
+        return self
+
     # -- dict-style access ----------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
         if key in FIELDS:

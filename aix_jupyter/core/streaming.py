@@ -87,10 +87,13 @@ CHUNK, END, ERROR = 0, 1, 2
 
 def parse_payload(payload: bytes) -> tuple[int, Any]:
     """(CHUNK, text) or (END, None) for ``[DONE]`` or (ERROR, message)."""
+    fast = _fast_text(payload)
+    if fast is not None:
+        return CHUNK, fast
     if payload == DONE:
         return END, None
     try:
-        value = _loads(payload)
+        value = _loads(payload.decode("utf-8", "replace"))
     except ValueError:
         return CHUNK, payload.decode("utf-8", "replace")
     if isinstance(value, dict):
@@ -110,6 +113,30 @@ def parse_payload(payload: bytes) -> tuple[int, Any]:
     if isinstance(value, str):
         return CHUNK, value
     return CHUNK, payload.decode("utf-8", "replace")
+
+
+_PREFIXES = (b'{"data": "', b'{"data":"')
+
+
+def _fast_text(payload: bytes) -> str | None:
+    """The text of the common ``{"data": "<text without escapes>"}`` event without a JSON parse.
+
+    Exact: a JSON string with no backslash and no quote inside is its own content.
+    """
+    if payload[-2:] != b'"}':
+        return None
+    if payload[:10] == b'{"data": "':
+        middle = payload[10:-2]
+    elif payload[:9] == b'{"data":"':
+        middle = payload[9:-2]
+    else:
+        return None
+    if b'"' in middle or b"\\" in middle or middle == b"[DONE]":
+        return None
+    try:
+        return middle.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class ModelResponseStreamer:
@@ -153,6 +180,8 @@ class ModelResponseStreamer:
         self._cancel = cancel
         self._final: ModelResponse | None = failure
         self._finished = False
+        # the hot path applies while nothing special can happen between two chunks
+        self._plain = failure is None and cancel is None
         self.chunks = 0
 
     # -- state ----------------------------------------------------------------------------------
@@ -171,6 +200,7 @@ class ModelResponseStreamer:
 
     def _end(self, response: ModelResponse) -> ModelResponse:
         self._finished = True
+        self._plain = False
         self.status = response.status
         self.error_message = response.error_message
         self.close()
@@ -184,22 +214,21 @@ class ModelResponseStreamer:
         return response
 
     def _handle(self, payload: bytes) -> ModelResponse:
-        kind, value = parse_payload(payload)
-        if kind == CHUNK:
+        value = _fast_text(payload)
+        if value is None:
+            kind, value = parse_payload(payload)
+            if kind == END:
+                return self._end(ModelResponse(status=ResponseStatus.SUCCESS, data="", completed=True))
+            if kind == ERROR:
+                failure = ModelResponse(status=ResponseStatus.FAILED, completed=True, error_message=value)
+                return self._end(failure)
             if value.__class__ is not str:
-                value = (
-                    ""
-                    if value is None
-                    else (json.dumps(value) if isinstance(value, list | dict) else str(value))
-                )
-            self._parts.append(value)
-            self.chunks += 1
-            if self._on_event is not None:
-                self._emit("chunk", chunk=value, polls=self.chunks)
-            return ModelResponse(ResponseStatus.IN_PROGRESS, value)
-        if kind == END:
-            return self._end(ModelResponse(status=ResponseStatus.SUCCESS, data="", completed=True))
-        return self._end(ModelResponse(status=ResponseStatus.FAILED, completed=True, error_message=value))
+                value = _as_text(value)
+        self._parts.append(value)
+        self.chunks += 1
+        if self._on_event is not None:
+            self._emit("chunk", chunk=value, polls=self.chunks)
+        return ModelResponse.chunk(value)
 
     def _eof(self) -> ModelResponse:
         return self._end(
@@ -220,6 +249,27 @@ class ModelResponseStreamer:
         return self
 
     def __next__(self) -> ModelResponse:
+        pending = self._pending
+        if pending and self._plain:  # the hot path: one common {"data": "<text>"} event
+            payload = pending.popleft()
+            if payload[-2:] == b'"}' and payload[:10] == b'{"data": "':
+                middle = payload[10:-2]
+                if b'"' not in middle and b"\\" not in middle and middle != b"[DONE]":
+                    try:
+                        text = middle.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return self._handle(payload)
+                    self._parts.append(text)
+                    self.chunks += 1
+                    if self._on_event is not None:
+                        self._emit("chunk", chunk=text, polls=self.chunks)
+                    return ModelResponse.chunk(text)
+            return self._handle(payload)
+        return self._next_slow()
+
+    def _next_slow(self) -> ModelResponse:
+        if self._cancel is not None and self._cancel.is_set() and not self._finished:
+            return self._cancelled()
         if self._finished:
             raise StopIteration
         if self._final is not None:
@@ -262,6 +312,8 @@ class ModelResponseStreamer:
         return self
 
     async def __anext__(self) -> ModelResponse:
+        if self._cancel is not None and self._cancel.is_set() and not self._finished:
+            return self._cancelled()
         if self._finished:
             await self.aclose()
             raise StopAsyncIteration
@@ -303,6 +355,12 @@ class ModelResponseStreamer:
 
     def __repr__(self) -> str:
         return f"ModelResponseStreamer(status={self.status}, chunks={self.chunks})"
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 class _CancelledRead(Exception):

@@ -161,3 +161,16 @@ def test_poll_schedule_bounds(wait, timeout, cap, retry):
         assert now[0] <= timeout + 1e-9  # never sleeps past the deadline
         hold = schedule.hold()
         assert hold is None or 1 <= hold <= timeout
+
+
+@given(texts=st.lists(st.text(max_size=15), max_size=15), spaced=st.booleans())
+def test_streamer_fast_path_agrees_with_json(texts, spaced):
+    from aix_jupyter import ModelResponseStreamer
+
+    sep = ", " if spaced else ","
+    colon = ": " if spaced else ":"
+    payloads = [json.dumps({"data": t}, separators=(sep, colon), ensure_ascii=False).encode() for t in texts]
+    streamer = ModelResponseStreamer(payloads=iter([payloads, [b"[DONE]"]]))
+    chunks = list(streamer)
+    assert [c.data for c in chunks[:-1]] == texts
+    assert chunks[-1].status is ResponseStatus.SUCCESS and streamer.text == "".join(texts)
