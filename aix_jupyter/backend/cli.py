@@ -90,6 +90,8 @@ def serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn_config(app))
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        print("aix serve: stopped", file=sys.stderr)
     finally:
         app.state.backend.jobs.cancel_all()
         app.state.backend.uploads.close()

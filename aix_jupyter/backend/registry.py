@@ -265,9 +265,6 @@ def model_spec_from_function(
     if not callable(func):
         raise RegistrationError(f"register_model expects a function, got {type(func).__name__}")
     func_name = getattr(func, "__name__", type(func).__name__)
-    model_id = id or f"local/{func_name.replace('_', '-')}"
-    if not _ID_RE.match(model_id) or "//" in model_id:
-        raise RegistrationError(f"invalid model id {model_id!r}: use letters, digits, '.', '_', '-' and '/'")
     try:
         signature = inspect.signature(func)
         hints = typing.get_type_hints(func, include_extras=True)
@@ -284,7 +281,7 @@ def model_spec_from_function(
             raise RegistrationError(f"{where}: *args/**kwargs cannot become model parameters; name each one")
         if p.kind is inspect.Parameter.POSITIONAL_ONLY:
             raise RegistrationError(f"{where}: positional-only parameters are not supported")
-        if annotation is JobContext:
+        if _strip_optional(annotation)[0] is JobContext:
             inject_context = pname
             continue
         if pname == PROGRESS_PARAM:
@@ -296,6 +293,11 @@ def model_spec_from_function(
             f"{func_name} takes no input; give it at least one parameter (the model's data)"
         )
     names = [p.name for p in schema]
+    model_id = id or f"local/{func_name.replace('_', '-')}"
+    if not _ID_RE.match(model_id) or "//" in model_id:
+        raise RegistrationError(
+            f"invalid model id {model_id!r}: pass id='owner/name' (letters, digits, '.', '_', '-', '/')"
+        )
     is_async_gen = inspect.isasyncgenfunction(func)
     is_coroutine = inspect.iscoroutinefunction(func)
     streaming = is_async_gen or inspect.isgeneratorfunction(func)

@@ -23,6 +23,14 @@ def run_v1(client: httpx.Client, model_id: str, body: dict) -> str:
     return data["data"]
 
 
+def run_v2(client: httpx.Client, model_id: str, body: dict) -> dict:
+    """A synchronous run; a busy machine may turn it into IN_PROGRESS + poll URL, which is followed."""
+    reply = client.post(f"/api/v2/execute/{model_id}", json=body)
+    assert reply.status_code == 200, reply.text
+    data = reply.json()
+    return poll_until_done(client, data["data"]) if data["status"] == "IN_PROGRESS" else data
+
+
 def poll_until_done(client: httpx.Client, url: str, timeout: float = 20) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -138,7 +146,7 @@ def test_delete_registered_model_but_not_builtin(client, server):
     def temporary(text: str) -> str:
         return text
 
-    assert client.post("/api/v2/execute/test/temporary", json={"data": "x"}).json()["data"] == "x"
+    assert run_v2(client, "test/temporary", {"data": "x"})["data"] == "x"
     assert client.delete("/sdk/models/test/temporary").status_code == 200
     assert client.get("/sdk/models/test/temporary").status_code == 404
     assert client.delete("/sdk/models/test/temporary").status_code == 404
@@ -157,7 +165,7 @@ def test_delete_registered_model_but_not_builtin(client, server):
     ],
 )
 def test_sync_run_real_models(client, model_id, text, expected):
-    body = client.post(f"/api/v2/execute/{model_id}", json={"data": text}).json()
+    body = run_v2(client, f"{model_id}", {"data": text})
     assert body["status"] == "SUCCESS" and body["completed"] is True
     assert body["data"] == expected
     assert body["runTime"] >= 0 and body["asset"]["assetId"] == model_id
@@ -165,21 +173,15 @@ def test_sync_run_real_models(client, model_id, text, expected):
 
 def test_sentiment_details_and_threshold_parameter(client):
     text = "The movie was okay."
-    neutral = client.post(
-        "/api/v2/execute/local/sentiment-vader", json={"data": text, "threshold": 0.9}
-    ).json()
+    neutral = run_v2(client, "local/sentiment-vader", {"data": text, "threshold": 0.9})
     assert neutral["data"] == "NEUTRAL"
     assert {"compound", "pos", "neu", "neg"} <= set(neutral["details"])
 
 
 def test_langid_is_deterministic_and_reports_candidates(client):
     text = "Ceci est une phrase, écrite en français pour le test."
-    first = client.post(
-        "/api/v2/execute/local/langid-langdetect", json={"data": text, "candidates": 2}
-    ).json()
-    second = client.post(
-        "/api/v2/execute/local/langid-langdetect", json={"data": text, "candidates": 2}
-    ).json()
+    first = run_v2(client, "local/langid-langdetect", {"data": text, "candidates": 2})
+    second = run_v2(client, "local/langid-langdetect", {"data": text, "candidates": 2})
     assert first["details"] == second["details"]
     assert first["details"]["languages"][0]["language"] == "fr"
 
@@ -189,7 +191,7 @@ def test_keywords_yake(client):
         "Keyword extraction finds the most relevant words in a document. YAKE is an unsupervised "
         "keyword extraction method that uses statistical features of the text itself."
     )
-    body = client.post("/api/v2/execute/local/keywords-yake", json={"data": text, "max_keywords": 3}).json()
+    body = run_v2(client, "local/keywords-yake", {"data": text, "max_keywords": 3})
     assert body["status"] == "SUCCESS"
     assert len(body["data"]) == 3 and all(isinstance(k, str) for k in body["data"])
     assert any("extraction" in k.lower() for k in body["data"])
@@ -261,7 +263,7 @@ def test_unknown_job_is_404(client, server):
 
 
 def test_a_model_that_raises_gives_failed_with_its_message(client):
-    body = client.post("/api/v2/execute/test/fail", json={"data": "x"}).json()
+    body = run_v2(client, "test/fail", {"data": "x"})
     assert body["status"] == "FAILED" and body["completed"] is True
     assert body["error_message"] == "ZeroDivisionError: the model divided by zero"
     assert "Traceback" not in json.dumps(body)
@@ -275,7 +277,7 @@ def test_cpu_bound_model_does_not_block_other_requests(client):
     assert wait_for(lambda: client.get(url).json().get("state") == "running")
     answered = []
     for _ in range(5):
-        body = client.post("/api/v2/execute/local/sentiment-vader", json={"data": "good"}).json()
+        body = run_v2(client, "local/sentiment-vader", {"data": "good"})
         answered.append(body["data"])
         assert client.get(url).json()["completed"] is False
     assert answered == ["POSITIVE"] * 5
@@ -345,7 +347,7 @@ def test_client_disconnect_stops_a_streaming_model(client):
 
 
 def test_a_streamed_model_run_without_stream_returns_the_whole_text(client):
-    body = client.post("/api/v2/execute/test/tokens", json={"data": "a", "count": 3}).json()
+    body = run_v2(client, "test/tokens", {"data": "a", "count": 3})
     assert body["data"] == "a0 a1 a2 "
 
 
@@ -377,9 +379,7 @@ def test_invalid_parameters_are_490_naming_the_parameter(client):
 
 
 def test_null_values_are_ignored_like_unset_options(client):
-    body = client.post(
-        "/api/v2/execute/local/sentiment-vader", json={"data": "great", "threshold": None, "history": None}
-    ).json()
+    body = run_v2(client, "local/sentiment-vader", {"data": "great", "threshold": None, "history": None})
     assert body["data"] == "POSITIVE"
 
 
@@ -453,7 +453,7 @@ def test_upload_pair_then_run_on_the_uploaded_file(client, server):
     assert put.status_code == 200
     assert httpx.get(ticket["downloadUrl"]).text == "What a fantastic, delightful day!"
     for link in (ticket["downloadUrl"], f"s3://127/{ticket['key']}"):
-        body = client.post("/api/v2/execute/local/sentiment-vader", json={"data": link}).json()
+        body = run_v2(client, "local/sentiment-vader", {"data": link})
         assert body["data"] == "POSITIVE", link
     forged = ticket["uploadUrl"].split("?")[0] + "?sig=" + "0" * 32
     assert httpx.put(forged, content=b"x").status_code == 403

@@ -11,6 +11,7 @@ public so that a benchmark can time the raw runtime against the served model on 
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -86,10 +87,19 @@ def load_llm() -> Any:
                 from llama_cpp import Llama
             except ImportError:
                 raise ModelUnavailable(f"llama-cpp-python is not installed: {INSTALL_HINT}") from None
+            atexit.register(_close_llm)  # free it while llama_cpp is still importable
             _llm = Llama(
                 model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=os.cpu_count() or 1, verbose=False
             )
         return _llm
+
+
+def _close_llm() -> None:
+    global _llm
+    with _llm_lock:
+        llm, _llm = _llm, None
+    if llm is not None:
+        llm.close()
 
 
 def completion_kwargs(
@@ -125,16 +135,20 @@ def run_smollm2(inputs: dict[str, Any], ctx: JobContext) -> Iterator[str]:
     kwargs = completion_kwargs(
         max_tokens, float(inputs["temperature"]), float(inputs["top_p"]), inputs.get("seed")
     )
+    # Evaluate the whole prompt afresh: reusing the previous run's cached prefix changes the logits
+    # slightly, and greedy decoding (temperature 0) would then not be repeatable.
+    llm.reset()
     stream = llm.create_completion(prompt, stream=True, **kwargs)
     produced = 0
     try:
         for part in stream:
+            text = part["choices"][0]["text"]
+            if not text:  # the closing chunk carries only the finish reason
+                continue
             produced += 1
             ctx.set_usage(prompt_tokens, produced)
             ctx.progress(produced, max_tokens)
-            text = part["choices"][0]["text"]
-            if text:
-                yield text
+            yield text
     finally:
         stream.close()
 
