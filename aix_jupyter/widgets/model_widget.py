@@ -46,7 +46,7 @@ Origin = Literal["button", "python"]
 
 _STYLE = """<style>
 .aix-model-widget { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px 8px; }
-.aix-model-widget .aix-stream pre { white-space: pre-wrap; word-break: break-word; margin: 4px 0;
+.aix-model-widget .aix-stream-view pre { white-space: pre-wrap; word-break: break-word; margin: 4px 0;
   font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }
 .aix-model-widget .aix-meta { color: var(--jp-ui-font-color2, #666); font-size: 12px; }
 .aix-model-widget .aix-failed { color: var(--jp-error-color1, #d32f2f); }
@@ -63,6 +63,7 @@ class _Job:
     future: Future[Any] = field(default_factory=Future)
     started: float = field(default_factory=time.monotonic)
     text_progress: TextProgress | None = None
+    finished: bool = False  # set before the buttons are refreshed, then the future resolves
 
 
 class _Coalescer:
@@ -157,7 +158,7 @@ class ModelWidget(w.VBox):
 
         self.progress = WidgetProgress(model.id, display=False, show_model=False)
         self.stream_view = w.HTML(value="", layout=w.Layout(display="none", width="100%"))
-        self.stream_view.add_class("aix-stream")
+        self.stream_view.add_class("aix-stream-view")
         self.result = w.Output(layout=w.Layout(width="100%"))
         self.result.add_class("aix-result")
         self.meta = w.HTML(value="")
@@ -210,7 +211,7 @@ class ModelWidget(w.VBox):
     @property
     def running(self) -> bool:
         job = self._job
-        return job is not None and not job.future.done()
+        return job is not None and not job.finished
 
     @property
     def text(self) -> str:
@@ -265,7 +266,7 @@ class ModelWidget(w.VBox):
     def cancel(self) -> bool:
         """Cancel the current run (the core cancels the job on the server); False when none runs."""
         job = self._job
-        if job is None or job.future.done():
+        if job is None or job.finished:
             return False
         job.cancel.set()
         self.cancel_button.disabled = True
@@ -331,6 +332,8 @@ class ModelWidget(w.VBox):
 
     def _work(self, job: _Job) -> None:
         hook = self._on_event(job)
+        error: BaseException | None = None
+        response: Any = None
         try:
             if job.stream:
                 response = self._stream(job, hook)
@@ -342,18 +345,18 @@ class ModelWidget(w.VBox):
                     on_event=hook,
                     cancel=job.cancel,
                 )
+            self._show(job, response)
         except BaseException as exc:
+            error = exc
             message = str(exc) or type(exc).__name__
             hook(RunEvent("failed", self.model.id, time.monotonic() - job.started, message=message))
             self._show_error(f"{type(exc).__name__}: {message}")
-            self._end(job)
-            job.future.set_exception(exc)
-            return
-        try:
-            self._show(job, response)
-        finally:
-            self._end(job)
-        job.future.set_result(response)
+        job.finished = True
+        self._end(job)
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(response)
 
     def _end(self, job: _Job) -> None:
         self.progress.close()

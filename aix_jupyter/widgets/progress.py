@@ -155,7 +155,7 @@ def _plural(count: int, word: str) -> str:
 
 def _seconds(value: float) -> str:
     if value < 60:
-        return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
+        return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s" if value >= 1 else f"{value:.2f} s"
     minutes, seconds = divmod(round(value), 60)
     return f"{minutes} min {seconds:02d} s"
 
@@ -189,6 +189,7 @@ class RunProgress:
         self.message = ""
         self.poll_url: str | None = None
         self._elapsed = 0.0
+        self._eta_at = 0.0  # elapsed time when the server reported ``eta``
         self._t0: float | None = None  # monotonic time at elapsed 0, while running
         self._last_render = 0.0
 
@@ -238,6 +239,7 @@ class RunProgress:
                 if fraction is not None:
                     self.progress = fraction
                 self.eta = float(event.eta) if isinstance(event.eta, int | float) else None
+                self._eta_at = self._elapsed
             elif kind == "chunk":
                 self.chunks += 1
             elif kind in FINAL_STATES:
@@ -295,8 +297,8 @@ class RunProgress:
         text = "running"
         if self.progress is not None:
             text += f" {self.progress:.0%}"
-        if self.eta is not None:
-            text += f" ETA {_seconds(self.eta)}"
+        if self.eta is not None:  # counts down between polls
+            text += f" ETA {_seconds(max(0.0, self.eta - (self.elapsed - self._eta_at)))}"
         return text
 
     def line(self) -> str:

@@ -130,7 +130,7 @@ def test_widget_bar_states_and_colours():
     assert progress.label.value.startswith("running 50% ETA 12 s · 2 polls · ")
     progress(ev("finished", 0.9, polls=3))
     assert (progress.bar.value, progress.bar.bar_style) == (1.0, "success")
-    assert progress.label.value == "finished · 3 polls · 0.9 s"
+    assert progress.label.value == "finished · 3 polls · 0.90 s"
     assert repr(progress.widget) == f"[aix] {MODEL} finished (3 polls, 0.90 s)"
     progress.reset()
     assert (progress.state, progress.bar.value, progress.bar.bar_style, progress.label.value) == (

@@ -1,0 +1,165 @@
+"""ModelWidget in a real JupyterLab 4 in Chromium: run with the progress bar, stream, cancel.
+
+One notebook with three widgets (sentiment; a fast streaming generator served by the embedded
+backend through ``register_model``; the slow countdown), driven by clicks. Screenshots of each
+state go to the test-artifacts folder:
+``browser-run-finished.png``, ``browser-stream-growing.png``, ``browser-stream-finished.png``,
+``browser-long-running.png``, ``browser-cancelled.png``.
+The comm messages the browser receives while streaming are counted on the kernel websocket and
+written to ``browser-stream-rate.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+CELLS = [
+    'from aix_jupyter import ModelWidget\nw = ModelWidget("local/sentiment-vader")\nw',
+    # a real streamed model served by the embedded backend: ~200 chunks a second, for about 3 s
+    "import time\nfrom aix_jupyter import register_model\n\n"
+    "@register_model\n"
+    "def words(text: str, count: int = 600, delay: float = 0.005):\n"
+    '    """Streams numbered words, fast."""\n'
+    "    for i in range(count):\n"
+    "        time.sleep(delay)\n"
+    '        yield f"{text}{i} "\n\n'
+    'ws = ModelWidget("local/words")\nws.set(text="word")\nws',
+    'wc = ModelWidget("local/countdown")\nwc.set(seconds=120)\nwc',
+]
+
+
+def _notebook(root: Path) -> str:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    (root / "widget.ipynb").write_text(nbformat.writes(nb))
+    return "widget.ipynb"
+
+
+class CommCounter:
+    """Counts the comm messages the browser receives from the kernel (one per widget update)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def attach(self, ws) -> None:
+        if "/api/kernels/" in ws.url:
+            ws.on("framereceived", self._frame)
+
+    def _frame(self, payload) -> None:
+        data = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+        if re.search(rb'"msg_type":\s*"comm_msg"', data[:4096]):
+            self.times.append(time.monotonic())
+
+    def between(self, start: float, end: float) -> int:
+        return sum(1 for t in self.times if start <= t <= end)
+
+
+def _bar_width(widget) -> str:
+    return widget.locator(".widget-hprogress .progress-bar").first.evaluate("el => el.style.width")
+
+
+def test_model_widget_in_jupyterlab(lab, browser, artifacts_dir: Path):
+    name = _notebook(lab.root)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    counter = CommCounter()
+    page.on("websocket", counter.attach)
+    page.set_default_timeout(60_000)
+    page.goto(lab.notebook_url(name))
+    status = page.locator(".jp-StatusBar-TextItem[title^='Change kernel']").first
+    status.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+        ".some(e => /Python 3 \\(ipykernel\\) \\| Idle/.test(e.textContent))"
+    )
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    widgets = page.locator(".aix-model-widget")
+    widgets.nth(2).wait_for(timeout=90_000)
+    sentiment, llm, countdown = widgets.nth(0), widgets.nth(1), widgets.nth(2)
+
+    # -- 1. set a parameter, Run: the bar reaches 100 % (green) and the result appears -----------
+    run = sentiment.locator("button.aix-run")
+    assert run.is_disabled()  # the required text is empty: Run waits for a valid form
+    assert "missing required parameter 'data'" in sentiment.locator(".aix-error").first.inner_text()
+    sentiment.locator("textarea").fill("What a wonderful, lovely day!")
+    page.wait_for_function("el => !el.disabled", arg=run.element_handle())
+    assert sentiment.locator(".aix-error").first.inner_text() == ""
+    run.click()
+    bar = sentiment.locator(".widget-hprogress .progress-bar").first
+    page.wait_for_function(
+        "el => el.classList.contains('progress-bar-success')", arg=bar.element_handle(), timeout=60_000
+    )
+    assert _bar_width(sentiment) == "100%"
+    sentiment.locator(".aix-result").get_by_text("POSITIVE").wait_for()
+    assert "finished" in sentiment.locator(".aix-progress-label").inner_text()
+    # the static copy: a normal output of the cell, after the widget, for kernel-less viewers
+    cell0 = page.locator(".jp-Notebook .jp-Cell").nth(0)
+    outputs = cell0.locator(".jp-Cell-outputArea > .jp-OutputArea-child")
+    outputs.nth(1).get_by_text("POSITIVE").wait_for(timeout=10_000)
+    assert outputs.count() == 2 and outputs.nth(0).locator(".aix-model-widget").count() == 1
+    sentiment.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts_dir / "browser-run-finished.png"), full_page=False)
+
+    # -- 2. Stream: the text grows while the run goes on, then ends -----------------------------
+    llm.scroll_into_view_if_needed()
+    stream_view = llm.locator(".aix-stream-view")
+    started = time.monotonic()
+    llm.locator("button.aix-stream").click()
+    lengths: list[int] = []
+    shot = False
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        label = llm.locator(".aix-progress-label").inner_text()
+        if label.startswith(("finished", "failed", "cancelled")):
+            break
+        length = len(stream_view.inner_text()) if stream_view.is_visible() else 0
+        if length and (not lengths or length != lengths[-1]):
+            lengths.append(length)
+        if len(lengths) >= 3 and not shot:
+            page.screenshot(path=str(artifacts_dir / "browser-stream-growing.png"))
+            shot = True
+        time.sleep(0.05)
+    ended = time.monotonic()
+    assert llm.locator(".aix-progress-label").inner_text().startswith("finished"), lengths
+    assert shot and lengths == sorted(lengths) and len(set(lengths)) >= 3, lengths
+    llm.locator(".aix-result").wait_for()
+    final = llm.locator(".aix-result").inner_text().strip()
+    assert final == " ".join(f"word{i}" for i in range(600))  # the exact text, every chunk
+    page.screenshot(path=str(artifacts_dir / "browser-stream-finished.png"))
+    messages = counter.between(started, ended)
+    rate = {"comm_messages": messages, "seconds": round(ended - started, 2)}
+    rate["per_second"] = round(messages / max(ended - started, 1e-9), 1)
+    (artifacts_dir / "browser-stream-rate.json").write_text(json.dumps(rate))
+    assert rate["per_second"] <= 25, rate  # coalesced: ~10 text repaints + a few progress updates a second
+
+    # -- 3. a long run, cancelled: the bar turns orange and says so -----------------------------
+    countdown.scroll_into_view_if_needed()
+    countdown.locator("button.aix-run").click()
+    label = countdown.locator(".aix-progress-label")
+    page.wait_for_function("el => /^running/.test(el.textContent)", arg=label.element_handle())
+    page.wait_for_function("el => /[1-9]\\d* polls?/.test(el.textContent)", arg=label.element_handle())
+    page.screenshot(path=str(artifacts_dir / "browser-long-running.png"))
+    cancel = countdown.locator("button.aix-cancel")
+    assert cancel.is_enabled()
+    cancel.click()
+    page.wait_for_function(
+        "el => /^cancelled/.test(el.textContent)", arg=label.element_handle(), timeout=15_000
+    )
+    bar = countdown.locator(".widget-hprogress .progress-bar").first
+    assert "progress-bar-warning" in (bar.get_attribute("class") or "")
+    page.wait_for_function("el => !el.disabled", arg=countdown.locator("button.aix-run").element_handle())
+    assert cancel.is_disabled()
+    page.screenshot(path=str(artifacts_dir / "browser-cancelled.png"))
+    page.close()
