@@ -9,7 +9,7 @@ Endpoints (``{id}`` may contain ``/``, sent raw or as ``%2F``)::
     DELETE /api/v1/data/{job}                cancel -> {"cancelled": true|false, ...}
     GET    /sdk/models/{id}                  model metadata; /sdk/models/by-name/{name}; /sdk/models?ids=a,b
     POST   /sdk/models/paginate              {q, pageNumber, pageSize, functions} -> {items, total}
-    DELETE /sdk/models/{id}                  delete a registered model (built-ins: 403)
+    DELETE /sdk/models/{id}                  delete a registered model (built-ins 403; alias /sdk/utilities)
     GET    /sdk/finetune/{id}/ml-logs        404 JSON: no local model is a fine-tune
     POST   /sdk/file/upload/temp-url         -> {key, uploadUrl, downloadUrl}; PUT/GET the signed /files/{id}
     GET    /health                           liveness (no token needed)
@@ -440,6 +440,7 @@ def create_app(
         Route("/sdk/models", get_models, methods=["GET"]),
         Route("/sdk/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/sdk/models/{model_id:path}", delete_model, methods=["DELETE"]),
+        Route("/sdk/utilities/{model_id:path}", delete_model, methods=["DELETE"]),  # the SDK's UtilityModel
         Route("/sdk/finetune/{model_id:path}/ml-logs", finetune_logs, methods=["GET"]),
         Route("/sdk/file/upload/temp-url", temp_url, methods=["POST"]),
         Route("/files/{upload_id}", put_file, methods=["PUT"]),
