@@ -157,7 +157,10 @@ def _mode(r: dict[str, Any]) -> str:
 
 
 def table() -> str:
-    lines = ["| comparison | figure (ratio first) | target | verdict | mode, date |", "|---|---|---|---|---|"]
+    lines = [
+        "| comparison | figure (ratio first) | target | verdict | mode, date, 1-min load avg |",
+        "|---|---|---|---|---|",
+    ]
     machines = set()
     for name, render in RENDERERS.items():
         path = RESULTS / f"{name}.json"
@@ -172,7 +175,9 @@ def table() -> str:
         except (KeyError, TypeError, ZeroDivisionError) as exc:
             rows = [(name, f"result file incomplete ({exc})", "", "")]
         for what, fig, target, verdict in rows:
-            lines.append(f"| {what} | {fig} | {target} | {verdict} | {_mode(r)}, {m['date'][:16]} |")
+            load = m.get("loadavg_at_start", ["?"])[0]
+            when = f"{_mode(r)}, {m['date'][:16]}, load {load}"
+            lines.append(f"| {what} | {fig} | {target} | {verdict} | {when} |")
     lines.append("")
     lines.append("Machine: " + "; ".join(sorted(machines)) + " (shared with other work while measured).")
     return "\n".join(lines)
