@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -262,12 +263,13 @@ class Model:
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> Any:
         """Run and wait (at most ``timeout`` s + 0.5 s); ``stream=True`` returns a streamer."""
+        start = time.monotonic()
         if stream:
             return self.run_stream(data, parameters, on_event=on_event, cancel=cancel)
         from aix_jupyter.core import flows
 
         PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
-        emit = flows.Emitter(on_event, self.id)
+        emit = flows.Emitter(on_event, self.id, start)
         ep = self.endpoints()
         emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, emit.start + timeout)
@@ -322,9 +324,10 @@ class Model:
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> ModelResponse:
         """Poll until the job ends; returns within ``timeout`` + 0.5 s."""
+        start = time.monotonic()
         from aix_jupyter.core import flows
 
-        schedule = PollSchedule(wait_time, timeout, max_wait)
+        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
         emit = flows.Emitter(on_event, self.id, schedule.start)
         ep = self.endpoints()
         emit.secret = ep.api_key
@@ -468,13 +471,14 @@ class Model:
         cancel: threading.Event | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> Any:
+        start = time.monotonic()
         if stream:
             return await self.arun_stream(data, parameters, on_event=on_event, cancel=cancel)
         from aix_jupyter.core import flows
         from aix_jupyter.core.transport import AsyncTransport, async_client
 
         PollSchedule(wait_time, timeout, max_wait)
-        emit = flows.Emitter(on_event, self.id)
+        emit = flows.Emitter(on_event, self.id, start)
         ep = self.endpoints()
         emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, emit.start + timeout)
@@ -530,10 +534,11 @@ class Model:
         max_wait: float = DEFAULT_MAX_WAIT,
     ) -> ModelResponse:
         """The async twin of ``sync_poll``."""
+        start = time.monotonic()
         from aix_jupyter.core import flows
         from aix_jupyter.core.transport import AsyncTransport, async_client
 
-        schedule = PollSchedule(wait_time, timeout, max_wait)
+        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
         emit = flows.Emitter(on_event, self.id, schedule.start)
         ep = self.endpoints()
         emit.secret = ep.api_key

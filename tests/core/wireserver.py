@@ -36,6 +36,7 @@ Every request is recorded in ``server.requests`` (method, path, headers, body).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -234,6 +235,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every reply
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- plumbing -------------------------------------------------------------------------------
     def _read(self) -> bytes:
