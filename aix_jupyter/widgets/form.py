@@ -13,8 +13,8 @@ options, several values                SelectMultiple
 several values, no options             TagsInput
 boolean                                Checkbox
 number with both bounds                IntSlider / FloatSlider (integer sub-type → Int)
-number otherwise                       IntText / FloatText; a text field when optional without a
-                                       default (empty = not set)
+number otherwise                       IntText / FloatText; a text field when there is no default
+                                       to pre-fill (empty = not set)
 text: the primary input                Textarea that grows with its content
 json                                   Textarea holding JSON
 audio / image / video / file           path-or-URL field + FileUpload (the upload is saved to a
@@ -58,7 +58,7 @@ def control_kind(param: Parameter, *, primary: bool = False) -> str:
     if param.is_number:
         if param.min_value is not None and param.max_value is not None:
             return "int-slider" if param.is_integer else "float-slider"
-        if param.default is None and not param.required and not param.is_set:
+        if param.value is None:  # nothing to pre-fill: an empty field means "not set"
             return "number-text"
         return "int-text" if param.is_integer else "float-text"
     if param.data_type == "json":
@@ -252,7 +252,7 @@ class ParamControl:
         else:
             message = None
         self.error.value = (
-            f'<span style="color: var(--jp-error-color1, #d32f2f)">{html.escape(message)}</span>'
+            f'<span style="color: var(--jp-error-color1, #d32f2f)">{html.escape(message, quote=False)}</span>'
             if message
             else ""
         )

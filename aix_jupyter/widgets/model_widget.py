@@ -397,7 +397,7 @@ class ModelWidget(w.VBox):
 
     def _paint_stream(self, text: str) -> None:
         self._text = text
-        self.stream_view.value = f"<pre>{html.escape(text)}</pre>"
+        self.stream_view.value = f"<pre>{html.escape(text, quote=False)}</pre>"
 
     # -- results --------------------------------------------------------------------------------
     def _provenance(self, job: _Job) -> Any:
@@ -446,7 +446,7 @@ class ModelWidget(w.VBox):
         return " · ".join(parts)
 
     def _show_error(self, message: str) -> None:
-        text = f'<span class="aix-failed">{html.escape(message)}</span>'
+        text = f'<span class="aix-failed">{html.escape(message, quote=False)}</span>'
         self.meta.value = text
 
     def _publish_static(self, job: _Job, response: Any, provenance: Any) -> None:

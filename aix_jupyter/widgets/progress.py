@@ -332,7 +332,10 @@ class RunProgress:
         while not self._stop.wait(self.tick_interval):
             if self.done or self._closed:
                 return
-            self._render(final=False)
+            with self._lock:
+                recent = time.monotonic() - self._last_render < self.tick_interval * 0.8
+            if not recent:  # events drew it lately: no extra frontend message needed
+                self._render(final=False)
 
     def _render(self, *, final: bool) -> None:
         with self._lock:
@@ -409,7 +412,7 @@ class WidgetProgress(RunProgress):
     saved notebook viewed without a kernel still says how the run went.
     """
 
-    min_interval = 0.25
+    min_interval = 0.3  # with the ticker: at most ~3 label updates a second, however fast events come
     tick_interval = 0.5
 
     def __init__(self, model_id: str, *, display: bool = True, show_model: bool = True) -> None:

@@ -1,0 +1,200 @@
+"""ModelWidget driven from Python against the embedded backend's real models (no mocks).
+
+Every comm message the widgets would send to a frontend is recorded (``RecordingComm``), which is
+how the stream view's coalescing is checked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import comm
+import pytest
+
+from aix_jupyter import ModelWidget
+from aix_jupyter.backend.registry import register_model, unregister_model
+from aix_jupyter.core.enums import ResponseStatus
+from aix_jupyter.core.errors import AixError, ParameterError
+
+WORDS = 1000
+
+
+class RecordingComm(comm.DummyComm):
+    sent: list[tuple[float, str, dict]] = []
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        RecordingComm.sent.append((time.monotonic(), self.comm_id, data or {}))
+
+
+@pytest.fixture
+def comms(monkeypatch):
+    RecordingComm.sent = []
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: RecordingComm(*a, **kw))
+    return RecordingComm.sent
+
+
+@pytest.fixture(scope="module")
+def words_model():
+    def words(text: str, count: int = WORDS, delay: float = 0.002):
+        """Streams numbered words, fast."""
+        for i in range(count):
+            time.sleep(delay)
+            yield f"{text}{i} "
+
+    register_model(words, id="local/test-words")
+    yield "local/test-words"
+    unregister_model("local/test-words")
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def test_run_fills_response_history_progress_and_result():
+    w = ModelWidget("local/sentiment-vader")
+    assert repr(w) == "ModelWidget(model='local/sentiment-vader')"
+    assert w.run_button.disabled and w.errors == {"data": "missing required parameter 'data'"}
+    assert "Stream" not in [b.description for b in w.buttons.children]  # this model does not stream
+    w.set(data="What a lovely, wonderful day!")
+    assert not w.run_button.disabled
+    response = w.run()
+    assert response.status is ResponseStatus.SUCCESS and response.data == "POSITIVE"
+    assert w.response is response and w.history == [response]
+    assert (w.progress.state, w.progress.bar.value, w.progress.bar.bar_style) == ("finished", 1.0, "success")
+    (output,) = w.result.outputs
+    assert output["data"]["text/plain"] == "POSITIVE"
+    assert output["metadata"]["aix_jupyter"]["parameters"] == {"threshold": 0.05}
+    assert "SUCCESS" in w.meta.value and "credits 0" in w.meta.value
+    assert "&quot;POSITIVE&quot;" in w.raw.value or '"POSITIVE"' in w.raw.value
+    assert not w.running and not w.run_button.disabled and w.cancel_button.disabled
+    second = w.run(data="This is terrible and I hate it.", threshold=0.1)
+    assert second.data == "NEGATIVE" and w.history == [response, second] and w.response is second
+    w.clear()
+    assert w.result.outputs == () and w.meta.value == "" and w.progress.state == "waiting"
+    assert w.history == [response, second]  # clearing the view keeps the history
+
+
+def test_run_does_not_block_and_one_run_at_a_time():
+    w = ModelWidget("local/countdown")
+    future = w.run(wait=False, seconds=1.0, data="done")
+    assert not future.done() and w.running
+    assert w.run_button.disabled and not w.cancel_button.disabled
+    with pytest.raises(AixError, match="a run of this widget is in progress"):
+        w.run(wait=False)
+    # the kernel's thread is free meanwhile: widget state keeps moving while we do other work
+    wait_until(lambda: w.progress.state == "running")
+    assert future.result(timeout=30).data == "done"
+    assert w.wait() is w.response
+
+
+def test_cancel_stops_the_run_on_the_server():
+    w = ModelWidget("local/countdown")
+    future = w.run(wait=False, seconds=60)
+    wait_until(lambda: w.progress.poll_url is not None)
+    started = time.monotonic()
+    assert w.cancel() is True
+    response = future.result(timeout=15)
+    assert time.monotonic() - started < 10
+    assert response.status is ResponseStatus.FAILED and "cancelled" in response.error_message.lower()
+    assert (w.progress.state, w.progress.bar.bar_style) == ("cancelled", "warning")
+    assert w.progress.label.value.startswith("cancelled")
+    assert w.cancel() is False  # nothing runs any more
+    # the server's job is over too (a poll answers with the cancellation, not "still running")
+    polled = w.model.poll(w.progress.poll_url)
+    assert polled.status is ResponseStatus.FAILED
+
+
+def test_failed_run_is_shown_in_red():
+    w = ModelWidget("local/countdown")
+    response = w.run(seconds=0.1, fail=True)
+    assert response.status is ResponseStatus.FAILED
+    assert "failed on request" in response.error_message
+    assert (w.progress.state, w.progress.bar.bar_style) == ("failed", "danger")
+    assert w.result.outputs[0]["data"]["text/plain"].startswith("FAILED: ")
+    assert "aix-failed" in w.meta.value
+
+
+def test_invalid_form_blocks_run_with_the_cores_message():
+    w = ModelWidget("local/keywords-yake")
+    w.form.controls["data"].input.value = "Jupyter widgets render model parameters as controls."
+    assert not w.run_button.disabled
+    w.form.controls["max_keywords"].input.value = 5
+    with pytest.raises(ParameterError, match="parameter 'language' must be one of"):
+        w.set(language="xx")
+    response = w.run(max_keywords=3)
+    assert len(response.data) == 3
+
+
+def test_stream_grows_coalesced_and_ends_with_the_exact_text(comms, words_model):
+    w = ModelWidget(words_model)
+    assert "Stream" in [b.description for b in w.buttons.children]
+    view_id = w.stream_view.comm.comm_id
+    w.set(text="w")
+    started = time.monotonic()
+    response = w.stream()
+    elapsed = time.monotonic() - started
+    expected = "".join(f"w{i} " for i in range(WORDS))
+    assert response.status is ResponseStatus.SUCCESS
+    assert response.data == expected == w.text
+    assert w.progress.chunks == WORDS and w.progress.state == "finished"
+    updates = [(t, data) for t, cid, data in comms if started <= t and data.get("method") == "update"]
+    paints = [
+        (t, d) for t, cid, d in comms if cid == view_id and started <= t and "value" in d.get("state", {})
+    ]
+    assert paints[-1][1]["state"]["value"] == f"<pre>{expected}</pre>"
+    # repaints: at most one per stream_interval (plus the clear at the start and the final one),
+    # far fewer than the chunks
+    assert 3 <= len(paints) <= elapsed / w.stream_interval + 3
+    # every message to the frontend while the text streams (first to last repaint): about 10
+    # repaints and 2-3 progress updates a second, however fast the chunks come
+    first, last = paints[1][0], paints[-2][0]
+    steady = [t for t, _ in updates if first <= t <= last]
+    rate = len(steady) / max(last - first, 1e-9)
+    print(f"\n{len(steady)} messages in {last - first:.2f} s while streaming = {rate:.1f}/s ({WORDS} chunks)")
+    print(f"{len(updates)} messages for the whole run of {elapsed:.2f} s, start and end included")
+    assert len(steady) <= (last - first) * 20 + 2
+    assert len(updates) <= elapsed * 20 + 25
+
+
+def test_stream_can_be_cancelled(words_model):
+    w = ModelWidget(words_model)
+    future = w.stream(wait=False, text="x", count=100000, delay=0.001)
+    wait_until(lambda: w.progress.chunks > 20)
+    w.cancel()
+    response = future.result(timeout=15)
+    assert response.status is ResponseStatus.FAILED and "cancelled" in response.error_message.lower()
+    assert w.progress.state == "cancelled"
+    assert w.text.startswith("x0 x1 x2 ") and len(w.text) < len("x0 ") * 100000
+
+
+def test_buttons_drive_the_same_runs():
+    w = ModelWidget("local/langid-langdetect")
+    w.set(data="Ceci est une phrase écrite en français.")
+    done = threading.Event()
+    w.progress.add_listener(lambda e: e.terminal and done.set())
+    w.run_button.click()  # what a frontend click does
+    assert done.wait(20)
+    wait_until(lambda: not w.running)
+    assert w.response.data == "fr"
+    w.clear_button.click()
+    assert w.result.outputs == ()
+
+
+def test_bad_run_click_shows_the_error_instead_of_raising():
+    w = ModelWidget("local/sentiment-vader")
+    w.run_button.click()  # the form is not valid; a click must not raise into the comm handler
+    assert "missing required parameter 'data'" in w.meta.value
+    assert w.response is None and not w.running
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_stream_the_local_llm():
+    w = ModelWidget("local/smollm2-135m")
+    response = w.stream(data="Say hello.", max_tokens=12, seed=1, temperature=0)
+    assert response.status is ResponseStatus.SUCCESS and response.data and response.data == w.text
+    assert w.progress.chunks >= 2
