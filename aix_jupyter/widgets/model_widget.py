@@ -463,6 +463,8 @@ class ModelWidget(w.VBox):
             mark_shown(response)
         elif self._static_id is not None:
             publish(response, provenance, display_id=self._static_id, update=True)
+            if job.origin == "python":
+                mark_shown(response)  # ``w.run()`` as a cell's last line adds no second copy
 
     def close(self) -> None:
         self.cancel()

@@ -1,4 +1,4 @@
-"""The front-end choice inside a real IPython kernel: interactive frontends vs headless executors.
+"""Inside a real IPython kernel: interactive frontends vs headless executors (progress and ModelWidget).
 
 Interactive frontends (JupyterLab, Notebook 7, VS Code) send ``allow_stdin: true``; nbclient (so
 nbconvert and papermill) and nbval send ``false``. The same cell shows a widget in the first case and
@@ -86,3 +86,40 @@ def test_environment_override_in_the_kernel(kernel):
         assert "[aix] local/m finished (2 polls, 0.25 s)\n" in streams(msgs, "stderr")
     finally:
         run(kernel, "import os; os.environ.pop('AIX_PROGRESS', None)", allow_stdin=True)
+
+
+WIDGET_CELL = 'from aix_jupyter import ModelWidget\nw = ModelWidget("local/sentiment-vader")\nw'
+RUN_CELL = 'w.run(data="What a lovely, wonderful day!")'
+
+
+def displays(msgs, kind="display_data"):
+    return [m["content"] for m in msgs if m["msg_type"] == kind]
+
+
+@pytest.mark.slow
+def test_model_widget_headless_shows_the_text_line_and_the_plain_result(kernel):
+    run(kernel, "%load_ext aix_jupyter", allow_stdin=False)
+    shown = run(kernel, WIDGET_CELL, allow_stdin=False)
+    widget, placeholder = displays(shown)
+    assert widget["data"]["text/plain"] == "ModelWidget(model='local/sentiment-vader')"  # what nbval compares
+    assert "application/vnd.jupyter.widget-view+json" in widget["data"]
+    assert placeholder["data"] == {"text/plain": ""} and placeholder["transient"]["display_id"]
+    ran = run(kernel, RUN_CELL, allow_stdin=False)
+    assert streams(ran, "stderr").startswith("[aix] local/sentiment-vader finished (")
+    assert streams(ran, "stderr").count("\n") == 1
+    # the plain result, once, as an ordinary output of this cell (the returned response adds none)
+    assert [d["data"]["text/plain"] for d in displays(ran)] == ["POSITIVE"]
+    assert displays(ran)[0]["metadata"]["aix_jupyter"]["model_id"] == "local/sentiment-vader"
+    assert not displays(ran, "update_display_data") and not displays(ran, "execute_result")
+
+
+@pytest.mark.slow
+def test_model_widget_live_writes_the_static_copy_after_the_widget(kernel):
+    shown = run(kernel, WIDGET_CELL, allow_stdin=True)
+    placeholder = displays(shown)[1]
+    ran = run(kernel, RUN_CELL, allow_stdin=True)
+    assert streams(ran, "stderr") == ""  # the widget's own bar shows the progress
+    (update,) = displays(ran, "update_display_data")
+    assert update["transient"]["display_id"] == placeholder["transient"]["display_id"]
+    assert update["data"]["text/plain"] == "POSITIVE"
+    assert not displays(ran) and not displays(ran, "execute_result")
