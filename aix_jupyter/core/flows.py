@@ -171,10 +171,12 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
             response = map_poll_reply(reply)
             if response.status is not ResponseStatus.IN_PROGRESS:
                 return emit.end(response, poll_url, schedule.polls + 1)
-            schedule.observe(
-                elapsed=time.monotonic() - sent, preference_applied=reply.header("preference-applied")
-            )
             progress, eta = poll_progress(response)
+            schedule.observe(
+                elapsed=time.monotonic() - sent,
+                preference_applied=reply.header("preference-applied"),
+                progress=progress is not None or eta is not None,
+            )
             extra = {k: v for k, v in response.additional_fields.items() if k not in ("progress", "eta")}
             emit(
                 "polled",

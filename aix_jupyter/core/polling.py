@@ -12,7 +12,8 @@ Schedule (as the SDK documents it, with a cap that bounds the lag):
   so a server that supports it answers the moment the job ends. Time the server spent holding
   is subtracted from the next wait, so a holding server is polled back-to-back and a server
   that ignores the header sees the plain schedule. When the server says it held
-  (``Preference-Applied: wait=N``) the hold grows to ``LONG_HOLD`` seconds;
+  (``Preference-Applied: wait=N``) the hold grows to ``LONG_HOLD`` seconds -- or stays at
+  ``PROGRESS_HOLD`` while the server reports progress, so that a progress bar keeps moving;
 * polling stops at ``timeout``: a wait is cut at the deadline, one last poll gets at most
   ``FINAL_GRACE`` seconds, so ``sync_poll(timeout=T)`` returns within T + 0.5 s.
 
@@ -41,6 +42,7 @@ GROWTH = 1.1
 JITTER = 0.2
 DEFAULT_MAX_WAIT = 5.0
 LONG_HOLD = 10
+PROGRESS_HOLD = 1
 FINAL_GRACE = 0.3
 
 
@@ -73,6 +75,7 @@ class PollSchedule:
         self.rng = rng or random.Random()
         self.polls = 0
         self.server_holds = False
+        self.reports_progress = False
         self.final = False
 
     # -- time -----------------------------------------------------------------------------------
@@ -96,14 +99,18 @@ class PollSchedule:
         if self.polls == 0 and not self.server_holds:
             want = 1  # first poll: at once, but a holding server may answer within the first second
         else:
-            want = LONG_HOLD if self.server_holds else math.ceil(self.wait)
+            hold = PROGRESS_HOLD if self.reports_progress else LONG_HOLD
+            want = hold if self.server_holds else math.ceil(self.wait)
         limit = math.floor(self.remaining())
         want = min(want, limit)
         return want if want >= 1 else None
 
-    def observe(self, *, elapsed: float, preference_applied: str | None = None) -> None:
-        """Record one answered poll that said "still running"."""
+    def observe(
+        self, *, elapsed: float, preference_applied: str | None = None, progress: bool = False
+    ) -> None:
+        """Record one answered poll that said "still running" (and whether it reported progress)."""
         self.polls += 1
+        self.reports_progress = progress
         if preference_applied and "wait" in preference_applied.lower():
             self.server_holds = True
         self._last_elapsed = elapsed

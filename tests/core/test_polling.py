@@ -7,7 +7,14 @@ import random
 import pytest
 
 from aix_jupyter.core.errors import ParameterError
-from aix_jupyter.core.polling import DEFAULT_MAX_WAIT, FINAL_GRACE, LONG_HOLD, PollSchedule, expected_polls
+from aix_jupyter.core.polling import (
+    DEFAULT_MAX_WAIT,
+    FINAL_GRACE,
+    LONG_HOLD,
+    PROGRESS_HOLD,
+    PollSchedule,
+    expected_polls,
+)
 
 
 class Clock:
@@ -90,6 +97,9 @@ def test_hold_follows_the_wait_then_grows_when_the_server_holds():
     assert schedule.hold() == 3  # ceil(2.2)
     schedule.observe(elapsed=1.0, preference_applied="wait=3")
     assert schedule.hold() == LONG_HOLD
+    schedule.observe(elapsed=1.0, preference_applied="wait=10", progress=True)
+    assert schedule.hold() == PROGRESS_HOLD  # keep a progress bar moving
+    schedule.observe(elapsed=1.0, preference_applied="wait=1")
     clock.now += 96.5
     assert schedule.hold() == 3  # never past the deadline
     clock.now += 3
