@@ -17,14 +17,18 @@ happens to run at the time. Streamed text is repainted at most ``stream_interval
 
 When a run ends, a static copy of the result is written as a normal output (so a saved notebook
 opened without a kernel shows it): into a placeholder output displayed right after the widget
-(``update_display_data``), or, for ``run()``/``stream()`` called from a cell executed headless
-(nbconvert, nbval), as an ordinary output of that cell, after the text progress line on stderr.
+(``update_display_data`` addressed by display id). Outside a live widget frontend (nbconvert, nbval,
+terminal IPython; see ``aix_jupyter.widgets.progress``) a run started from Python instead writes the
+text progress line (stderr) and the plain result as ordinary outputs of the cell that waits for it:
+``run()``/``stream()``, or ``wait()`` after ``run(wait=False)``; never from the background thread,
+so they cannot land in an unrelated cell.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import sys
 import threading
 import time
 import uuid
@@ -40,7 +44,7 @@ from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.widgets.form import ParameterForm
-from aix_jupyter.widgets.progress import TextProgress, WidgetProgress, resolve_mode
+from aix_jupyter.widgets.progress import WidgetProgress, resolve_mode
 
 Origin = Literal["button", "python"]
 
@@ -62,7 +66,11 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future[Any] = field(default_factory=Future)
     started: float = field(default_factory=time.monotonic)
-    text_progress: TextProgress | None = None
+    text_line: bool = False  # headless: the waiting cell gets the text line and the plain result
+    provenance: Any = None
+    response: Any = None
+    published: bool = False  # the static copy went to the placeholder after the widget
+    reported: bool = False  # the waiting cell got its outputs
     finished: bool = False  # set before the buttons are refreshed, then the future resolves
 
 
@@ -257,11 +265,19 @@ class ModelWidget(w.VBox):
         return self._python_start(True, wait, values)
 
     def wait(self, timeout: float | None = None) -> Any:
-        """Wait for the current run and return its response (the last one when nothing runs)."""
+        """Wait for the current run and return its response (the last one when nothing runs).
+
+        Outside a live widget frontend, the cell that waits also gets the text progress line and
+        the plain result (so they never land in an unrelated cell).
+        """
         job = self._job
         if job is None:
             return self.response
-        return job.future.result(timeout)
+        try:
+            return job.future.result(timeout)
+        finally:
+            if job.future.done():
+                self._report(job)
 
     def cancel(self) -> bool:
         """Cancel the current run (the core cancels the job on the server); False when none runs."""
@@ -290,7 +306,34 @@ class ModelWidget(w.VBox):
             self.set(**values)
         text = resolve_mode() == "text"
         job = self._start(stream, "python", text_line=text)
-        return job.future.result() if wait else job.future
+        if not wait:
+            return job.future
+        try:
+            return job.future.result()
+        finally:
+            if job.future.done():
+                self._report(job)
+
+    def _report(self, job: _Job) -> None:
+        """In the thread (and so the cell) that waited for ``job``: its text line and plain result."""
+        if job.reported or job.origin != "python":
+            return
+        job.reported = True
+        response = job.response if job.future.exception() is None else None
+        if job.text_line:
+            sys.stderr.write(self.progress.line() + "\n")
+            sys.stderr.flush()
+        if response is None or not self.static_copy:
+            return
+        from IPython import get_ipython
+
+        from aix_jupyter.display import mark_shown, publish
+
+        if get_ipython() is None:
+            return  # plain Python: no notebook output to write to (the response is returned)
+        if job.text_line or not job.published:
+            publish(response, job.provenance)
+        mark_shown(response)  # ``w.run()`` as a cell's last line adds no second copy
 
     def _clicked(self, *, stream: bool) -> None:
         try:
@@ -305,8 +348,7 @@ class ModelWidget(w.VBox):
             self.form.validate()
             data, parameters = self.form.request()  # raises the first ParameterError
             job = _Job(stream=stream, origin=origin, data=data, parameters=parameters)
-            if text_line:
-                job.text_progress = TextProgress(self.model.id)
+            job.text_line = text_line
             self._job = job
         self._text = ""
         self.stream_view.value = ""
@@ -325,8 +367,6 @@ class ModelWidget(w.VBox):
     def _on_event(self, job: _Job) -> Callable[[RunEvent], None]:
         def hook(event: RunEvent) -> None:
             self.progress(event)
-            if job.text_progress is not None:
-                job.text_progress(event)
 
         return hook
 
@@ -345,6 +385,7 @@ class ModelWidget(w.VBox):
                     on_event=hook,
                     cancel=job.cancel,
                 )
+            job.response = response
             self._show(job, response)
         except BaseException as exc:
             error = exc
@@ -360,8 +401,6 @@ class ModelWidget(w.VBox):
 
     def _end(self, job: _Job) -> None:
         self.progress.close()
-        if job.text_progress is not None:
-            job.text_progress.close()
         self._refresh_buttons()
         self.cancel_button.disabled = True
 
@@ -450,21 +489,20 @@ class ModelWidget(w.VBox):
         self.meta.value = text
 
     def _publish_static(self, job: _Job, response: Any, provenance: Any) -> None:
+        """Update the placeholder output after the widget (addressed by display id, so it is never
+        written into whatever cell runs at the time). Headless runs from Python leave it to the
+        cell that waits (``_report``)."""
+        job.provenance = provenance
+        if job.text_line or self._static_id is None:
+            return
         from IPython import get_ipython
 
-        from aix_jupyter.display import mark_shown, publish
+        from aix_jupyter.display import publish
 
         if get_ipython() is None:
-            return  # plain Python: there is no notebook output to write to
-        if job.origin == "python" and (job.text_progress is not None or self._static_id is None):
-            # run()/stream() from a cell: the copy is an ordinary output of that cell (this thread
-            # writes while the cell waits for it, so the kernel attributes it to that cell)
-            publish(response, provenance)
-            mark_shown(response)
-        elif self._static_id is not None:
-            publish(response, provenance, display_id=self._static_id, update=True)
-            if job.origin == "python":
-                mark_shown(response)  # ``w.run()`` as a cell's last line adds no second copy
+            return
+        publish(response, provenance, display_id=self._static_id, update=True)
+        job.published = True
 
     def close(self) -> None:
         self.cancel()

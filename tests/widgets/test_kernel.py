@@ -123,3 +123,19 @@ def test_model_widget_live_writes_the_static_copy_after_the_widget(kernel):
     assert update["transient"]["display_id"] == placeholder["transient"]["display_id"]
     assert update["data"]["text/plain"] == "POSITIVE"
     assert not displays(ran) and not displays(ran, "execute_result")
+
+
+@pytest.mark.slow
+def test_background_run_reports_in_the_cell_that_waits_never_in_an_unrelated_one(kernel):
+    run(kernel, WIDGET_CELL, allow_stdin=False)
+    started = run(kernel, 'f = w.run(wait=False, data="I hate rainy mondays.")', allow_stdin=False)
+    unrelated = run(kernel, "import time\ntime.sleep(1.5)\nprint(w.running)", allow_stdin=False)
+    waited = run(kernel, "w.wait().data", allow_stdin=False)
+    for msgs in (started, unrelated):
+        assert streams(msgs, "stderr") == "" and not displays(msgs)
+    assert streams(unrelated, "stdout") == "False\n"  # it had ended, silently, in the background
+    assert streams(waited, "stderr").startswith("[aix] local/sentiment-vader finished (")
+    assert [d["data"]["text/plain"] for d in displays(waited)] == ["NEGATIVE"]
+    assert displays(waited, "execute_result")[0]["data"]["text/plain"] == "'NEGATIVE'"
+    again = run(kernel, "w.wait().data", allow_stdin=False)
+    assert streams(again, "stderr") == "" and not displays(again)  # reported once
