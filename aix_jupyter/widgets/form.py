@@ -127,10 +127,11 @@ class ParamControl:
             assert lo is not None and hi is not None
             value = initial if initial is not None else lo
             if kind == "int-slider":
-                step = int(param.step or 1) or 1
-                self.input = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=step, **common)
+                self.input = w.IntSlider(
+                    value=int(value), min=int(lo), max=int(hi), step=int(param.step or 1) or 1, **common
+                )
             else:
-                step = param.step or (hi - lo) / 100 or 0.01
+                step = float(param.step or (hi - lo) / 100 or 0.01)
                 self.input = w.FloatSlider(
                     value=float(value),
                     min=float(lo),
@@ -245,12 +246,11 @@ class ParamControl:
 
     def validate(self) -> str | None:
         """Check the value and show the result next to the control; the message, or None when valid."""
+        message: str | None = None
         try:
             self.value()
         except ParameterError as exc:
             message = str(exc)
-        else:
-            message = None
         self.error.value = (
             f'<span style="color: var(--jp-error-color1, #d32f2f)">{html.escape(message, quote=False)}</span>'
             if message

@@ -117,7 +117,7 @@ def resolve_mode(mode: Mode | str = "auto") -> Literal["widget", "text"]:
     return "widget" if chosen == "widget" else "text"
 
 
-def make_progress(model_id: str, *, mode: Mode = "auto", display: bool = True) -> RunProgress:
+def make_progress(model_id: str, *, mode: Mode | str = "auto", display: bool = True) -> RunProgress:
     """A progress consumer for one run of ``model_id`` (pass it as ``on_event=``; ``close()`` it after).
 
     ``mode`` "widget" shows an ipywidgets bar (``display=False`` leaves displaying it to the caller,
@@ -476,7 +476,7 @@ class WidgetProgress(RunProgress):
         """Replace the display's text/plain fallback by the final line (kept in the saved notebook)."""
         from IPython.display import update_display
 
-        bundle = {"text/plain": self.line()}
+        bundle: dict[str, Any] = {"text/plain": self.line()}
         model_id = getattr(self.widget, "model_id", None)
         if model_id:
             bundle["application/vnd.jupyter.widget-view+json"] = {

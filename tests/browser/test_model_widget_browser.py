@@ -128,7 +128,7 @@ def test_model_widget_in_jupyterlab(lab, browser, artifacts_dir: Path):
         if length and (not lengths or length != lengths[-1]):
             lengths.append(length)
         if len(lengths) >= 3 and not shot:
-            page.screenshot(path=str(artifacts_dir / "browser-stream-growing.png"))
+            llm.screenshot(path=str(artifacts_dir / "browser-stream-growing.png"))
             shot = True
         time.sleep(0.05)
     ended = time.monotonic()
@@ -137,7 +137,7 @@ def test_model_widget_in_jupyterlab(lab, browser, artifacts_dir: Path):
     llm.locator(".aix-result").wait_for()
     final = llm.locator(".aix-result").inner_text().strip()
     assert final == " ".join(f"word{i}" for i in range(600))  # the exact text, every chunk
-    page.screenshot(path=str(artifacts_dir / "browser-stream-finished.png"))
+    llm.screenshot(path=str(artifacts_dir / "browser-stream-finished.png"))
     messages = counter.between(started, ended)
     rate = {"comm_messages": messages, "seconds": round(ended - started, 2)}
     rate["per_second"] = round(messages / max(ended - started, 1e-9), 1)
