@@ -505,8 +505,17 @@ class ModelWidget(w.VBox):
         job.published = True
 
     def close(self) -> None:
+        """Cancel a run in progress and close this widget and every widget inside it."""
         self.cancel()
         self.progress.close()
+        stack: list[w.Widget] = list(self.children)
+        while stack:
+            child = stack.pop()
+            stack.extend(getattr(child, "children", ()) or ())
+            layout = getattr(child, "layout", None)
+            child.close()
+            if isinstance(layout, w.Widget):
+                layout.close()
         super().close()
 
 

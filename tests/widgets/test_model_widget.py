@@ -198,3 +198,11 @@ def test_stream_the_local_llm():
     response = w.stream(data="Say hello.", max_tokens=12, seed=1, temperature=0)
     assert response.status is ResponseStatus.SUCCESS and response.data and response.data == w.text
     assert w.progress.chunks >= 2
+
+
+def test_close_releases_every_inner_widget():
+    w = ModelWidget("local/sentiment-vader")
+    inner = [w.form.controls["data"].input, w.progress.bar, w.result, w.run_button]
+    assert all(x.comm is not None for x in inner)
+    w.close()
+    assert all(x.comm is None for x in inner) and w.comm is None
