@@ -88,10 +88,20 @@ def load_llm() -> Any:
             except ImportError:
                 raise ModelUnavailable(f"llama-cpp-python is not installed: {INSTALL_HINT}") from None
             atexit.register(_close_llm)  # free it while llama_cpp is still importable
-            _llm = Llama(
-                model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=os.cpu_count() or 1, verbose=False
-            )
+            _llm = Llama(model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=llm_threads(), verbose=False)
         return _llm
+
+
+def llm_threads() -> int:
+    """Threads for llama.cpp: ``AIX_LLM_THREADS``, else half the cores (at most 4).
+
+    llama.cpp's threads spin while they wait for each other, so using every core of a machine that
+    is busy with other work (the kernel, the browser, tests) makes generation many times slower.
+    """
+    configured = os.environ.get("AIX_LLM_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def _close_llm() -> None:
