@@ -162,4 +162,19 @@ def test_model_widget_in_jupyterlab(lab, browser, artifacts_dir: Path):
     page.wait_for_function("el => !el.disabled", arg=countdown.locator("button.aix-run").element_handle())
     assert cancel.is_disabled()
     page.screenshot(path=str(artifacts_dir / "browser-cancelled.png"))
+
+    # -- 4. saved, the notebook keeps a static copy of each result for kernel-less viewers -------
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
+    saved = nbformat.read(lab.root / name, as_version=4)
+
+    def plain_outputs(cell) -> list[str]:
+        return [
+            o["data"]["text/plain"]
+            for o in cell.outputs
+            if o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" not in o["data"]
+        ]
+
+    assert plain_outputs(saved.cells[0]) == ["POSITIVE"]
+    assert plain_outputs(saved.cells[1]) == [" ".join(f"word{i}" for i in range(600)) + " "]
+    assert plain_outputs(saved.cells[2]) == ["FAILED: Run cancelled."]
     page.close()
