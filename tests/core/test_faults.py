@@ -25,7 +25,7 @@ def timed(fn, *args, **kwargs):
 
 
 # -- timeouts hold whatever the server does ------------------------------------------------------
-@pytest.mark.parametrize("timeout", [1.0, 2.0])
+@pytest.mark.parametrize("timeout", [1.0, pytest.param(2.0, marks=pytest.mark.slow)])
 def test_run_timeout_holds_against_a_server_that_never_answers(mode, server, model, timeout):
     server.script("POST /api/v2/execute", Reply(hang=True))
     response, took = timed(call, mode, model, "run", "x", timeout=timeout)
@@ -46,6 +46,7 @@ def test_run_timeout_holds_against_a_trickling_answer(mode, server, model):
     assert response.status is ResponseStatus.FAILED and took <= 1.5
 
 
+@pytest.mark.slow
 def test_sync_poll_timeout_holds_when_the_job_never_ends(mode, server, model):
     server.job_seconds = 60
     started = model.run_async("x")

@@ -307,3 +307,12 @@ def test_local_file_in_dict_data_is_uploaded(server, model, tmp_path):
     model.run({"data": str(path), "language": "en"})
     body = server.seen("POST", "/api/v2/execute")[0].json()
     assert body["data"].startswith(server.url + "/files/") and body["language"] == "en"
+
+
+def test_arun_with_stream_true_returns_an_async_streamer(server, model):
+    async def go():
+        streamer = await model.arun("a b", stream=True)
+        return streamer, [c.data async for c in streamer]
+
+    streamer, data = asyncio.run(go())
+    assert data == ["a ", "b ", ""] and streamer.status is ResponseStatus.SUCCESS

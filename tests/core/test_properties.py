@@ -24,10 +24,10 @@ json_values = st.recursive(
 )
 data_strategy = st.text() | st.dictionaries(keys, json_values, max_size=5) | json_values.map(json.dumps)
 params_strategy = st.none() | st.dictionaries(keys, json_values, max_size=5)
-settings.register_profile("core", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("core")
+core_settings = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@core_settings
 @given(data=data_strategy, params=params_strategy, stream=st.booleans())
 def test_payload_is_json_never_mutates_and_parameters_win(data, params, stream):
     before = copy.deepcopy((data, params))
@@ -42,6 +42,7 @@ def test_payload_is_json_never_mutates_and_parameters_win(data, params, stream):
         assert body["options"]["stream"] is True
 
 
+@core_settings
 @given(text=st.text())
 def test_plain_text_is_sent_as_data(text):
     try:
@@ -90,6 +91,7 @@ def _check(response):
         assert len(response.error_message) <= 500
 
 
+@core_settings
 @given(reply=replies)
 def test_run_reply_mapping_is_total(reply):
     response = map_run_reply(reply)
@@ -100,6 +102,7 @@ def test_run_reply_mapping_is_total(reply):
         assert response.status is ResponseStatus.FAILED
 
 
+@core_settings
 @given(reply=replies)
 def test_poll_reply_mapping_is_total_and_never_hangs(reply):
     response = map_poll_reply(reply)
@@ -112,8 +115,10 @@ def test_poll_reply_mapping_is_total_and_never_hangs(reply):
         assert body.get("error_code") in (None, "", 0)
 
 
-@given(body=bodies.filter(lambda b: b.get("error_code") not in (None, "", 0)))
-def test_error_code_always_fails(body):
+@core_settings
+@given(body=bodies, code=st.text(min_size=1, max_size=5) | st.integers(1, 999))
+def test_error_code_always_fails(body, code):
+    body = {**body, "error_code": code}
     for mapper in (map_run_reply, map_poll_reply):
         response = mapper(RawReply(200, {}, json.dumps(body).encode()))
         assert response.status is ResponseStatus.FAILED and response.error_code == body["error_code"]
@@ -122,6 +127,7 @@ def test_error_code_always_fails(body):
 chunk_texts = st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12), max_size=20)
 
 
+@core_settings
 @given(
     chunks=chunk_texts,
     cuts=st.lists(st.integers(0, 10_000), max_size=30),
@@ -147,7 +153,7 @@ def test_sse_decoding_does_not_depend_on_how_the_bytes_arrive(chunks, cuts, newl
     cap=st.floats(0.2, 30),
     retry=st.lists(st.none() | st.floats(0, 100), min_size=1, max_size=60),
 )
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_poll_schedule_bounds(wait, timeout, cap, retry):
     now = [0.0]
     schedule = PollSchedule(wait, timeout, cap, clock=lambda: now[0])
@@ -163,6 +169,7 @@ def test_poll_schedule_bounds(wait, timeout, cap, retry):
         assert hold is None or 1 <= hold <= timeout
 
 
+@core_settings
 @given(
     texts=st.lists(st.text(max_size=15).filter(lambda t: t != "[DONE]"), max_size=15), spaced=st.booleans()
 )
