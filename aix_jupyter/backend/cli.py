@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import runpy
 import secrets
 import sys
+from pathlib import Path
 
 from aix_jupyter.backend.server import is_loopback
 
@@ -36,12 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="base URL clients reach this server at, used in poll URLs (default: from each request)",
     )
     serve.add_argument(
+        "--models",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="a Python file or module whose @register_model functions to serve too (repeatable)",
+    )
+    serve.add_argument(
         "--max-jobs", type=int, default=64, help="most queued or running runs before 429 (default 64)"
     )
     serve.add_argument(
         "--ttl", type=float, default=600.0, help="seconds finished runs stay pollable (default 600)"
     )
     return parser
+
+
+def load_models(source: str) -> None:
+    """Run a Python file (``models.py``) or import a module (``pkg.models``) so that its
+    ``@register_model`` functions join the served catalog."""
+    if source.endswith(".py") or os.path.sep in source:
+        path = Path(source).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        sys.path.insert(0, str(path.parent))
+        runpy.run_path(str(path), run_name=f"aix_models_{path.stem}")
+    else:
+        importlib.import_module(source)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -61,6 +85,15 @@ def serve(args: argparse.Namespace) -> int:
     from aix_jupyter.backend.registry import default_catalog
     from aix_jupyter.backend.server import bind_socket, url_host, uvicorn_config
 
+    catalog = default_catalog()
+    for source in args.models:
+        try:
+            load_models(source)
+        except Exception as exc:
+            print(
+                f"aix serve: cannot load models from {source}: {type(exc).__name__}: {exc}", file=sys.stderr
+            )
+            return 1
     token = args.token or secrets.token_urlsafe(24)
     try:
         sock = bind_socket(args.host, args.port)
@@ -71,7 +104,7 @@ def serve(args: argparse.Namespace) -> int:
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     url = args.public_url or f"http://{url_host(shown_host)}:{port}"
     app = create_app(
-        default_catalog(),
+        catalog,
         token=token,
         jobs=JobStore(max_pending=args.max_jobs, ttl=args.ttl),
         sync_wait=args.sync_wait,

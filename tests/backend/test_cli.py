@@ -84,3 +84,36 @@ def test_serve_refuses_a_public_host_without_token():
     assert proc.returncode == 2
     assert "without a token" in err and "--token" in err
     assert out == ""
+
+
+MODELS_FILE = '''
+from aix_jupyter import register_model
+
+
+@register_model(id="team/shout")
+def shout(text: str, times: int = 1) -> str:
+    """Shout the text."""
+    return " ".join([text.upper()] * times)
+'''
+
+
+def test_serve_also_serves_functions_from_a_models_file(tmp_path):
+    models = tmp_path / "my_models.py"
+    models.write_text(MODELS_FILE)
+    proc = aix("serve", "--port", "0", "--token", "tok-models", "--models", str(models))
+    try:
+        text = read_until(proc, "TEAM_API_KEY")
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", text).group(1)
+        reply = httpx.post(
+            f"{url}/api/v2/execute/team/shout",
+            json={"data": "hey", "times": 2},
+            headers={"x-api-key": "tok-models"},
+            timeout=30,
+        )
+        assert reply.json()["data"] == "HEY HEY"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
+    broken = aix("serve", "--port", "0", "--models", str(tmp_path / "missing.py"))
+    _, err = broken.communicate(timeout=30)
+    assert broken.returncode == 1 and "cannot load models" in err and "missing.py" in err
