@@ -71,7 +71,7 @@ def _bar_width(widget) -> str:
     return widget.locator(".widget-hprogress .progress-bar").first.evaluate("el => el.style.width")
 
 
-def test_model_widget_in_jupyterlab(lab, browser, artifacts_dir: Path):
+def test_model_widget_in_jupyterlab(browser, lab, artifacts_dir: Path):
     name = _notebook(lab.root)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     counter = CommCounter()
