@@ -302,8 +302,13 @@ def model_spec_from_function(
     is_coroutine = inspect.iscoroutinefunction(func)
     streaming = is_async_gen or inspect.isgeneratorfunction(func)
 
+    # parameters typed ``X | None`` without a default: an unset value is passed as None
+    unset_none = [n for n in names if signature.parameters[n].default is inspect.Parameter.empty]
+
     def runner(inputs: dict[str, Any], ctx: JobContext) -> Any:
         kwargs = {n: inputs[n] for n in names if n in inputs}
+        for n in unset_none:
+            kwargs.setdefault(n, None)
         if inject_progress:
             kwargs[PROGRESS_PARAM] = ctx.progress
         if inject_context is not None:

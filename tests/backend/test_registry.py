@@ -220,6 +220,13 @@ def test_registered_functions_are_served_plain_async_and_streaming(server, clien
             ctx.sleep(0.05)
         return f"{n} steps"
 
+    @register_model(id="reg/greet", catalog=catalog)
+    def greet(name: str, title: str | None, tags: list[str] | None = None) -> str:
+        return " ".join(filter(None, [title, name, *(tags or [])]))
+
+    assert client.post("/api/v2/execute/reg/greet", json={"data": "Ada"}).json()["data"] == "Ada"
+    reply = client.post("/api/v2/execute/reg/greet", json={"data": "Ada", "title": "Dr", "tags": ["x", "y"]})
+    assert reply.json()["data"] == "Dr Ada x y"
     assert client.post("/api/v2/execute/reg/add", json={"data": 40}).json()["data"] == 42
     assert client.post("/api/v2/execute/reg/add", json={"a": 1, "b": 1}).json()["data"] == 2
     assert client.post("/api/v2/execute/reg/add", json={"data": "1.5"}).status_code == 490
@@ -238,7 +245,7 @@ def test_registered_functions_are_served_plain_async_and_streaming(server, clien
     meta = httpx.get(f"{server.base_url}/sdk/models/reg/add", headers=client.headers).json()
     assert meta["params"][0]["name"] == "a" and meta["builtin"] is False
     assert meta["code"].startswith("python:")
-    for model_id in ("reg/add", "reg/slow-upper", "reg/spell", "reg/steps"):
+    for model_id in ("reg/add", "reg/greet", "reg/slow-upper", "reg/spell", "reg/steps"):
         assert client.delete(f"/sdk/models/{model_id}").status_code == 200
 
 
