@@ -26,7 +26,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -83,7 +83,7 @@ def _error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def json_error(
-    status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     return JSONResponse(_error_body(status, message, **extra), status_code=status, headers=headers)
 

@@ -244,8 +244,8 @@ class Job:
     async def chunks_stream(self) -> AsyncIterator[str]:
         """The job's text chunks: those already produced, then live ones until the job ends."""
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        for chunk in self.chunks:
-            queue.put_nowait(chunk)
+        for earlier in self.chunks:
+            queue.put_nowait(earlier)
         if self.terminal:
             queue.put_nowait(None)
         else:

@@ -169,15 +169,14 @@ def _kind(annotation: Any, where: str) -> tuple[str, str | None, list[Any] | Non
     if origin is typing.Annotated:
         return _kind(typing.get_args(annotation)[0], where)
     if origin is Literal:
-        options = list(typing.get_args(annotation))
-        return "label", None, options, False
+        return "label", None, list(typing.get_args(annotation)), False
     if origin in (list, tuple, set, frozenset, typing.List, typing.Sequence) or annotation in (list, tuple):  # noqa: UP006
         args = typing.get_args(annotation)
         item = args[0] if args else str
-        data_type, sub_type, options, multiple = _kind(item, where)
+        data_type, sub_type, item_options, multiple = _kind(item, where)
         if multiple:
             raise RegistrationError(f"{where}: nested lists are not supported; use dict for JSON values")
-        return data_type, sub_type, options, True
+        return data_type, sub_type, item_options, True
     if isinstance(annotation, type):
         if issubclass(annotation, bool):
             return "boolean", None, None, False
