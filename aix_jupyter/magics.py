@@ -362,7 +362,7 @@ class AixMagics(Magics):
     def _widget(self, model_id: str) -> Any:
         from aix_jupyter.widgets import ModelWidget
 
-        return ModelWidget(model_id, timeout=self.timeout)
+        return ModelWidget(self._get_model(model_id), timeout=self.timeout)
 
     def _config(self) -> aix_display.Card:
         import sys
