@@ -4,7 +4,7 @@ One notebook with three widgets (sentiment; a fast streaming generator served by
 backend through ``register_model``; the slow countdown), driven by clicks. Screenshots of each
 state go to the test-artifacts folder:
 ``browser-run-finished.png``, ``browser-stream-growing.png``, ``browser-stream-finished.png``,
-``browser-long-running.png``, ``browser-cancelled.png``.
+``browser-long-running.png``, ``browser-cancelled.png``, ``browser-magic-progress.png``.
 The comm messages the browser receives while streaming are counted on the kernel websocket and
 written to ``browser-stream-rate.json``.
 """
@@ -33,6 +33,8 @@ CELLS = [
     '        yield f"{text}{i} "\n\n'
     'ws = ModelWidget("local/words")\nws.set(text="word")\nws',
     'wc = ModelWidget("local/countdown")\nwc.set(seconds=120)\nwc',
+    # the magic's progress bar (make_progress in a live frontend: the widget bar)
+    "%aix run local/countdown --seconds 1.5 Magic done",  # the kernel config loads %aix
 ]
 
 
@@ -163,7 +165,19 @@ def test_model_widget_in_jupyterlab(browser, lab, artifacts_dir: Path):
     assert cancel.is_disabled()
     page.screenshot(path=str(artifacts_dir / "browser-cancelled.png"))
 
-    # -- 4. saved, the notebook keeps a static copy of each result for kernel-less viewers -------
+    # -- 4. the magic's own progress bar, displayed on its own, ended green at 100 % -----------
+    magic = page.locator(".jp-Notebook .jp-Cell").nth(3)
+    magic.scroll_into_view_if_needed()
+    magic_bar = magic.locator(".aix-progress .widget-hprogress .progress-bar").first
+    page.wait_for_function(
+        "el => el.classList.contains('progress-bar-success')", arg=magic_bar.element_handle()
+    )
+    assert magic_bar.evaluate("el => el.style.width") == "100%"
+    assert magic.locator(".aix-progress-label").inner_text().startswith("finished")
+    magic.get_by_text("Magic done").first.wait_for()
+    magic.screenshot(path=str(artifacts_dir / "browser-magic-progress.png"))
+
+    # -- 5. saved, the notebook keeps a static copy of each result for kernel-less viewers -------
     page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
     saved = nbformat.read(lab.root / name, as_version=4)
 
@@ -177,4 +191,13 @@ def test_model_widget_in_jupyterlab(browser, lab, artifacts_dir: Path):
     assert plain_outputs(saved.cells[0]) == ["POSITIVE"]
     assert plain_outputs(saved.cells[1]) == [" ".join(f"word{i}" for i in range(600)) + " "]
     assert plain_outputs(saved.cells[2]) == ["FAILED: Run cancelled."]
+    # the progress display's text fallback became the final line when the run ended
+    progress_outputs = [
+        o["data"]["text/plain"]
+        for o in saved.cells[3].outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert progress_outputs and progress_outputs[0].startswith("[aix] local/countdown finished ("), (
+        progress_outputs
+    )
     page.close()
