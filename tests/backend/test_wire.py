@@ -481,3 +481,13 @@ def test_embedded_ensure_running_is_idempotent_and_thread_safe():
     assert not embedded.is_running()
     assert embedded.ensure_running() != (url, token)
     embedded.stop()
+
+
+def test_typewriter_streams_the_text_back_deterministically(client):
+    body = {"data": "The quick brown fox", "delay": 0.01, "options": {"stream": True}}
+    with client.stream("POST", "/api/v2/execute/local/typewriter", json=body) as reply:
+        events = sse_events(reply)
+    assert [json.loads(e)["data"] for e in events[:-1]] == ["The", " quick", " brown", " fox"]
+    assert events[-1] == "[DONE]"
+    chars = run_v2(client, "local/typewriter", {"data": "abc", "unit": "character", "delay": 0})
+    assert chars["data"] == "abc"

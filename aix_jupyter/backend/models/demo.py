@@ -1,11 +1,15 @@
-"""A deterministic slow model: counts down, reporting progress, stoppable at any moment.
+"""Deterministic demo models, to see progress bars, ETAs, streaming and cancellation end to end
+without a heavy model (and with outputs a notebook test can compare):
 
-Useful to see a progress bar, an ETA and cancellation work end to end without a heavy model.
+* ``local/countdown`` waits ``seconds``, reporting progress, stoppable at any moment;
+* ``local/typewriter`` streams its input back word by word (or character by character).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
@@ -59,4 +63,52 @@ def countdown_spec() -> ModelSpec:
         concurrency=8,
         sync_wait=0.5,
         code="builtin:aix_jupyter.backend.models.demo.run_countdown",
+    )
+
+
+def run_typewriter(inputs: dict[str, Any], ctx: JobContext) -> Iterator[str]:
+    text = str(inputs["data"])
+    pieces = re.findall(r"\s*\S+", text) if inputs["unit"] == "word" else list(text)
+    delay = float(inputs["delay"])
+    for done, piece in enumerate(pieces):
+        ctx.progress(done, len(pieces), eta=delay * (len(pieces) - done))
+        ctx.sleep(delay)
+        yield piece
+    ctx.progress(len(pieces), len(pieces), eta=0.0)
+
+
+def typewriter_spec() -> ModelSpec:
+    return ModelSpec(
+        id="local/typewriter",
+        name="Typewriter",
+        function="utilities",
+        function_type="utility",
+        runner=run_typewriter,
+        streaming=True,
+        description="Streams the text back, one word (or character) at a time, `delay` seconds apart. "
+        "A deterministic streaming model for demos and tests.",
+        params=ModelParameters(
+            [
+                param("data", "text", required=True, description="The text to type out."),
+                param(
+                    "unit",
+                    "label",
+                    default="word",
+                    options=("word", "character"),
+                    description="What each chunk holds.",
+                ),
+                param(
+                    "delay",
+                    "number",
+                    default=0.05,
+                    minimum=0.0,
+                    maximum=5.0,
+                    step=0.01,
+                    description="Seconds between chunks.",
+                ),
+            ]
+        ),
+        concurrency=8,
+        sync_wait=0.5,
+        code="builtin:aix_jupyter.backend.models.demo.run_typewriter",
     )
