@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -88,8 +88,8 @@ class ModelFactory:
         page_number: int = 0,
         page_size: int = 20,
         *,
-        suppliers: list[Any] | None = None,
-        ownership: list[Any] | None = None,
+        suppliers: Sequence[Any] | None = None,
+        ownership: Sequence[Any] | None = None,
         is_finetunable: bool | None = None,
         api_key: str | None = None,
     ) -> dict[str, Any]:
@@ -123,8 +123,8 @@ class ModelFactory:
         page_number: int = 0,
         page_size: int = 20,
         *,
-        suppliers: list[Any] | None = None,
-        ownership: list[Any] | None = None,
+        suppliers: Sequence[Any] | None = None,
+        ownership: Sequence[Any] | None = None,
         is_finetunable: bool | None = None,
         api_key: str | None = None,
     ) -> dict[str, Any]:

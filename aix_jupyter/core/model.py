@@ -409,7 +409,12 @@ class Model:
 
         response, raw = opened
         kind = raw.header("content-type") or ""
-        common = {"on_event": on_event, "model_id": self.id, "started": emit.start, "cancel": cancel}
+        common: dict[str, Any] = {
+            "on_event": on_event,
+            "model_id": self.id,
+            "started": emit.start,
+            "cancel": cancel,
+        }
         if not 200 <= raw.status_code < 300:
             content = transport.read_rest(response)
             response.close()
@@ -573,7 +578,12 @@ class Model:
         emit.secret = ep.api_key
         client = async_client(ep.run_url)
         transport = AsyncTransport(ep, client)
-        common = {"on_event": on_event, "model_id": self.id, "started": emit.start, "cancel": cancel}
+        common: dict[str, Any] = {
+            "on_event": on_event,
+            "model_id": self.id,
+            "started": emit.start,
+            "cancel": cancel,
+        }
         try:
             body = await flows.drive_async(self._body(ep, data, parameters, True, None), transport, cancel)
             call = Call("POST", self._run_url(ep, True), json_body=body, what="stream")

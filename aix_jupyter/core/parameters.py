@@ -225,6 +225,7 @@ class ModelParameters(Mapping[str, Parameter]):
     """
 
     __slots__ = ("_params",)
+    _params: dict[str, Parameter]
 
     def __init__(self, params: Mapping[str, Any] | list[Any] | None = None) -> None:
         parsed: dict[str, Parameter] = {}

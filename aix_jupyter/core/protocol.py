@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
@@ -387,7 +387,7 @@ def poll_progress(body: Mapping[str, Any] | ModelResponse) -> tuple[float | None
     return progress, (max(0.0, float(eta)) if _number(eta) else None)
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
