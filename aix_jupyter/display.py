@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import html
 import json
 import math
@@ -98,10 +99,11 @@ _PROVENANCE_LIMIT = 512
 def remember(response: Any, provenance: Provenance) -> None:
     """Attach provenance to a response object (kept beside it, the response is not modified)."""
     key = id(response)
+    ref: Callable[[], Any]
     try:
-        ref: Any = weakref.ref(response, lambda _r, k=key: _forget(k))
-    except TypeError:  # not weak-referenceable: keep it alive while its entry exists
-        ref = lambda r=response: r  # noqa: E731
+        ref = weakref.ref(response, functools.partial(_forget_ref, key))
+    except TypeError:  # not weak-referenceable (ModelResponse has __slots__): kept while its entry exists
+        ref = functools.partial(_identity, response)
     with _provenance_lock:
         _provenance[key] = (ref, provenance)
         _provenance.move_to_end(key)
@@ -109,9 +111,13 @@ def remember(response: Any, provenance: Provenance) -> None:
             _provenance.popitem(last=False)
 
 
-def _forget(key: int) -> None:
+def _forget_ref(key: int, _ref: Any) -> None:
     with _provenance_lock:
         _provenance.pop(key, None)
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def provenance_of(response: Any) -> Provenance | None:
@@ -354,7 +360,10 @@ def publish(
 
 def mark_shown(response: Any) -> None:
     """The response was already displayed in this cell: its return value adds no second output."""
-    _shown[id(response)] = _execution_count()
+    count = _execution_count()
+    for key in [k for k, c in _shown.items() if c != count]:  # marks of earlier cells are stale
+        del _shown[key]
+    _shown[id(response)] = count
 
 
 def _execution_count() -> int:

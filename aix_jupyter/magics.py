@@ -223,7 +223,7 @@ class AixMagics(Magics):
         from aix_jupyter.core.enums import ResponseStatus
         from aix_jupyter.core.response import ModelResponse
 
-        view = aix_display.StreamView(model.id, mode=self.stream_display)
+        view = aix_display.StreamView(model.id, mode=self.stream_display)  # type: ignore[arg-type]
         started = time.monotonic()
         view.start()
         streamer = None

@@ -127,3 +127,35 @@ def test_live_stream_updates_one_output_and_its_last_state_is_the_static_output(
     # what a saved notebook keeps from the live run is what a headless run (nbval) produces
     assert last["data"] == static["data"]
     assert last["metadata"]["aix_jupyter"]["model_id"] == static["metadata"]["aix_jupyter"]["model_id"]
+
+
+@pytest.mark.slow
+def test_login_reads_the_key_through_the_frontend_and_never_echoes_it(kernel):
+    _, kc = kernel
+    secret = "sk-kernel-login-9876543210"
+    reply, msgs = run(kc, "%aix login", allow_stdin=False, ok=False)  # headless: nobody to ask
+    assert reply["content"]["ename"] == "ConfigurationError"
+    assert "TEAM_API_KEY" in of(msgs, "error")[0]["content"]["traceback"][0]
+    prompts: list[dict] = []
+
+    def answer(msg):
+        prompts.append(msg["content"])
+        kc.input(secret)
+
+    msgs = []
+    reply = kc.execute_interactive(
+        "%aix login\nprint(repr(get_ipython().run_line_magic('aix', 'config').config['api_key_source']))",
+        allow_stdin=True,
+        output_hook=msgs.append,
+        stdin_hook=answer,
+        timeout=60,
+    )
+    try:
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert prompts and prompts[0]["password"] is True  # typed without echo
+        assert "'set_api_key'" in stream_text(msgs, "stdout")
+        assert secret not in str(msgs)
+        _, shown = run(kc, "%aix config", allow_stdin=False)
+        assert secret not in str(shown) and "set_api_key" in str(shown)
+    finally:
+        run(kc, "from aix_jupyter.core.config import set_api_key; set_api_key(None)", allow_stdin=False)

@@ -306,6 +306,7 @@ def complete(ip, line: str) -> list[str]:
 def test_tab_completion(ip):
     assert {"run", "stream", "models"} <= set(complete(ip, "%aix "))
     assert complete(ip, "%aix str") == ["stream"]
+    assert complete(ip, "%%aix run local/lang") == ["local/langid-langdetect"]
     assert "local/sentiment-vader" in complete(ip, "%aix run local/sen")
     assert complete(ip, "%aix run local/sentiment-vader --thr") == ["--threshold"]
     assert "--seconds" in complete(ip, "%aix run local/countdown --")
