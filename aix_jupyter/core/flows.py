@@ -259,7 +259,7 @@ def run_flow(
     try:
         body = yield from body_flow
         try:
-            reply = yield Send(Call("POST", url, json_body=body, what="run"), deadline)
+            reply = yield Send(Call("POST", url, json_body=body, what="run", cancel_orphan=True), deadline)
         except DeadlineExceeded:
             return emit.end(timed_out(timeout, None))
         except TransportFailure as exc:

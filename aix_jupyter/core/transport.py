@@ -50,6 +50,7 @@ log = logging.getLogger("aix_jupyter.core")
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
+CANCEL_TIMEOUT = 2.0
 STREAM_READ_TIMEOUT = 300.0  # longest silence between two streamed chunks
 MAX_ATTEMPTS = 3
 BACKOFF_BASE = 0.25
@@ -91,6 +92,7 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | None = None
     what: str = "request"
+    cancel_orphan: bool = False  # a job this call starts after its caller cancelled is cancelled (sync)
 
     @property
     def idempotent(self) -> bool:
@@ -304,6 +306,9 @@ class SyncTransport(Transport):
         body = self.body(call)
         timeout = _timeout(deadline, hold)
 
+        abandoned = threading.Event()
+        on_orphan = self.cancel_orphan if call.cancel_orphan else None
+
         def do() -> RawReply:
             try:
                 response = client.request(
@@ -311,9 +316,34 @@ class SyncTransport(Transport):
                 )
             except Exception as exc:
                 raise _failure(exc, call) from None
-            return _raw(response, response.content)
+            reply = _raw(response, response.content)
+            if abandoned.is_set() and on_orphan is not None:
+                on_orphan(reply)  # the caller left (cancel, Ctrl-C): clean up what it started
+            return reply
 
-        return wait_job(run_in_worker(do), deadline, cancel)
+        job = run_in_worker(do)
+        try:
+            return wait_job(job, deadline, cancel)
+        except (Cancelled, KeyboardInterrupt):
+            abandoned.set()
+            if job.done.is_set() and job.error is None and on_orphan is not None:
+                on_orphan(job.result)  # it finished just as the caller left
+            raise
+
+    def cancel_orphan(self, reply: RawReply) -> None:
+        """DELETE the job a run POST started after its caller had cancelled (best effort, bounded)."""
+        from aix_jupyter.core.protocol import map_run_reply
+
+        response = map_run_reply(reply)
+        url = response.url
+        if response.status.value != "IN_PROGRESS" or not url:
+            return
+        if self.endpoints.api_key and not self.endpoints.may_receive_key(url):
+            return
+        call = Call("DELETE", url, what="cancel")
+        with contextlib.suppress(Exception):  # best effort: the caller is gone, nobody to report to
+            sync_client(url).request("DELETE", url, headers=self.headers(call), timeout=CANCEL_TIMEOUT)
+        log.debug("cancelled a job started after its run was cancelled")
 
     def send(
         self,

@@ -396,3 +396,20 @@ def test_asyncio_cancellation_cancels_the_job(server, model):
 
     assert asyncio.run(go()) < 0.7
     assert len(server.seen("DELETE", "/api/v1/data/")) == 1
+
+
+def test_a_job_started_after_the_cancel_is_cancelled_too(server, model):
+    """Cancel while the run POST is still in flight: the job it starts is deleted when it arrives."""
+    job = server.start_job("echo", "late", seconds=60)
+    server.script(
+        "POST /api/v2/execute",
+        Reply(delay=0.6, json={"status": "IN_PROGRESS", "data": server.poll_url(job.id)}),
+    )
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    response, took = timed(model.run, "x", cancel=cancel)
+    assert "cancelled" in response.error_message and took < 0.5
+    deadline = time.monotonic() + 3
+    while not server.seen("DELETE") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.seen("DELETE")[0].path == f"/api/v1/data/{job.id}" and job.cancelled
