@@ -18,12 +18,17 @@ only where the server cannot have started a job: a connection that could not be 
 HTTP 429/503 answer. ``Retry-After`` is honoured; a retry that would end after the deadline is
 not made.
 
+Cancel during a submit. When the caller cancels (or presses Ctrl-C) while a run POST is still in
+flight, the sync transport lets the request finish in its worker thread and, if the reply turns
+out to be a started job, DELETEs it (``cancel_orphan``), so no job is left running unseen.
+
 The API key. ``Transport`` attaches the key only to URLs on the origin (scheme, host, port) of
 the configured run or backend URL (``Endpoints.may_receive_key``). A poll URL on any other
 host is refused with ``UnsafePollURLError`` before anything is sent (we chose refusing over
 polling without the key: a foreign poll URL is a sign of a misconfigured or hostile server, and
 silently dropping the key would only turn it into a confusing 401). ``AIX_TRUSTED_HOSTS`` adds
-hosts. Redirects are never followed. Nothing here logs headers or the key.
+hosts. Without any key nothing can leak, so such a poll URL is polled. Redirects are never
+followed. Nothing here logs headers or the key.
 """
 
 from __future__ import annotations
