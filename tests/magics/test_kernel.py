@@ -16,7 +16,8 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
-STREAM = "%aix stream local/smollm2-135m --max_tokens 8 --temperature 0 Say hi"
+STREAM = "%aix stream local/typewriter --delay 0.05 one two three four five six"
+LLM_STREAM = "%aix stream local/smollm2-135m --max_tokens 8 --temperature 0 Say hi"
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +96,11 @@ def test_kernel_interrupt_cancels_the_run(kernel):
     assert stream_text(msgs, "stdout").startswith("RunCancelled local/countdown:")
 
 
-@pytest.mark.llm
 @pytest.mark.slow
-def test_headless_stream_ends_with_exactly_one_static_output(kernel):
+@pytest.mark.parametrize("line", [STREAM, pytest.param(LLM_STREAM, marks=pytest.mark.llm)])
+def test_headless_stream_ends_with_exactly_one_static_output(kernel, line):
     _, kc = kernel
-    _, msgs = run(kc, STREAM, allow_stdin=False)
+    _, msgs = run(kc, line, allow_stdin=False)
     shown = of(msgs, "display_data")
     assert len(shown) == 1 and not of(msgs, "update_display_data", "execute_result", "clear_output")
     assert stream_text(msgs, "stdout") == ""
@@ -107,7 +108,6 @@ def test_headless_stream_ends_with_exactly_one_static_output(kernel):
     assert final["data"]["text/plain"].strip() and final["metadata"]["aix_jupyter"]["streamed"] is True
 
 
-@pytest.mark.llm
 @pytest.mark.slow
 def test_live_stream_updates_one_output_and_its_last_state_is_the_static_output(kernel):
     _, kc = kernel

@@ -202,6 +202,38 @@ def test_stream_live_updates_one_output_and_ends_static(cell, magics):
     assert final.metadata["aix_jupyter"]["model_id"] == "local/smollm2-135m"
 
 
+def test_stream_of_a_deterministic_model_in_a_terminal(cell):
+    out = cell("%aix stream local/typewriter --delay 0 one two  three")
+    assert out.error is None, out.error
+    assert out.result.data == "one two  three"
+    assert out.stdout.startswith("one two  three\n") and out.outputs == []
+
+
+def test_stream_live_shows_each_step_then_the_static_output(cell, magics, monkeypatch):
+    from aix_jupyter import display
+
+    monkeypatch.setattr(display, "_MIN_UPDATE_INTERVAL", 0.0)
+    magics.stream_display = "live"
+    out = cell("%%aix run local/typewriter --stream --delay 0.01 -o typed\nalpha beta gamma")
+    assert out.error is None, out.error
+    texts = [o.data["text/plain"] for o in out.outputs]
+    assert texts[1:] == ["alpha", "alpha beta", "alpha beta gamma", "alpha beta gamma"]
+    assert out.outputs[-1].metadata["aix_jupyter"]["parameters"] == {"delay": 0.01}
+    assert out.result is cell("typed").result
+
+
+def test_ctrl_c_stops_a_stream(cell):
+    timer = threading.Timer(1.2, _thread.interrupt_main)
+    timer.start()
+    try:
+        out = cell("%aix stream local/typewriter --delay 0.5 a b c d e f g h i j")
+    finally:
+        timer.cancel()
+    assert isinstance(out.error, RunCancelled), out.error
+    assert "local/typewriter: interrupted" in error_text(out)
+    assert out.stdout.startswith("a b")  # what had arrived stays
+
+
 def test_stream_on_a_model_that_does_not_stream(cell):
     assert_short_error(cell("%aix stream local/sentiment-vader hi"), MagicUsageError, "does not stream")
 
@@ -280,6 +312,7 @@ def test_widget_subcommand(cell, ip):
 
 
 # -- configuration -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_traitlets_configuration(cell, magics):
     cell("%config AixMagics.default_model = 'local/sentiment-vader'")
     assert magics.default_model == "local/sentiment-vader"
