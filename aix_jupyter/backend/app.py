@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aix_jupyter.backend.catalog import Catalog, CatalogError, ModelSpec
 from aix_jupyter.backend.jobs import Job, JobState, JobStore, ServerBusy
@@ -116,6 +116,42 @@ class TokenAuth:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class CatchAll:
+    """Pure-ASGI middleware: an unexpected exception becomes a 500 JSON reply, never a traceback.
+
+    (Starlette's own handler re-raises after answering, which makes uvicorn reset the connection and
+    print the traceback, into a notebook cell when the server is embedded in a kernel.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.warning(
+                "aix backend: %s on %s %s: %s", type(exc).__name__, scope["method"], scope["path"], exc
+            )
+            logger.debug("aix backend: traceback", exc_info=exc)
+            if not started:
+                response = json_error(
+                    500, f"Internal server error ({type(exc).__name__}); the server keeps running"
+                )
+                await response(scope, receive, send)
 
 
 # -- request helpers ----------------------------------------------------------------------------------
@@ -426,10 +462,6 @@ def create_app(
             exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers
         )
 
-    async def on_server_error(request: Request, exc: Exception) -> Response:
-        logger.error("aix backend: unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return json_error(500, f"Internal server error ({type(exc).__name__}); the server keeps running")
-
     routes = [
         Route("/api/v1/execute/{model_id:path}", run_async, methods=["POST"]),
         Route("/api/v2/execute/{model_id:path}", run_sync, methods=["POST"]),
@@ -452,9 +484,9 @@ def create_app(
         exception_handlers={
             WireError: on_wire_error,
             HTTPException: on_http_error,
-            Exception: on_server_error,
         },
     )
     app.state.backend = state
+    app.add_middleware(CatchAll)
     app.add_middleware(TokenAuth, token=token)
     return app

@@ -127,3 +127,13 @@ def test_poll_shows_token_progress_and_cancel_stops_generation(client, server):
     after = client.post(f"/api/v2/execute/{MODEL}", json={"data": "Hi", "max_tokens": 4}, timeout=120).json()
     after = finish(client, after)
     assert after["status"] == "SUCCESS"
+
+
+def test_llm_threads_default_and_override(monkeypatch):
+    monkeypatch.setenv("AIX_LLM_THREADS", "3")
+    assert smollm2.llm_threads() == 3
+    monkeypatch.delenv("AIX_LLM_THREADS")
+    monkeypatch.setattr(smollm2.os, "cpu_count", lambda: 16)
+    assert smollm2.llm_threads() == 4
+    monkeypatch.setattr(smollm2.os, "cpu_count", lambda: 2)
+    assert smollm2.llm_threads() == 1

@@ -491,3 +491,30 @@ def test_typewriter_streams_the_text_back_deterministically(client):
     assert events[-1] == "[DONE]"
     chars = run_v2(client, "local/typewriter", {"data": "abc", "unit": "character", "delay": 0})
     assert chars["data"] == "abc"
+
+
+def test_an_unexpected_server_error_is_500_json_without_traceback(client, server):
+    from aix_jupyter.backend.catalog import ModelSpec
+
+    class BrokenSpec(ModelSpec):
+        def to_wire(self) -> dict:
+            raise RuntimeError("metadata exploded")
+
+    good = server.state.catalog.get("test/fail")
+    broken = BrokenSpec(
+        id="test/broken",
+        name="broken",
+        function="utilities",
+        runner=good.runner,
+        params=good.params,
+        builtin=False,
+    )
+    server.state.catalog.add(broken)
+    try:
+        reply = client.get("/sdk/models/test/broken")
+        assert reply.status_code == 500
+        assert reply.headers["content-type"] == "application/json"
+        assert "RuntimeError" in reply.json()["error"] and "Traceback" not in reply.text
+        assert client.get("/health").json()["status"] == "ok"  # still serving
+    finally:
+        server.state.catalog.remove("test/broken")
