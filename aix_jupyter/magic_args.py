@@ -21,16 +21,15 @@ unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{
 braces); a name holding a dict is sent as the request itself; a path to an existing file sends the
 file (its text for text models).
 
-This module is stdlib-only: the magic imports it at ``%load_ext`` time.
+Input handling lives in :mod:`aix_jupyter.magic_input`, completion in :mod:`aix_jupyter.magic_complete`.
+This module is stdlib-only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -75,7 +74,7 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "help": (),
 }
 _HEX_ID = re.compile(r"^[0-9a-f]{24}$", re.I)
-_IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _NUMBER = re.compile(r"^-\d|^-\.\d")
 
 
@@ -387,7 +386,7 @@ def _parse_models(args: list[Token]) -> ModelsArgs:
 
 
 def _check_identifier(value: str, option: str) -> str:
-    if not _IDENTIFIER.match(value) or value in ("True", "False", "None"):
+    if not IDENTIFIER.match(value) or value in ("True", "False", "None"):
         raise MagicUsageError(f"{option} needs a Python variable name, got {value!r}")
     return value
 
@@ -513,169 +512,3 @@ def parse_run_options(
             )
         pos = end
     return opts
-
-
-# ---------------------------------------------------------------------------------------------
-# input
-# ---------------------------------------------------------------------------------------------
-class _Namespace(Mapping[str, Any]):
-    def __init__(self, namespace: Mapping[str, Any]) -> None:
-        self._ns = namespace
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self._ns[key]
-        except KeyError:
-            raise MagicUsageError(
-                f"{{{key}}}: no variable {key!r} in the notebook; define it, or write {{{{ }}}} for braces"
-            ) from None
-
-    def __iter__(self) -> Any:
-        return iter(self._ns)
-
-    def __len__(self) -> int:
-        return len(self._ns)
-
-
-def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """Replace ``{name}`` (and ``{name.attr}``, ``{name[0]}``, ``{name:fmt}``) from ``namespace``."""
-    if "{" not in text and "}" not in text:
-        return text
-    try:
-        return string.Formatter().vformat(text, (), _Namespace(namespace))
-    except MagicUsageError:
-        raise
-    except (ValueError, IndexError, AttributeError, KeyError, TypeError) as exc:
-        raise MagicUsageError(
-            f"cannot fill in {{...}} in {_short(text)}: {exc}; write {{{{ and }}}} for literal braces"
-        ) from None
-
-
-def _short(text: str, limit: int = 60) -> str:
-    text = text.strip().replace("\n", " ")
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
-
-
-@dataclass
-class RunInput:
-    """What to send as ``data``: text, a dict (a variable holding one, or JSON), or a file path."""
-
-    data: Any
-    kind: Literal["text", "dict", "file", "none"]
-    source: str = ""
-
-
-def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
-    if raw is None or not raw.strip():
-        return RunInput(None, "none")
-    stripped = raw.strip()
-    if _IDENTIFIER.match(stripped) and stripped in namespace and isinstance(namespace[stripped], Mapping):
-        return RunInput(dict(namespace[stripped]), "dict", stripped)
-    if stripped[:1] in "{[":
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            value = None
-        if isinstance(value, dict):
-            return RunInput(value, "dict", "json")
-    text = interpolate(raw, namespace)
-    candidate = text.strip()
-    if candidate and "\n" not in candidate and len(candidate) < 4096:
-        path = os.path.expanduser(candidate)
-        if os.path.isfile(path):
-            return RunInput(path, "file", candidate)
-    return RunInput(text, "text")
-
-
-def resolve_target(target: str, namespace: Mapping[str, Any]) -> tuple[str, Any]:
-    """``(poll URL, handle or None)`` from a URL or a variable holding a response/URL."""
-    if _IDENTIFIER.match(target):
-        if target not in namespace:
-            raise MagicUsageError(
-                f"no variable {target!r} in the notebook; give a poll URL or a handle variable"
-            )
-        value = namespace[target]
-        url = value if isinstance(value, str) else getattr(value, "url", None)
-        if not url and isinstance(value, Mapping):
-            url = value.get("url")
-        if not isinstance(url, str) or not url:
-            raise MagicUsageError(
-                f"variable {target!r} holds no poll URL ({type(value).__name__}); "
-                "use the handle that %aix async returned"
-            )
-        return url, value if not isinstance(value, str) else None
-    if not target.startswith(("http://", "https://")):
-        raise MagicUsageError(f"{target!r} is neither an http(s) poll URL nor a variable name")
-    return target, None
-
-
-# ---------------------------------------------------------------------------------------------
-# completion
-# ---------------------------------------------------------------------------------------------
-def completions(
-    before_cursor: str,
-    *,
-    model_ids: Callable[[], Iterable[str]],
-    parameter_names: Callable[[str], Iterable[str] | Mapping[str, list[str]]],
-    default_model: str = "",
-) -> tuple[str, list[str]]:
-    """``(fragment being completed, candidates)`` for the text of a ``%aix`` line before the cursor.
-
-    ``parameter_names(model)`` gives a model's parameter names, or a mapping of them to the values
-    they accept (options, true/false), which are then completed after ``--name``.
-    """
-    text = before_cursor.lstrip()
-    for prefix in ("%%aix", "%aix"):
-        if text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)].isspace()):
-            text = text[len(prefix) :]
-            break
-    else:
-        return "", []
-    try:
-        done = tokens(text)
-    except MagicUsageError:
-        return "", []
-    fragment = ""
-    if done and done[-1].end == len(text):
-        fragment = done[-1].value
-        done = done[:-1]
-    words = [t.value for t in done]
-
-    def match(candidates: Iterable[str]) -> list[str]:
-        return sorted({c for c in candidates if c.startswith(fragment)})
-
-    if not words:
-        return fragment, match([*SUBCOMMANDS, *model_ids()]) if fragment else list(SUBCOMMANDS)
-    command = words[0]
-    if command not in SUBCOMMANDS:  # ``%aix MODEL ...`` runs
-        command, model = "run", command
-        rest_words = words[1:]
-    else:
-        rest_words = words[1:]
-        model = ""
-    if command in ("help",):
-        return fragment, match(SUBCOMMANDS) if len(rest_words) == 0 else []
-    if command in ("info", "widget"):
-        return fragment, match(model_ids()) if not rest_words else []
-    if command == "models":
-        return fragment, match(["--function"]) if fragment.startswith("-") else []
-    if command in ("poll", "cancel", "config", "login"):
-        return fragment, match(COMMAND_FLAGS[command]) if fragment.startswith("-") else []
-    # run / stream / async
-    if not model:
-        if not rest_words and not fragment.startswith("-"):
-            return fragment, match(model_ids())
-        model = rest_words[0] if rest_words and not rest_words[0].startswith("-") else default_model
-    if rest_words and rest_words[-1] in ("-o", "--out", "--timeout", "-p", "--param"):
-        return fragment, []
-    params = parameter_names(model) if model else {}
-    last = rest_words[-1] if rest_words else ""
-    if last.startswith("--") and isinstance(params, Mapping) and params.get(last[2:]):
-        return fragment, match(params[last[2:]])  # the values a parameter accepts
-    if fragment.startswith("-") or fragment == "":
-        names = [f"--{n}" for n in params]
-        candidates = [*names, *COMMAND_FLAGS[command]]
-        if fragment == "":
-            return fragment, sorted(set(candidates)) if rest_words or model else []
-        return fragment, match(candidates)
-    return fragment, []

@@ -1,6 +1,7 @@
 """The ``%aix`` / ``%%aix`` magics: a thin front end over the client core.
 
-Parsing lives in :mod:`aix_jupyter.magic_args`, rendering in :mod:`aix_jupyter.display`; this
+Parsing lives in :mod:`aix_jupyter.magic_args`, input handling in :mod:`aix_jupyter.magic_input`,
+completion in :mod:`aix_jupyter.magic_complete`, rendering in :mod:`aix_jupyter.display`; this
 module wires them to the core (``ModelFactory``, ``Model.run``/``run_stream``/``run_async``/
 ``poll``/``sync_poll``/``cancel_run``, ``config``). Everything it knows about a model comes from the
 core and the model's parameter schema.
@@ -12,9 +13,7 @@ imported by the first command that needs them.
 from __future__ import annotations
 
 import getpass
-import re
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -22,12 +21,13 @@ from traitlets import Enum, Float, Int, Unicode
 
 from aix_jupyter import display as aix_display
 from aix_jupyter import magic_args as ma
-from aix_jupyter.core.errors import AixError, ConfigurationError, RunCancelled
+from aix_jupyter import magic_input as mi
+from aix_jupyter.core.errors import ConfigurationError, RunCancelled
+from aix_jupyter.magic_complete import CompletionSource, make_matcher
+from aix_jupyter.magic_input import keep_question_marks
 
 if TYPE_CHECKING:
     from aix_jupyter.core.model import Model
-
-_CACHE_SECONDS = 60.0
 
 
 @magics_class
@@ -60,15 +60,16 @@ class AixMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._jobs: dict[str, str] = {}  # poll URL -> model id
-        self._model_ids: tuple[float, list[str]] | None = None
-        self._schemas: dict[str, tuple[float, dict[str, list[str]]]] = {}
+        self.completion = CompletionSource(lambda: self.models_page_size)
 
     # -- entry point ---------------------------------------------------------------------------
     @no_var_expand
     @line_cell_magic
     def aix(self, line: str, cell: str | None = None) -> Any:
         """Run aiXplain-wire models: ``%aix help`` lists the subcommands and their options."""
-        args = ma.parse_command(line, default_model=self.default_model, known_models=self._cached_ids())
+        args = ma.parse_command(
+            line, default_model=self.default_model, known_models=self.completion.known_ids()
+        )
         if cell is not None and not isinstance(args, ma.RunArgs):
             raise ma.MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
         if isinstance(args, ma.RunArgs):
@@ -80,7 +81,7 @@ class AixMagics(Magics):
         if isinstance(args, ma.ModelsArgs):
             return self._models(args)
         if isinstance(args, ma.ModelArgs):
-            model_id = ma.interpolate(args.model_id, self._ns)
+            model_id = mi.interpolate(args.model_id, self._ns)
             return self._info(model_id) if args.command == "info" else self._widget(model_id)
         if args.command == "config":
             return self._config()
@@ -100,11 +101,11 @@ class AixMagics(Magics):
         from aix_jupyter.core.factory import ModelFactory
 
         model = ModelFactory.get(model_id)
-        self._schemas[model.id] = (time.monotonic(), {n: _choices(p) for n, p in model.model_params.items()})
+        self.completion.remember_model(model)
         return model
 
     def _run(self, args: ma.RunArgs, cell: str | None) -> Any:
-        model_id = ma.interpolate(args.model_id, self._ns)
+        model_id = mi.interpolate(args.model_id, self._ns)
         model = self._get_model(model_id)
         schema = model.model_params
         opts = ma.parse_run_options(
@@ -112,7 +113,7 @@ class AixMagics(Magics):
             schema,
             command=args.command,
             model_id=model_id,
-            interpolate_value=lambda s: ma.interpolate(s, self._ns),
+            interpolate_value=lambda s: mi.interpolate(s, self._ns),
         )
         if opts.help:
             return self._info(model_id, model=model)
@@ -122,7 +123,7 @@ class AixMagics(Magics):
                     f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
                 )
             opts.input_text = cell
-        run_input = ma.resolve_input(opts.input_text, self._ns)
+        run_input = mi.resolve_input(opts.input_text, self._ns)
         data = self._prepare_data(run_input, schema)
         schema.validate_request(opts.parameters, data_given=data is not None)
         provenance = dict(model_id=model.id, version=model.version, parameters=dict(opts.parameters))
@@ -139,7 +140,7 @@ class AixMagics(Magics):
             self._ns[opts.out] = response
         return response
 
-    def _prepare_data(self, run_input: ma.RunInput, schema: Any) -> Any:
+    def _prepare_data(self, run_input: mi.RunInput, schema: Any) -> Any:
         if run_input.kind != "file":
             return run_input.data
         primary = schema.primary_input()
@@ -271,7 +272,7 @@ class AixMagics(Magics):
         return Model(id=model_id or "job")
 
     def _poll(self, args: ma.PollArgs) -> Any:
-        url, handle = ma.resolve_target(ma.interpolate(args.target, self._ns), self._ns)
+        url, handle = mi.resolve_target(mi.interpolate(args.target, self._ns), self._ns)
         model = self._job_model(url, handle)
         handle_prov = aix_display.provenance_of(handle) if handle is not None else None
         provenance: dict[str, Any] = {
@@ -297,7 +298,7 @@ class AixMagics(Magics):
         return response
 
     def _cancel(self, args: ma.TargetArgs) -> None:
-        url, handle = ma.resolve_target(ma.interpolate(args.target, self._ns), self._ns)
+        url, handle = mi.resolve_target(mi.interpolate(args.target, self._ns), self._ns)
         model = self._job_model(url, handle)
         if model.cancel_run(url):
             print(f"{model.id}: run cancelled")
@@ -310,7 +311,7 @@ class AixMagics(Magics):
 
         found = ModelFactory.list(query=args.query, function=args.function, page_size=self.models_page_size)
         models = list(found["items"])
-        self._model_ids = (time.monotonic(), [m.id for m in models])
+        self.completion.remember_ids(m.id for m in models)
         rows = [
             [
                 m.id,
@@ -403,58 +404,6 @@ class AixMagics(Magics):
         info = describe_config()
         print(f"API key set for this kernel only; runs go to {info.get('run_url') or info.get('mode')}")
 
-    # -- completion ------------------------------------------------------------------------------
-    def _cached_ids(self) -> list[str]:
-        return self._model_ids[1] if self._model_ids else []
-
-    def _completion_model_ids(self) -> Iterable[str]:
-        now = time.monotonic()
-        if self._model_ids is None or now - self._model_ids[0] > _CACHE_SECONDS:
-            from aix_jupyter.core.factory import ModelFactory
-
-            try:
-                found = ModelFactory.list(page_size=self.models_page_size)
-            except AixError:
-                return self._cached_ids()  # completion offers what it knows; the command reports errors
-            self._model_ids = (now, [m.id for m in found["items"]])
-        return self._model_ids[1]
-
-    def _completion_params(self, model_id: str) -> dict[str, list[str]]:
-        cached = self._schemas.get(model_id)
-        if cached is None or time.monotonic() - cached[0] > _CACHE_SECONDS:
-            try:
-                self._get_model(model_id)
-            except AixError:
-                return {}
-            cached = self._schemas[model_id]
-        return cached[1]
-
-    def complete(self, context: Any) -> dict[str, Any]:
-        """IPython completion matcher for ``%aix`` lines (subcommands, model ids, options)."""
-        from IPython.core.completer import SimpleCompletion
-
-        line = context.text_until_cursor
-        fragment, candidates = ma.completions(
-            line,
-            model_ids=self._completion_model_ids,
-            parameter_names=self._completion_params,
-            default_model=self.default_model,
-        )
-        if not candidates and not line.lstrip().startswith(("%aix", "%%aix")):
-            return {"completions": [], "suppress": False}
-        return {
-            "completions": [SimpleCompletion(text=c, type="aix") for c in candidates],
-            "matched_fragment": fragment,
-            "suppress": bool(candidates),
-        }
-
-
-def _choices(param: Any) -> list[str]:
-    """The values a parameter accepts, for completion after ``--name``."""
-    if param.data_type == "boolean":
-        return ["true", "false"]
-    return [str(o) for o in param.options]
-
 
 def _text(value: Any) -> str:
     if value is None:
@@ -478,27 +427,6 @@ def _price(cost: Any) -> str:
     return _text(cost)
 
 
-# -- input transformer: a question mark ending a ``%aix`` line is text, not IPython's help ---------------
-_AIX_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%aix(?P<args>[ \t].*)$")
-
-
-def keep_question_marks(lines: list[str]) -> list[str]:
-    """``%aix run MODEL How are you?`` would be IPython's ``obj?`` help; make it a plain magic call."""
-    if not lines or lines[0].lstrip().startswith("%%"):
-        return lines  # a cell magic's body is its own business
-    out = []
-    for line in lines:
-        body = line.rstrip("\r\n")
-        match = _AIX_LINE.match(body) if body.rstrip().endswith("?") else None
-        if match is None:
-            out.append(line)
-            continue
-        args = match.group("args").strip()
-        call = f"get_ipython().run_line_magic('aix', {args!r})"
-        out.append(f"{match.group('indent')}{match.group('assign') or ''}{call}{line[len(body) :] or ''}")
-    return out
-
-
 # -- extension entry points -----------------------------------------------------------------------
 _loaded: dict[int, tuple[AixMagics, Any]] = {}
 
@@ -507,16 +435,9 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics, the completion matcher and the ModelResponse display hook."""
     if id(ipython) in _loaded:
         return
-    from IPython.core.completer import context_matcher
-
     magics = AixMagics(shell=ipython)
     ipython.register_magics(magics)
-
-    @context_matcher()
-    def aix_matcher(context: Any) -> Any:
-        return magics.complete(context)
-
-    matcher = aix_matcher
+    matcher = make_matcher(magics.completion, lambda: magics.default_model)
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
         completer.custom_matchers.append(matcher)

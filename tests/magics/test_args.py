@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aix_jupyter import magic_args as ma
+from aix_jupyter import magic_complete as mc
+from aix_jupyter import magic_input as mi
 from aix_jupyter.core.errors import AixError, ParameterError
 from aix_jupyter.core.parameters import ModelParameters
 
@@ -162,31 +164,31 @@ def test_stream_flag_and_command_specific_flags():
 
 
 def test_option_values_are_interpolated():
-    opts = run_opts("--temperature {t} hi", interpolate_value=lambda s: ma.interpolate(s, {"t": 0.3}))
+    opts = run_opts("--temperature {t} hi", interpolate_value=lambda s: mi.interpolate(s, {"t": 0.3}))
     assert opts.parameters["temperature"] == 0.3
 
 
 # -- input -------------------------------------------------------------------------------------------
 def test_interpolation_and_escapes():
     ns = {"name": "Ada", "n": 3, "d": {"k": "v"}}
-    assert ma.interpolate("hi {name}, {n:02d} {d[k]} {{literal}}", ns) == "hi Ada, 03 v {literal}"
+    assert mi.interpolate("hi {name}, {n:02d} {d[k]} {{literal}}", ns) == "hi Ada, 03 v {literal}"
     with pytest.raises(ma.MagicUsageError, match="no variable 'nope'"):
-        ma.interpolate("x {nope}", ns)
+        mi.interpolate("x {nope}", ns)
     with pytest.raises(ma.MagicUsageError, match="literal braces"):
-        ma.interpolate("x } y", ns)
+        mi.interpolate("x } y", ns)
 
 
 def test_resolve_input_variable_json_file_and_text(tmp_path):
     ns = {"payload": {"data": "hi", "threshold": 0.1}, "who": "you", "s": "not a dict"}
-    assert ma.resolve_input("payload", ns) == ma.RunInput({"data": "hi", "threshold": 0.1}, "dict", "payload")
-    assert ma.resolve_input('{"data": "x"}', ns).data == {"data": "x"}
-    assert ma.resolve_input("s", ns) == ma.RunInput("s", "text")
-    assert ma.resolve_input("thank {who}", ns).data == "thank you"
+    assert mi.resolve_input("payload", ns) == mi.RunInput({"data": "hi", "threshold": 0.1}, "dict", "payload")
+    assert mi.resolve_input('{"data": "x"}', ns).data == {"data": "x"}
+    assert mi.resolve_input("s", ns) == mi.RunInput("s", "text")
+    assert mi.resolve_input("thank {who}", ns).data == "thank you"
     f = tmp_path / "review.txt"
     f.write_text("great", encoding="utf-8")
-    got = ma.resolve_input(f" {f} ", ns)
+    got = mi.resolve_input(f" {f} ", ns)
     assert got.kind == "file" and got.data == str(f)
-    assert ma.resolve_input("   ", ns).kind == "none"
+    assert mi.resolve_input("   ", ns).kind == "none"
 
 
 def test_resolve_target():
@@ -194,15 +196,15 @@ def test_resolve_target():
         url = "http://127.0.0.1:1/api/v1/data/abc"
 
     ns = {"h": Handle(), "u": "http://127.0.0.1:1/x", "n": 3}
-    assert ma.resolve_target("h", ns)[0] == Handle.url
-    assert ma.resolve_target("u", ns) == ("http://127.0.0.1:1/x", None)
-    assert ma.resolve_target("https://h/x", ns) == ("https://h/x", None)
+    assert mi.resolve_target("h", ns)[0] == Handle.url
+    assert mi.resolve_target("u", ns) == ("http://127.0.0.1:1/x", None)
+    assert mi.resolve_target("https://h/x", ns) == ("https://h/x", None)
     with pytest.raises(ma.MagicUsageError, match="holds no poll URL"):
-        ma.resolve_target("n", ns)
+        mi.resolve_target("n", ns)
     with pytest.raises(ma.MagicUsageError, match="no variable 'zz'"):
-        ma.resolve_target("zz", ns)
+        mi.resolve_target("zz", ns)
     with pytest.raises(ma.MagicUsageError, match="neither"):
-        ma.resolve_target("ftp://x", ns)
+        mi.resolve_target("ftp://x", ns)
 
 
 # -- completion (pure) ----------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ MODELS = ["local/sentiment-vader", "local/smollm2-135m", "local/countdown"]
 
 
 def complete(text: str, default: str = ""):
-    return ma.completions(
+    return mc.completions(
         text,
         model_ids=lambda: MODELS,
         parameter_names=lambda m: (

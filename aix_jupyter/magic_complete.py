@@ -1,0 +1,167 @@
+"""Tab completion of ``%aix`` lines: subcommands, model ids, parameter names and values, options.
+
+``completions()`` is a pure function of the text before the cursor; ``CompletionSource`` supplies
+the model ids and schemas it needs (asked of the core, cached for a minute); ``make_matcher`` turns
+both into an IPython completion matcher.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from aix_jupyter.core.errors import AixError
+from aix_jupyter.magic_args import COMMAND_FLAGS, SUBCOMMANDS, MagicUsageError, tokens
+
+CACHE_SECONDS = 60.0
+
+
+def completions(
+    before_cursor: str,
+    *,
+    model_ids: Callable[[], Iterable[str]],
+    parameter_names: Callable[[str], Iterable[str] | Mapping[str, list[str]]],
+    default_model: str = "",
+) -> tuple[str, list[str]]:
+    """``(fragment being completed, candidates)`` for the text of a ``%aix`` line before the cursor.
+
+    ``parameter_names(model)`` gives a model's parameter names, or a mapping of them to the values
+    they accept (options, true/false), which are then completed after ``--name``.
+    """
+    text = before_cursor.lstrip()
+    for prefix in ("%%aix", "%aix"):
+        if text.startswith(prefix) and (len(text) == len(prefix) or text[len(prefix)].isspace()):
+            text = text[len(prefix) :]
+            break
+    else:
+        return "", []
+    try:
+        done = tokens(text)
+    except MagicUsageError:
+        return "", []
+    fragment = ""
+    if done and done[-1].end == len(text):
+        fragment = done[-1].value
+        done = done[:-1]
+    words = [t.value for t in done]
+
+    def match(candidates: Iterable[str]) -> list[str]:
+        return sorted({c for c in candidates if c.startswith(fragment)})
+
+    if not words:
+        return fragment, match([*SUBCOMMANDS, *model_ids()]) if fragment else list(SUBCOMMANDS)
+    command = words[0]
+    if command not in SUBCOMMANDS:  # ``%aix MODEL ...`` runs
+        command, model = "run", command
+        rest_words = words[1:]
+    else:
+        rest_words = words[1:]
+        model = ""
+    if command in ("help",):
+        return fragment, match(SUBCOMMANDS) if len(rest_words) == 0 else []
+    if command in ("info", "widget"):
+        return fragment, match(model_ids()) if not rest_words else []
+    if command == "models":
+        return fragment, match(["--function"]) if fragment.startswith("-") else []
+    if command in ("poll", "cancel", "config", "login"):
+        return fragment, match(COMMAND_FLAGS[command]) if fragment.startswith("-") else []
+    # run / stream / async
+    if not model:
+        if not rest_words and not fragment.startswith("-"):
+            return fragment, match(model_ids())
+        model = rest_words[0] if rest_words and not rest_words[0].startswith("-") else default_model
+    if rest_words and rest_words[-1] in ("-o", "--out", "--timeout", "-p", "--param"):
+        return fragment, []
+    params = parameter_names(model) if model else {}
+    last = rest_words[-1] if rest_words else ""
+    if last.startswith("--") and isinstance(params, Mapping) and params.get(last[2:]):
+        return fragment, match(params[last[2:]])  # the values a parameter accepts
+    if fragment.startswith("-") or fragment == "":
+        names = [f"--{n}" for n in params]
+        candidates = [*names, *COMMAND_FLAGS[command]]
+        if fragment == "":
+            return fragment, sorted(set(candidates)) if rest_words or model else []
+        return fragment, match(candidates)
+    return fragment, []
+
+
+def _choices(param: Any) -> list[str]:
+    """The values a parameter accepts, for completion after ``--name``."""
+    if param.data_type == "boolean":
+        return ["true", "false"]
+    return [str(o) for o in param.options]
+
+
+class CompletionSource:
+    """Model ids and parameter schemas for completion, from the core, refreshed after a minute.
+
+    The magic feeds it what its commands fetch anyway (``remember_model``/``remember_ids``), so
+    completing after ``%aix models`` or a run costs no request.
+    """
+
+    def __init__(self, page_size: Callable[[], int] = lambda: 100) -> None:
+        self._page_size = page_size
+        self._ids: tuple[float, list[str]] | None = None
+        self._schemas: dict[str, tuple[float, dict[str, list[str]]]] = {}
+
+    def known_ids(self) -> list[str]:
+        """The ids seen so far (never asks the server)."""
+        return list(self._ids[1]) if self._ids else []
+
+    def remember_ids(self, ids: Iterable[str]) -> None:
+        self._ids = (time.monotonic(), list(ids))
+
+    def remember_model(self, model: Any) -> None:
+        self._schemas[model.id] = (time.monotonic(), {n: _choices(p) for n, p in model.model_params.items()})
+
+    def model_ids(self) -> list[str]:
+        if self._ids is None or time.monotonic() - self._ids[0] > CACHE_SECONDS:
+            from aix_jupyter.core.factory import ModelFactory
+
+            try:
+                found = ModelFactory.list(page_size=self._page_size())
+            except AixError:
+                return self.known_ids()  # completion offers what it knows; commands report errors
+            self.remember_ids(m.id for m in found["items"])
+        return self.known_ids()
+
+    def parameters(self, model_id: str) -> dict[str, list[str]]:
+        cached = self._schemas.get(model_id)
+        if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
+            from aix_jupyter.core.factory import ModelFactory
+
+            try:
+                self.remember_model(ModelFactory.get(model_id))
+            except AixError:
+                return {}
+            cached = self._schemas[model_id]
+        return cached[1]
+
+
+def complete(context: Any, source: CompletionSource, default_model: str = "") -> dict[str, Any]:
+    """An IPython matcher result for the line in ``context`` (``suppress`` others when we answer)."""
+    from IPython.core.completer import SimpleCompletion
+
+    line = context.text_until_cursor
+    fragment, candidates = completions(
+        line, model_ids=source.model_ids, parameter_names=source.parameters, default_model=default_model
+    )
+    if not candidates:
+        return {"completions": [], "suppress": False}
+    return {
+        "completions": [SimpleCompletion(text=c, type="aix") for c in candidates],
+        "matched_fragment": fragment,
+        "suppress": True,
+    }
+
+
+def make_matcher(source: CompletionSource, default_model: Callable[[], str]) -> Callable[[Any], Any]:
+    """A context matcher (IPython >= 8.6) for ``ip.Completer.custom_matchers``."""
+    from IPython.core.completer import context_matcher
+
+    @context_matcher()
+    def aix_matcher(context: Any) -> Any:
+        return complete(context, source, default_model())
+
+    return aix_matcher

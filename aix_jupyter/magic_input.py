@@ -1,0 +1,129 @@
+"""The input of a run: ``{name}`` interpolation, dict variables, files, poll targets; and the input
+transformer that keeps a question mark ending a ``%aix`` line as text.
+
+Stdlib only (imported by the first ``%aix`` command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aix_jupyter.magic_args import IDENTIFIER, MagicUsageError
+
+
+class _Namespace(Mapping[str, Any]):
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        self._ns = namespace
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._ns[key]
+        except KeyError:
+            raise MagicUsageError(
+                f"{{{key}}}: no variable {key!r} in the notebook; define it, or write {{{{ }}}} for braces"
+            ) from None
+
+    def __iter__(self) -> Any:
+        return iter(self._ns)
+
+    def __len__(self) -> int:
+        return len(self._ns)
+
+
+def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
+    """Replace ``{name}`` (and ``{name.attr}``, ``{name[0]}``, ``{name:fmt}``) from ``namespace``."""
+    if "{" not in text and "}" not in text:
+        return text
+    try:
+        return string.Formatter().vformat(text, (), _Namespace(namespace))
+    except MagicUsageError:
+        raise
+    except (ValueError, IndexError, AttributeError, KeyError, TypeError) as exc:
+        raise MagicUsageError(
+            f"cannot fill in {{...}} in {_short(text)}: {exc}; write {{{{ and }}}} for literal braces"
+        ) from None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = text.strip().replace("\n", " ")
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+@dataclass
+class RunInput:
+    """What to send as ``data``: text, a dict (a variable holding one, or JSON), or a file path."""
+
+    data: Any
+    kind: Literal["text", "dict", "file", "none"]
+    source: str = ""
+
+
+def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
+    if raw is None or not raw.strip():
+        return RunInput(None, "none")
+    stripped = raw.strip()
+    if IDENTIFIER.match(stripped) and stripped in namespace and isinstance(namespace[stripped], Mapping):
+        return RunInput(dict(namespace[stripped]), "dict", stripped)
+    if stripped[:1] in "{[":
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return RunInput(value, "dict", "json")
+    text = interpolate(raw, namespace)
+    candidate = text.strip()
+    if candidate and "\n" not in candidate and len(candidate) < 4096:
+        path = os.path.expanduser(candidate)
+        if os.path.isfile(path):
+            return RunInput(path, "file", candidate)
+    return RunInput(text, "text")
+
+
+def resolve_target(target: str, namespace: Mapping[str, Any]) -> tuple[str, Any]:
+    """``(poll URL, handle or None)`` from a URL or a variable holding a response/URL."""
+    if IDENTIFIER.match(target):
+        if target not in namespace:
+            raise MagicUsageError(
+                f"no variable {target!r} in the notebook; give a poll URL or a handle variable"
+            )
+        value = namespace[target]
+        url = value if isinstance(value, str) else getattr(value, "url", None)
+        if not url and isinstance(value, Mapping):
+            url = value.get("url")
+        if not isinstance(url, str) or not url:
+            raise MagicUsageError(
+                f"variable {target!r} holds no poll URL ({type(value).__name__}); "
+                "use the handle that %aix async returned"
+            )
+        return url, value if not isinstance(value, str) else None
+    if not target.startswith(("http://", "https://")):
+        raise MagicUsageError(f"{target!r} is neither an http(s) poll URL nor a variable name")
+    return target, None
+
+
+# -- a question mark ending a ``%aix`` line is text, not IPython's help -------------------------------
+_AIX_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<assign>[A-Za-z_]\w*\s*=\s*)?%aix(?P<args>[ \t].*)$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """``%aix run MODEL How are you?`` would be IPython's ``obj?`` help; make it a plain magic call."""
+    if not lines or lines[0].lstrip().startswith("%%"):
+        return lines  # a cell magic's body is its own business
+    out = []
+    for line in lines:
+        body = line.rstrip("\r\n")
+        match = _AIX_LINE.match(body) if body.rstrip().endswith("?") else None
+        if match is None:
+            out.append(line)
+            continue
+        args = match.group("args").strip()
+        call = f"get_ipython().run_line_magic('aix', {args!r})"
+        out.append(f"{match.group('indent')}{match.group('assign') or ''}{call}{line[len(body) :] or ''}")
+    return out
