@@ -21,7 +21,8 @@ opened without a kernel shows it): into a placeholder output displayed right aft
 terminal IPython; see ``aix_jupyter.widgets.progress``) a run started from Python instead writes the
 text progress line (stderr) and the plain result as ordinary outputs of the cell that waits for it:
 ``run()``/``stream()``, or ``wait()`` after ``run(wait=False)``; never from the background thread,
-so they cannot land in an unrelated cell.
+so they cannot land in an unrelated cell. (A ModelWidget nested inside another container has no
+placeholder: its results then stay inside the widget.)
 """
 
 from __future__ import annotations
