@@ -11,7 +11,7 @@ KERNEL_CONFIG := jupyter-config/ipython/ipython_kernel_config.json
 # jupyter lab refuses to start as root without --allow-root.
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: install toolchain system lab test lint clean
+.PHONY: install toolchain system lab test lint notebooks clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,11 @@ lab: install
 test: install system
 	$(BIN)/ruff check aix_jupyter tests benchmarks
 	$(BIN)/pytest --durations=15
+
+# Re-execute the tutorial notebooks in place (embedded backend: no key or server URL from the environment).
+notebooks: install
+	env -u TEAM_API_KEY -u AIXPLAIN_API_KEY -u MODELS_RUN_URL -u BACKEND_URL -u AIX_BACKEND_URL \
+		$(BIN)/jupyter nbconvert --to notebook --execute --inplace --allow-errors notebooks/*.ipynb
 
 lint: install
 	$(BIN)/ruff check aix_jupyter tests benchmarks
