@@ -53,6 +53,7 @@ _STYLE = """<style>
 .aix-model-widget { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px 8px; }
 .aix-model-widget .aix-stream-view pre { white-space: pre-wrap; word-break: break-word; margin: 4px 0;
   font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }
+.aix-model-widget .aix-result { max-height: 32em; overflow-y: auto; }
 .aix-model-widget .aix-meta { color: var(--jp-ui-font-color2, #666); font-size: 12px; }
 .aix-model-widget .aix-failed { color: var(--jp-error-color1, #d32f2f); }
 </style>"""
