@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import getpass
 import time
+from collections import ChainMap
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Enum, Float, Int, Unicode
 
 from aix_jupyter import display as aix_display
@@ -60,13 +61,22 @@ class AixMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._jobs: dict[str, str] = {}  # poll URL -> model id
+        self._local_ns: dict[str, Any] | None = None
         self.completion = CompletionSource(lambda: self.models_page_size)
 
     # -- entry point ---------------------------------------------------------------------------
     @no_var_expand
+    @needs_local_scope
     @line_cell_magic
-    def aix(self, line: str, cell: str | None = None) -> Any:
+    def aix(self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None) -> Any:
         """Run aiXplain-wire models: ``%aix help`` lists the subcommands and their options."""
+        self._local_ns = local_ns  # ``{name}`` also sees a function's local variables
+        try:
+            return self._dispatch(line, cell)
+        finally:
+            self._local_ns = None
+
+    def _dispatch(self, line: str, cell: str | None) -> Any:
         args = ma.parse_command(
             line, default_model=self.default_model, known_models=self.completion.known_ids()
         )
@@ -93,8 +103,14 @@ class AixMagics(Magics):
     aix.__doc__ = ma.usage()
 
     @property
-    def _ns(self) -> dict[str, Any]:
+    def _user_ns(self) -> dict[str, Any]:
+        """Where ``-o VAR`` stores results: the notebook's namespace."""
         return self.shell.user_ns if self.shell is not None else {}
+
+    @property
+    def _ns(self) -> ChainMap[str, Any]:
+        """Where ``{name}`` and handle variables are looked up: local variables, then the notebook's."""
+        return ChainMap(self._local_ns or {}, self._user_ns)
 
     # -- run / stream / async ------------------------------------------------------------------
     def _get_model(self, model_id: str) -> Model:
@@ -137,7 +153,7 @@ class AixMagics(Magics):
         else:
             response = self._wait(model, data, opts, provenance)
         if opts.out:
-            self._ns[opts.out] = response
+            self._user_ns[opts.out] = response
         return response
 
     def _prepare_data(self, run_input: mi.RunInput, schema: Any) -> Any:
@@ -294,7 +310,7 @@ class AixMagics(Magics):
             response = model.poll(url)
         response = self._finish(response, model.id, provenance, started)
         if args.out:
-            self._ns[args.out] = response
+            self._user_ns[args.out] = response
         return response
 
     def _cancel(self, args: ma.TargetArgs) -> None:

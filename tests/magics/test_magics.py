@@ -91,6 +91,18 @@ def test_interpolation_dict_variables_and_files(cell, ip, tmp_path):
     assert_short_error(out, MagicUsageError, "{nothing}", "no variable 'nothing'")
 
 
+def test_interpolation_sees_local_variables_in_functions(cell, ip):
+    out = cell(
+        "def lang(text):\n"
+        "    sentence = text + ' et voila'\n"
+        "    found = %aix run local/langid-langdetect {sentence}\n"
+        "    return found\n"
+        "result = lang('Bonjour tout le monde, comment allez-vous')"
+    )
+    assert out.error is None, out.error
+    assert ip.user_ns["result"].data == "fr"
+
+
 def test_json_output_gets_a_json_view(cell, ip):
     out = cell(
         "%aix run local/keywords-yake --max_keywords 3 Jupyter notebooks make interactive computing easy"
