@@ -11,9 +11,9 @@ MIME bundle plus output metadata, and shows it.
   (parameter names such as ``api_key``/``token``, or the configured key's value) is ever written.
 * :class:`ResponseView` -- a displayable wrapper (``_repr_mimebundle_``) for ``display()`` or
   ``ipywidgets.Output.append_display_data()``.
-* :func:`register_formatter` -- on ``%load_ext``, registers (by name, importing nothing) an IPython
-  display hook for ``ModelResponse`` so a response returned by the magic, or by ``model.run()`` in
-  a cell, is shown as the bundle above, as one ``display_data`` output.
+* :func:`show_response` -- the IPython display hook for ``ModelResponse`` that ``%load_ext``
+  registers (by type name, importing nothing): a response returned by the magic, or by
+  ``model.run()`` in a cell, is shown as the bundle above, as one ``display_data`` output.
 * :class:`StreamView` -- chunks as they arrive, ending with the same single static output.
 * :func:`frontend` -- ``"live"`` (a notebook frontend a person is looking at), ``"kernel"`` (a kernel
   driven by nbclient/nbconvert/nbval) or ``"terminal"`` (terminal IPython, plain shells).
@@ -379,31 +379,12 @@ def _ipython() -> Any:
     return get_ipython()
 
 
-def _display_response(response: Any) -> None:
-    """IPython display hook for ModelResponse (registered by :func:`register_formatter`)."""
+def show_response(response: Any) -> None:
+    """Display a response as one ``display_data`` (the magic registers this as IPython's display
+    hook for ModelResponse), unless it was already shown in this cell (a finished stream)."""
     if _shown.pop(id(response), None) == _execution_count():
         return
     publish(response)
-
-
-_RESPONSE_TYPES = (("aix_jupyter.core.response", "ModelResponse"),)
-
-
-def register_formatter(ip: Any) -> None:
-    """Show ModelResponse objects richly in ``ip`` (registered by name: imports nothing)."""
-    formatter = ip.display_formatter.ipython_display_formatter
-    for module, name in _RESPONSE_TYPES:
-        formatter.for_type_by_name(module, name, _display_response)
-
-
-def unregister_formatter(ip: Any) -> None:
-    formatter = ip.display_formatter.ipython_display_formatter
-    for module, name in _RESPONSE_TYPES:
-        formatter.deferred_printers.pop((module, name), None)
-        cls = sys.modules.get(module)
-        cls = getattr(cls, name, None) if cls is not None else None
-        if cls is not None:
-            formatter.type_printers.pop(cls, None)
 
 
 # ---------------------------------------------------------------------------------------------

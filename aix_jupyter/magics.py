@@ -12,7 +12,8 @@ imported by the first command that needs them.
 
 from __future__ import annotations
 
-import getpass
+import importlib
+import sys
 import time
 from collections import ChainMap
 from typing import TYPE_CHECKING, Any
@@ -20,15 +21,28 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Enum, Float, Int, Unicode
 
-from aix_jupyter import display as aix_display
 from aix_jupyter import magic_args as ma
-from aix_jupyter import magic_input as mi
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
-from aix_jupyter.magic_complete import CompletionSource, make_matcher
-from aix_jupyter.magic_input import keep_question_marks
+
+
+class _LazyModule:
+    """A module imported on its first use, so that ``%load_ext`` stays light."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
 
 if TYPE_CHECKING:
+    from aix_jupyter import display as aix_display
+    from aix_jupyter import magic_input as mi
     from aix_jupyter.core.model import Model
+    from aix_jupyter.magic_complete import CompletionSource
+else:
+    aix_display = _LazyModule("aix_jupyter.display")
+    mi = _LazyModule("aix_jupyter.magic_input")
 
 
 @magics_class
@@ -62,7 +76,7 @@ class AixMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._jobs: dict[str, str] = {}  # poll URL -> model id
         self._local_ns: dict[str, Any] | None = None
-        self.completion = CompletionSource(lambda: self.models_page_size)
+        self._completion: CompletionSource | None = None
 
     # -- entry point ---------------------------------------------------------------------------
     @no_var_expand
@@ -170,6 +184,18 @@ class AixMagics(Magics):
             raise ma.MagicUsageError(
                 f"{run_input.source!r} is not a UTF-8 text file and this model takes text"
             ) from None
+
+    @property
+    def completion(self) -> CompletionSource:
+        """Model ids and schemas for tab completion (what the commands fetched, refreshed as needed)."""
+        if self._completion is None:
+            from aix_jupyter.magic_complete import CompletionSource
+
+            self._completion = CompletionSource(lambda: self.models_page_size)
+        return self._completion
+
+    def _known_ids(self) -> list[str]:
+        return self._completion.known_ids() if self._completion is not None else []
 
     @property
     def jobs(self) -> dict[str, str]:
@@ -408,6 +434,8 @@ class AixMagics(Magics):
         from aix_jupyter.core.config import describe_config, set_api_key
 
         try:
+            import getpass
+
             key = getpass.getpass("aiXplain API key (kept for this kernel only): ")
         except Exception as exc:  # ipykernel without stdin (headless executors)
             if type(exc).__name__ == "StdinNotImplementedError":
@@ -444,24 +472,48 @@ def _price(cost: Any) -> str:
 
 
 # -- extension entry points -----------------------------------------------------------------------
+# Everything registered here imports its module on first use: loading the extension stays light.
+_RESPONSE_TYPE = ("aix_jupyter.core.response", "ModelResponse")
+
+
+def _show_response(response: Any) -> None:
+    """IPython display hook for ModelResponse: one rich ``display_data`` (see display.py)."""
+    aix_display.show_response(response)
+
+
+def _keep_question_marks(lines: list[str]) -> list[str]:
+    """Input transformer: a ``%aix`` line ending in ``?`` is a run, not IPython's help."""
+    if any("%aix" in line and line.rstrip().endswith("?") for line in lines):
+        return mi.keep_question_marks(lines)  # type: ignore[no-any-return]
+    return lines
+
+
 _loaded: dict[int, tuple[AixMagics, Any]] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics, the completion matcher and the ModelResponse display hook."""
+    """Register the magics, the completion matcher, the input transformer and the display hook."""
     if id(ipython) in _loaded:
         return
+    from IPython.core.completer import context_matcher
+
     magics = AixMagics(shell=ipython)
     ipython.register_magics(magics)
-    matcher = make_matcher(magics.completion, lambda: magics.default_model)
+
+    @context_matcher()
+    def aix_matcher(context: Any) -> Any:
+        from aix_jupyter.magic_complete import complete
+
+        return complete(context, magics.completion, magics.default_model)
+
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
-        completer.custom_matchers.append(matcher)
-    aix_display.register_formatter(ipython)
+        completer.custom_matchers.append(aix_matcher)
+    ipython.display_formatter.ipython_display_formatter.for_type_by_name(*_RESPONSE_TYPE, _show_response)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
-    if cleanup is not None and keep_question_marks not in cleanup:
-        cleanup.append(keep_question_marks)
-    _loaded[id(ipython)] = (magics, matcher)
+    if cleanup is not None and _keep_question_marks not in cleanup:
+        cleanup.append(_keep_question_marks)
+    _loaded[id(ipython)] = (magics, aix_matcher)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -476,7 +528,11 @@ def unload_ipython_extension(ipython: Any) -> None:
         completer.custom_matchers.remove(matcher)
     if magics in getattr(ipython, "configurables", []):
         ipython.configurables.remove(magics)
-    aix_display.unregister_formatter(ipython)
+    formatter = ipython.display_formatter.ipython_display_formatter
+    formatter.deferred_printers.pop(_RESPONSE_TYPE, None)
+    module = importlib.import_module(_RESPONSE_TYPE[0]) if _RESPONSE_TYPE[0] in sys.modules else None
+    if module is not None:
+        formatter.type_printers.pop(getattr(module, _RESPONSE_TYPE[1]), None)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
-    if cleanup is not None and keep_question_marks in cleanup:
-        cleanup.remove(keep_question_marks)
+    if cleanup is not None and _keep_question_marks in cleanup:
+        cleanup.remove(_keep_question_marks)

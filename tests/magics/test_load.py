@@ -20,6 +20,8 @@ HEAVY = (
     "aix_jupyter.widgets",
 )
 
+LAZY = ("aix_jupyter.display", "aix_jupyter.magic_input", "aix_jupyter.magic_complete", "getpass")
+
 SCRIPT = """
 import json, sys
 from IPython.core.interactiveshell import InteractiveShell
@@ -49,6 +51,8 @@ def test_load_ext_imports_nothing_heavy():
         heavy = [m for m in HEAVY if m in loaded]
         assert heavy == [], f"{stage}: {heavy}"
     assert "aix_jupyter.magics" in state["after_load"]
+    lazy = [m for m in LAZY if m in set(state["after_load"])]
+    assert lazy == [], f"imported at load time although only commands need them: {lazy}"
 
 
 def test_load_twice_and_unload(ip):

@@ -287,10 +287,11 @@ def test_config_never_shows_the_key(cell, ip, monkeypatch):
 
 
 def test_login_keeps_the_key_for_this_kernel_only(cell, ip, monkeypatch):
-    import aix_jupyter.magics as magics_module
+    import getpass
+
     from aix_jupyter.core import config
 
-    monkeypatch.setattr(magics_module.getpass, "getpass", lambda prompt="": "  sk-typed-key-456  ")
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": "  sk-typed-key-456  ")
     try:
         out = cell("%aix login")
         assert out.error is None and "kernel only" in out.stdout
