@@ -91,9 +91,7 @@ class AixMagics(Magics):
             self._local_ns = None
 
     def _dispatch(self, line: str, cell: str | None) -> Any:
-        args = ma.parse_command(
-            line, default_model=self.default_model, known_models=self.completion.known_ids()
-        )
+        args = ma.parse_command(line, default_model=self.default_model, known_models=self._known_ids())
         if cell is not None and not isinstance(args, ma.RunArgs):
             raise ma.MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
         if isinstance(args, ma.RunArgs):
@@ -231,7 +229,7 @@ class AixMagics(Magics):
         status = str(getattr(response.status, "value", response.status))
         if status == "FAILED":
             message = " ".join(str(response.error_message or "the model failed without a message").split())
-            if "cancel" in message.lower():
+            if "cancelled" in message.lower():
                 raise RunCancelled(f"{model_id}: {message}")
             url = getattr(response, "url", None)
             if not response.completed:  # gave up waiting (timeout): say how to wait longer
