@@ -26,6 +26,7 @@ GENERIC_FAILURE = "Model Run: An error occurred while processing your request."
 NO_RESPONSE = "No response from the service."
 MAX_MESSAGE = 500
 MAX_LOCAL_PATH = 4096
+WIRE_KEYS = frozenset({"options"})  # request keys of the wire itself, not model parameters
 
 # ---------------------------------------------------------------------------------------------
 # Raw replies (what the transport hands to the mapping functions)
@@ -164,11 +165,13 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
     """
     if schema is None or len(schema) == 0:
         return dict(parameters or {})
-    given = dict(parameters or {})
+    given = {k: v for k, v in (parameters or {}).items() if k not in WIRE_KEYS}
     from_data = {k: v for k, v in data.items() if k in schema} if isinstance(data, Mapping) else {}
-    checked = schema.validate_request({**from_data, **given}, data_given=not isinstance(data, Mapping))
+    data_given = not isinstance(data, Mapping) or data.get("data") is not None
+    checked = schema.validate_request({**from_data, **given}, data_given=data_given)
     out = {k: v for k, v in schema.to_dict().items() if k not in from_data}
     out.update({k: checked[k] for k in given})
+    out.update({k: v for k, v in (parameters or {}).items() if k in WIRE_KEYS})
     return out
 
 

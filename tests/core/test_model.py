@@ -316,3 +316,27 @@ def test_arun_with_stream_true_returns_an_async_streamer(server, model):
 
     streamer, data = asyncio.run(go())
     assert data == ["a ", "b ", ""] and streamer.status is ResponseStatus.SUCCESS
+
+
+def test_wire_options_and_dict_data_pass_validation(server):
+    m = Model("echo", url=server.run_url, model_params=default_metadata("echo")["params"])
+    m.run({"data": "via data key", "temperature": 1}, parameters={"options": {"trace": True}})
+    assert server.seen("POST")[0].json() == {
+        "data": "via data key",
+        "temperature": 1,
+        "options": {"trace": True},
+    }
+    with pytest.raises(ParameterError, match="temperature"):
+        m.run({"data": "x", "temperature": "hot"})  # schema keys inside dict data are checked too
+
+
+def test_keyboard_interrupt_in_sync_poll_cancels_the_job(server, model):
+    import _thread
+    import threading
+
+    server.job_seconds = 60
+    started = model.run_async("x")
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        model.sync_poll(started.url)
+    assert server.seen("DELETE")[0].path == started.url.split(str(server.port))[1]
