@@ -508,6 +508,9 @@ class ModelWidget(w.VBox):
 
     def close(self) -> None:
         """Cancel a run in progress and close this widget and every widget inside it."""
+        if "progress" not in self.__dict__:  # __init__ failed (e.g. unknown model id): nothing to stop
+            super().close()
+            return
         self.cancel()
         self.progress.close()
         stack: list[w.Widget] = list(self.children)

@@ -206,3 +206,19 @@ def test_close_releases_every_inner_widget():
     assert all(x.comm is not None for x in inner)
     w.close()
     assert all(x.comm is None for x in inner) and w.comm is None
+
+
+def test_unknown_model_fails_in_init_and_is_collected_cleanly():
+    import gc
+    import sys
+
+    unraisable: list[object] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        with pytest.raises(AixError, match="no-such-model"):
+            ModelWidget("local/no-such-model")
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+    assert unraisable == []
