@@ -145,9 +145,10 @@ def run_smollm2(inputs: dict[str, Any], ctx: JobContext) -> Iterator[str]:
     kwargs = completion_kwargs(
         max_tokens, float(inputs["temperature"]), float(inputs["top_p"]), inputs.get("seed")
     )
-    # Evaluate the whole prompt afresh: reusing the previous run's cached prefix changes the logits
-    # slightly, and greedy decoding (temperature 0) would then not be repeatable.
-    llm.reset()
+    if kwargs["temperature"] == 0 or "seed" in kwargs:
+        # Repeatable output wanted: evaluate the whole prompt afresh. Reusing the previous run's cached
+        # prefix (llama.cpp's default, much faster to the first token) changes the logits slightly.
+        llm.reset()
     stream = llm.create_completion(prompt, stream=True, **kwargs)
     produced = 0
     try:
