@@ -140,7 +140,14 @@ def _widget(r: dict[str, Any]) -> list[Row]:
 
 def _tokens(r: dict[str, Any]) -> list[Row]:
     q = r["ratios"]["stack / raw runtime (tokens/s)"]
-    fig = f"{q:.3f}x ({r['tokens_per_second']['stack']:.1f} vs {r['tokens_per_second']['raw']:.1f} tok/s)"
+    fig = f"{q:.3f}x ({r['tokens_per_second']['stack']:.1f} vs {r['tokens_per_second']['raw']:.1f} tok/s"
+    extra = r["ratios"]
+    if "stack / raw, decoding only" in extra:
+        fig += (
+            f"; per-round paired {extra['stack / raw, median of per-round ratios']:.2f}x, "
+            f"decoding only {extra['stack / raw, decoding only']:.2f}x"
+        )
+    fig += ")"
     return [("6. tokens/s, client + embedded backend / raw llama.cpp", fig, ">= 0.9x", _verdict(q >= 0.9))]
 
 
