@@ -305,6 +305,33 @@ def status_flow(call: Call) -> Flow:
 # drivers: the only place where the two APIs differ
 
 
+def _step(
+    flow: Flow,
+    value: Any,
+    error: BaseException | None,
+    secret: str | None,
+    interrupt: BaseException | None,
+) -> tuple[bool, Any]:
+    """Feed the last I/O outcome to ``flow``: ``(True, result)`` when it ended, else ``(False, next op)``.
+
+    The result and any AixError the flow raises have ``secret`` scrubbed; an ``Interrupted`` thrown
+    back out of the flow re-raises the caller's original interruption.
+    """
+    try:
+        op = flow.send(value) if error is None else flow.throw(error)
+    except StopIteration as stop:
+        return True, scrub(stop.value, secret)
+    except Interrupted:
+        assert interrupt is not None
+        raise interrupt from None
+    except AixError as exc:
+        clean = _scrubbed(exc, secret)
+        if clean is None:
+            raise
+        raise clean from None
+    return False, op
+
+
 def drive_sync(flow: Flow, transport: Any, cancel: Any = None) -> Any:
     """Run ``flow`` with blocking I/O (``SyncTransport``)."""
     from aix_jupyter.core.transport import sleep_until
@@ -314,18 +341,9 @@ def drive_sync(flow: Flow, transport: Any, cancel: Any = None) -> Any:
     value: Any = None
     error: BaseException | None = None
     while True:
-        try:
-            op = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return scrub(stop.value, secret)
-        except Interrupted:
-            assert interrupt is not None
-            raise interrupt from None
-        except AixError as exc:
-            clean = _scrubbed(exc, secret)
-            if clean is None:
-                raise
-            raise clean from None
+        ended, op = _step(flow, value, error, secret, interrupt)
+        if ended:
+            return op
         value, error = None, None
         try:
             if isinstance(op, Send):
@@ -356,18 +374,9 @@ async def drive_async(flow: Flow, transport: Any, cancel: Any = None) -> Any:
     value: Any = None
     error: BaseException | None = None
     while True:
-        try:
-            op = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return scrub(stop.value, secret)
-        except Interrupted:
-            assert interrupt is not None
-            raise interrupt from None
-        except AixError as exc:
-            clean = _scrubbed(exc, secret)
-            if clean is None:
-                raise
-            raise clean from None
+        ended, op = _step(flow, value, error, secret, interrupt)
+        if ended:
+            return op
         value, error = None, None
         try:
             if isinstance(op, Send):

@@ -248,6 +248,122 @@ class Model:
 
         return SyncTransport(ep)
 
+    # -- operations: what each one sends, shared by the sync and the async methods ----------
+    def _run_flow(
+        self,
+        data: Any,
+        parameters: Mapping[str, Any] | None,
+        timeout: float,
+        wait_time: float,
+        max_wait: float,
+        on_event: EventHook | None,
+        start: float,
+    ) -> tuple[Any, Endpoints]:
+        from aix_jupyter.core import flows
+
+        PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
+        emit = flows.Emitter(on_event, self.id, start)
+        ep = self.endpoints()
+        emit.secret = ep.api_key
+        body = self._body(ep, data, parameters, False, emit.start + timeout)
+        flow = flows.run_flow(
+            self._run_url(ep, True), body, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
+        )
+        return flow, ep
+
+    def _run_async_flow(
+        self, data: Any, parameters: Mapping[str, Any] | None, on_event: EventHook | None
+    ) -> tuple[Any, Endpoints]:
+        from aix_jupyter.core import flows
+
+        emit = flows.Emitter(on_event, self.id)
+        ep = self.endpoints()
+        emit.secret = ep.api_key
+        body = self._body(ep, data, parameters, False, None)
+        flow = flows.run_flow(
+            self._run_url(ep, False),
+            body,
+            timeout=0,
+            wait_time=0.5,
+            max_wait=DEFAULT_MAX_WAIT,
+            emit=emit,
+            poll=False,
+        )
+        return flow, ep
+
+    def _poll_flow(self, poll_url: str) -> tuple[Any, Endpoints]:
+        from aix_jupyter.core import flows
+
+        ep = self.endpoints()
+        self._check_poll_url(ep, poll_url)
+        return flows.poll_once_flow(poll_url), ep
+
+    def _sync_poll_flow(
+        self,
+        poll_url: str,
+        wait_time: float,
+        timeout: float,
+        max_wait: float,
+        on_event: EventHook | None,
+        start: float,
+    ) -> tuple[Any, Endpoints]:
+        from aix_jupyter.core import flows
+
+        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
+        emit = flows.Emitter(on_event, self.id, schedule.start)
+        ep = self.endpoints()
+        emit.secret = ep.api_key
+        self._check_poll_url(ep, poll_url)
+        return flows.poll_flow(poll_url, schedule, emit, timeout), ep
+
+    def _cancel_flow(self, poll_url: str) -> tuple[Any, Endpoints]:
+        from aix_jupyter.core import flows
+
+        ep = self.endpoints()
+        self._check_poll_url(ep, poll_url)
+        return flows.cancel_flow(poll_url, budget=None), ep
+
+    def _delete_flow(self) -> tuple[Any, Endpoints]:
+        from aix_jupyter.core import flows, protocol
+        from aix_jupyter.core.transport import Call
+
+        ep = self.endpoints()
+        call = Call(
+            "DELETE", f"{ep.backend_url}/{protocol.model_path(self.id)}", auth="backend", what="delete"
+        )
+        return flows.status_flow(call), ep
+
+    def _finetune_flow(self) -> tuple[Any, Endpoints]:
+        from aix_jupyter.core import flows
+        from aix_jupyter.core.transport import Call
+
+        ep = self.endpoints()
+        call = Call("GET", _finetune_url(ep, self.id), auth="backend", what="fine-tune status")
+        return flows.json_flow(call, "Check FineTune status"), ep
+
+    def _drive(self, plan: tuple[Any, Endpoints], cancel: threading.Event | None = None) -> Any:
+        from aix_jupyter.core import flows
+
+        flow, ep = plan
+        return flows.drive_sync(flow, self._sync(ep), cancel)
+
+    async def _adrive(
+        self,
+        plan: tuple[Any, Endpoints],
+        cancel: threading.Event | None = None,
+        *,
+        shared_client_for: str | None = None,
+    ) -> Any:
+        """Drive ``plan`` with asyncio; flows of several requests share one client for their URL."""
+        from aix_jupyter.core import flows
+        from aix_jupyter.core.transport import AsyncTransport, async_client
+
+        flow, ep = plan
+        if shared_client_for is None:
+            return await flows.drive_async(flow, AsyncTransport(ep), cancel)
+        async with async_client(shared_client_for) as client:
+            return await flows.drive_async(flow, AsyncTransport(ep, client), cancel)
+
     # -- run ------------------------------------------------------------------------------------
     def run(
         self,
@@ -266,17 +382,8 @@ class Model:
         start = time.monotonic()
         if stream:
             return self.run_stream(data, parameters, on_event=on_event, cancel=cancel)
-        from aix_jupyter.core import flows
-
-        PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
-        emit = flows.Emitter(on_event, self.id, start)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        body = self._body(ep, data, parameters, False, emit.start + timeout)
-        flow = flows.run_flow(
-            self._run_url(ep, True), body, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
-        )
-        return flows.drive_sync(flow, self._sync(ep), cancel)
+        plan = self._run_flow(data, parameters, timeout, wait_time, max_wait, on_event, start)
+        return self._drive(plan, cancel)
 
     def run_async(
         self,
@@ -287,30 +394,11 @@ class Model:
         on_event: EventHook | None = None,
     ) -> ModelResponse:
         """Start a job; the response is IN_PROGRESS with ``url`` = the poll URL (or FAILED)."""
-        from aix_jupyter.core import flows
-
-        emit = flows.Emitter(on_event, self.id)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        body = self._body(ep, data, parameters, False, None)
-        flow = flows.run_flow(
-            self._run_url(ep, False),
-            body,
-            timeout=0,
-            wait_time=0.5,
-            max_wait=DEFAULT_MAX_WAIT,
-            emit=emit,
-            poll=False,
-        )
-        return flows.drive_sync(flow, self._sync(ep))
+        return self._drive(self._run_async_flow(data, parameters, on_event))
 
     def poll(self, poll_url: str, name: str = "model_process") -> ModelResponse:
         """One poll of ``poll_url``."""
-        from aix_jupyter.core import flows
-
-        ep = self.endpoints()
-        self._check_poll_url(ep, poll_url)
-        return flows.drive_sync(flows.poll_once_flow(poll_url), self._sync(ep))
+        return self._drive(self._poll_flow(poll_url))
 
     def sync_poll(
         self,
@@ -325,22 +413,12 @@ class Model:
     ) -> ModelResponse:
         """Poll until the job ends; returns within ``timeout`` + 0.5 s."""
         start = time.monotonic()
-        from aix_jupyter.core import flows
-
-        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
-        emit = flows.Emitter(on_event, self.id, schedule.start)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        self._check_poll_url(ep, poll_url)
-        return flows.drive_sync(flows.poll_flow(poll_url, schedule, emit, timeout), self._sync(ep), cancel)
+        plan = self._sync_poll_flow(poll_url, wait_time, timeout, max_wait, on_event, start)
+        return self._drive(plan, cancel)
 
     def cancel_run(self, poll_url: str) -> bool:
         """Ask the server to cancel a job (``DELETE <poll url>``); True when it did."""
-        from aix_jupyter.core import flows
-
-        ep = self.endpoints()
-        self._check_poll_url(ep, poll_url)
-        return bool(flows.drive_sync(flows.cancel_flow(poll_url, budget=None), self._sync(ep)))
+        return bool(self._drive(self._cancel_flow(poll_url)))
 
     # -- streaming ------------------------------------------------------------------------------
     def _check_streaming(self) -> None:
@@ -441,26 +519,13 @@ class Model:
     # -- platform operations --------------------------------------------------------------------
     def delete(self) -> None:
         """Delete this model on the server; only HTTP 200 is success."""
-        from aix_jupyter.core import flows, protocol
-        from aix_jupyter.core.transport import Call
-
-        ep = self.endpoints()
-        call = Call(
-            "DELETE", f"{ep.backend_url}/{protocol.model_path(self.id)}", auth="backend", what="delete"
-        )
-        reply = flows.drive_sync(flows.status_flow(call), self._sync(ep))
-        _check_deleted(reply)
+        _check_deleted(self._drive(self._delete_flow()))
 
     def check_finetune_status(self, after_epoch: float | None = None) -> Any:
         """``FinetuneStatus`` of this model's fine-tune job (raises RequestError on failure)."""
-        from aix_jupyter.core import flows
         from aix_jupyter.core.finetune import finetune_status_from_logs
-        from aix_jupyter.core.transport import Call
 
-        ep = self.endpoints()
-        call = Call("GET", _finetune_url(ep, self.id), auth="backend", what="fine-tune status")
-        body = flows.drive_sync(flows.json_flow(call, "Check FineTune status"), self._sync(ep))
-        return finetune_status_from_logs(body, after_epoch)
+        return finetune_status_from_logs(self._drive(self._finetune_flow()), after_epoch)
 
     # -- async twins ----------------------------------------------------------------------------
     async def arun(
@@ -479,19 +544,8 @@ class Model:
         start = time.monotonic()
         if stream:
             return await self.arun_stream(data, parameters, on_event=on_event, cancel=cancel)
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport, async_client
-
-        PollSchedule(wait_time, timeout, max_wait)
-        emit = flows.Emitter(on_event, self.id, start)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        body = self._body(ep, data, parameters, False, emit.start + timeout)
-        flow = flows.run_flow(
-            self._run_url(ep, True), body, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
-        )
-        async with async_client(ep.run_url) as client:
-            return await flows.drive_async(flow, AsyncTransport(ep, client), cancel)
+        plan = self._run_flow(data, parameters, timeout, wait_time, max_wait, on_event, start)
+        return await self._adrive(plan, cancel, shared_client_for=plan[1].run_url)
 
     async def arun_async(
         self,
@@ -501,31 +555,10 @@ class Model:
         *,
         on_event: EventHook | None = None,
     ) -> ModelResponse:
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport
-
-        emit = flows.Emitter(on_event, self.id)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        body = self._body(ep, data, parameters, False, None)
-        flow = flows.run_flow(
-            self._run_url(ep, False),
-            body,
-            timeout=0,
-            wait_time=0.5,
-            max_wait=DEFAULT_MAX_WAIT,
-            emit=emit,
-            poll=False,
-        )
-        return await flows.drive_async(flow, AsyncTransport(ep))
+        return await self._adrive(self._run_async_flow(data, parameters, on_event))
 
     async def apoll(self, poll_url: str, name: str = "model_process") -> ModelResponse:
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport
-
-        ep = self.endpoints()
-        self._check_poll_url(ep, poll_url)
-        return await flows.drive_async(flows.poll_once_flow(poll_url), AsyncTransport(ep))
+        return await self._adrive(self._poll_flow(poll_url))
 
     async def async_poll(
         self,
@@ -540,25 +573,11 @@ class Model:
     ) -> ModelResponse:
         """The async twin of ``sync_poll``."""
         start = time.monotonic()
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport, async_client
-
-        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
-        emit = flows.Emitter(on_event, self.id, schedule.start)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        self._check_poll_url(ep, poll_url)
-        async with async_client(poll_url) as client:
-            flow = flows.poll_flow(poll_url, schedule, emit, timeout)
-            return await flows.drive_async(flow, AsyncTransport(ep, client), cancel)
+        plan = self._sync_poll_flow(poll_url, wait_time, timeout, max_wait, on_event, start)
+        return await self._adrive(plan, cancel, shared_client_for=poll_url)
 
     async def acancel_run(self, poll_url: str) -> bool:
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport
-
-        ep = self.endpoints()
-        self._check_poll_url(ep, poll_url)
-        return bool(await flows.drive_async(flows.cancel_flow(poll_url, budget=None), AsyncTransport(ep)))
+        return bool(await self._adrive(self._cancel_flow(poll_url)))
 
     async def arun_stream(
         self,
@@ -622,24 +641,12 @@ class Model:
         return streaming.ModelResponseStreamer(apayloads=source, aclose=close, **common)
 
     async def adelete(self) -> None:
-        from aix_jupyter.core import flows, protocol
-        from aix_jupyter.core.transport import AsyncTransport, Call
-
-        ep = self.endpoints()
-        call = Call(
-            "DELETE", f"{ep.backend_url}/{protocol.model_path(self.id)}", auth="backend", what="delete"
-        )
-        _check_deleted(await flows.drive_async(flows.status_flow(call), AsyncTransport(ep)))
+        _check_deleted(await self._adrive(self._delete_flow()))
 
     async def acheck_finetune_status(self, after_epoch: float | None = None) -> Any:
-        from aix_jupyter.core import flows
         from aix_jupyter.core.finetune import finetune_status_from_logs
-        from aix_jupyter.core.transport import AsyncTransport, Call
 
-        ep = self.endpoints()
-        call = Call("GET", _finetune_url(ep, self.id), auth="backend", what="fine-tune status")
-        body = await flows.drive_async(flows.json_flow(call, "Check FineTune status"), AsyncTransport(ep))
-        return finetune_status_from_logs(body, after_epoch)
+        return finetune_status_from_logs(await self._adrive(self._finetune_flow()), after_epoch)
 
 
 def _finetune_url(ep: Endpoints, model_id: str) -> str:
