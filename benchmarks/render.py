@@ -84,7 +84,8 @@ def _poll_lag(r: dict[str, Any]) -> list[Row]:
             continue
         o, a, q = p["ours"], p["aixplain"], p["ratios"]
         fig = (
-            f"lag max {o['lag_max_pct_of_job']:.2f}% of job ({o['lag_max_s'] * 1000:.0f} ms; aixplain "
+            f"lag median {o['lag_median_pct_of_job']:.1f}% / max {o['lag_max_pct_of_job']:.1f}% of job "
+            f"(max {o['lag_max_s'] * 1000:.0f} ms; aixplain {a['lag_median_pct_of_job']:.1f}% / "
             f"{a['lag_max_pct_of_job']:.1f}%); polls {o['polls_median']:g} vs {a['polls_median']:g} = "
             f"{q['poll count ours / aixplain']:.2f}x (n={o['n']})"
         )
