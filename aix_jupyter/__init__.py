@@ -93,6 +93,7 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from aix_jupyter.backend.registry import register_model
     from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
     from aix_jupyter.core.errors import (
         AixError,
@@ -109,5 +110,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from aix_jupyter.core.parameters import ModelParameters, Parameter
     from aix_jupyter.core.response import ModelResponse
     from aix_jupyter.core.streaming import ModelResponseStreamer
-    from aix_jupyter.backend.registry import register_model
     from aix_jupyter.widgets import ModelWidget

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 CONFIG_VARS = ("TEAM_API_KEY", "AIXPLAIN_API_KEY", "MODELS_RUN_URL", "BACKEND_URL", "AIX_BACKEND_URL")
-ARTIFACTS = Path(os.environ.get("AIX_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("AIX_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,8 @@ def test_import_is_light():
     """Importing the package pulls in none of the heavy libraries and configures no logging."""
     code = (
         "import sys, logging; import aix_jupyter; "
-        "heavy = [m for m in ('httpx', 'pydantic', 'ipywidgets', 'starlette', 'uvicorn', 'numpy') if m in sys.modules]; "
+        "heavy = [m for m in ('httpx', 'pydantic', 'ipywidgets', 'starlette', 'uvicorn', 'numpy') "
+        "if m in sys.modules]; "
         "assert not heavy, heavy; "
         "assert logging.getLogger().handlers == [], logging.getLogger().handlers; "
         "assert logging.getLogger().level == logging.WARNING"
