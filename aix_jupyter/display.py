@@ -269,6 +269,38 @@ def _plain_for_media(src: str, mime: str) -> str:
     return src
 
 
+def markdown_text(text: str) -> str:
+    """``text`` as Markdown that keeps its line breaks.
+
+    In Markdown a single newline is a space, so a model's lines (a poem, a list without markers)
+    would run together; each line that another line follows gets a hard break (two trailing
+    spaces), except inside fenced code blocks, where lines are kept as they are.
+    """
+    lines = text.split("\n")
+    fenced = False
+    for i, line in enumerate(lines[:-1]):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and line.strip() and lines[i + 1].strip() and not line.endswith("  "):
+            lines[i] = line + "  "
+    return "\n".join(lines)
+
+
+def _running_line(model_id: str, response: Any) -> str:
+    """``<model>: running (40% done, about 3 s left); poll URL <url>`` from a poll reply."""
+    get = getattr(response, "get", None)
+    progress = _number(get("progress")) if get else None
+    eta = _number(get("eta")) if get else None
+    known = []
+    if progress is not None:
+        known.append(f"{progress:.0%} done")
+    if eta is not None:
+        known.append(f"about {eta:.0f} s left")
+    line = f"{model_id}: running" + (f" ({', '.join(known)})" if known else "")
+    url = getattr(response, "url", None)
+    return f"{line}; poll URL {url}" if url else line
+
+
 def response_bundle(response: Any, provenance: Provenance | None = None) -> tuple[Bundle, dict[str, Any]]:
     """Turn a ModelResponse (and its provenance) into a ``(data, metadata)`` display pair."""
     if provenance is None:
@@ -281,13 +313,8 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
     if status == "FAILED":
         message = getattr(response, "error_message", "") or "the run failed"
         bundle["text/plain"] = f"FAILED: {message}"
-    elif (
-        status == "IN_PROGRESS"
-        and not getattr(response, "completed", False)
-        and getattr(response, "url", None)
-    ):
-        model = provenance.model_id if provenance else "model"
-        bundle["text/plain"] = f"{model}: running; poll URL {response.url}"
+    elif status == "IN_PROGRESS" and not getattr(response, "completed", False):
+        bundle["text/plain"] = _running_line(provenance.model_id if provenance else "model", response)
     elif isinstance(data, str):
         media = _media_kind(data)
         if media:
@@ -297,7 +324,7 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
         else:
             bundle["text/plain"] = data
             if data.strip():
-                bundle["text/markdown"] = data
+                bundle["text/markdown"] = markdown_text(data)
     elif isinstance(data, Mapping | list | tuple):
         value = _jsonable(data)
         bundle["application/json"] = value
@@ -471,7 +498,7 @@ class StreamView:
             return
         safe = redact(self.text)
         publish_display_data(
-            {"text/plain": safe, "text/markdown": safe},
+            {"text/plain": safe, "text/markdown": markdown_text(safe)},
             {},
             transient={"display_id": self._display_id},
             update=True,

@@ -364,7 +364,8 @@ class AixMagics(Magics):
             for m in models
         ]
         total = found.get("total", len(models))
-        note = f"{len(models)} of {total} models" if total != len(models) else f"{len(models)} models"
+        noun = "model" if total == 1 else "models"
+        note = f"{len(models)} of {total} {noun}" if total != len(models) else f"{len(models)} {noun}"
         table = aix_display.Table(
             ["id", "name", "function", "streaming", "supplier", "price"], rows, note=note
         )

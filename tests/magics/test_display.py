@@ -193,3 +193,22 @@ def test_table_and_card_render_text_and_html():
     card = d.Card("Model", [("id", "local/a")], [("Parameters", ["--x (number)"])])
     text = card._repr_mimebundle_()["text/plain"]
     assert text.splitlines()[:3] == ["Model", "=====", "id  local/a"] and "  --x (number)" in text
+
+
+def test_markdown_keeps_line_breaks_outside_code_fences():
+    text = "Roses are red\nViolets are blue\n\nNew paragraph\n```\ncode line\nmore code\n```\nend"
+    data, _ = d.response_bundle(ok(text))
+    assert data["text/plain"] == text
+    assert data["text/markdown"] == (
+        "Roses are red  \nViolets are blue\n\nNew paragraph  \n```\ncode line\nmore code\n```\nend"
+    )
+
+
+def test_running_poll_reply_says_running_with_progress():
+    r = ModelResponse(ResponseStatus.IN_PROGRESS, completed=False, progress=0.4, eta=3.2)
+    data, _ = d.response_bundle(r, d.Provenance("local/countdown"))
+    assert data["text/plain"] == "local/countdown: running (40% done, about 3 s left)"
+    started = ModelResponse(ResponseStatus.IN_PROGRESS, data="http://h/p/1", url="http://h/p/1")
+    assert d.response_bundle(started, d.Provenance("local/x"))[0]["text/plain"] == (
+        "local/x: running; poll URL http://h/p/1"
+    )

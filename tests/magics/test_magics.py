@@ -262,6 +262,7 @@ def test_models_table(cell, ip):
     only = shown(ip, cell("%aix models --function sentiment-analysis"))["text/plain"]
     assert "local/sentiment-vader" in only and "local/langid-langdetect" not in only
     assert [m.id for m in cell("%aix models vader").result.models] == ["local/sentiment-vader"]
+    assert "1 model\n" in shown(ip, cell("%aix models vader"))["text/plain"] + "\n"
 
 
 def test_info_card_lists_the_parameters_from_the_schema(cell, ip):
