@@ -149,7 +149,16 @@ def _tokens(r: dict[str, Any]) -> list[Row]:
             f"decoding only {extra['stack / raw, decoding only']:.2f}x"
         )
     fig += ")"
-    return [("6. tokens/s, client + embedded backend / raw llama.cpp", fig, ">= 0.9x", _verdict(q >= 0.9))]
+    # verdict on the least favourable of the three ratios (prompt-evaluation spikes move the others)
+    worst = min([q, *(v for k, v in extra.items() if k.startswith("stack / raw,"))])
+    return [
+        (
+            "6. tokens/s, client + embedded backend / raw llama.cpp",
+            fig,
+            ">= 0.9x (all three)",
+            _verdict(worst >= 0.9),
+        )
+    ]
 
 
 def _backend_rps(r: dict[str, Any]) -> list[Row]:
