@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import random
 import threading
 import time
@@ -166,7 +167,7 @@ class Transport:
     def __init__(self, endpoints: Endpoints, *, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.endpoints = endpoints
         self.max_attempts = max_attempts
-        self.rng = random.Random()
+        self.rng: random.Random | None = None  # None: the module's generator (tests may set their own)
 
     def check_url(self, url: str, *, what: str = "poll URL") -> None:
         """Raise UnsafePollURLError when the key would go to a host it is not configured for."""
@@ -247,18 +248,40 @@ class _Job:
         self.error: BaseException | None = None
 
 
-def run_in_worker(fn: Callable[[], Any], name: str = "aix-http") -> _Job:
-    job = _Job()
+# Requests run in daemon worker threads that are kept for reuse: starting a thread per request
+# costs more than the request itself on a loaded loopback. Daemon threads, not a
+# concurrent.futures pool, so that a request abandoned at its deadline never delays the
+# interpreter's exit. The pool grows to the largest number of requests in flight at once.
+_work: queue.SimpleQueue[tuple[Callable[[], Any], _Job]] = queue.SimpleQueue()
+_pool_lock = threading.Lock()
+_idle_workers = 0
 
-    def target() -> None:
+
+def _worker() -> None:
+    global _idle_workers
+    while True:
+        fn, job = _work.get()
         try:
             job.result = fn()
         except BaseException as exc:  # handed to the waiting caller, who re-raises it
             job.error = exc
         finally:
             job.done.set()
+        del fn, job
+        with _pool_lock:
+            _idle_workers += 1
 
-    threading.Thread(target=target, name=name, daemon=True).start()
+
+def run_in_worker(fn: Callable[[], Any], name: str = "aix-http") -> _Job:
+    """Run ``fn`` in a pooled daemon worker thread; the returned job says when it is done."""
+    global _idle_workers
+    job = _Job()
+    with _pool_lock:
+        if _idle_workers:
+            _idle_workers -= 1  # that worker is reserved for this item
+        else:
+            threading.Thread(target=_worker, name=name, daemon=True).start()
+    _work.put((fn, job))
     return job
 
 
