@@ -18,6 +18,7 @@ import math
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from enum import Enum, StrEnum
@@ -268,6 +269,7 @@ class JobStore:
         self.ttl = ttl
         self.max_kept = max_kept
         self._jobs: dict[str, Job] = {}
+        self._ended: deque[Job] = deque()  # finished jobs, in the order they ended
         self._active: set[str] = set()
         self._model_sems: dict[str, tuple[ModelSpec, asyncio.Semaphore]] = {}
         self._global_sem: asyncio.Semaphore | None = None
@@ -323,18 +325,18 @@ class JobStore:
         return len(self._active)
 
     def purge(self) -> None:
-        """Forget finished jobs older than the TTL (and the oldest beyond ``max_kept``)."""
+        """Forget finished jobs older than the TTL (and the oldest beyond ``max_kept``).
+
+        Jobs are dropped from the front of ``_ended`` (oldest first), so the cost is the number of
+        jobs forgotten, not the number kept: it runs on every submit and poll.
+        """
         now = time.monotonic()
-        finished = [j for j in self._jobs.values() if j.terminal and j.ended is not None]
-        for job in finished:
-            if now - (job.ended or now) > self.ttl:
-                del self._jobs[job.id]
-        extra = len(self._jobs) - self.max_kept
-        if extra > 0:
-            for job in sorted((j for j in finished if j.id in self._jobs), key=lambda j: j.ended or 0)[
-                :extra
-            ]:
-                del self._jobs[job.id]
+        while self._ended:
+            oldest = self._ended[0]
+            if now - (oldest.ended or now) <= self.ttl and len(self._jobs) <= self.max_kept:
+                break
+            self._ended.popleft()
+            self._jobs.pop(oldest.id, None)
 
     # -- running ------------------------------------------------------------------------------------
     def _model_sem(self, spec: ModelSpec) -> asyncio.Semaphore:
@@ -407,6 +409,7 @@ class JobStore:
         job.result = result
         job.error = error
         job.ended = time.monotonic()
+        self._ended.append(job)
         if state is JobState.SUCCEEDED:
             job.fraction = 1.0
         self._active.discard(job.id)
