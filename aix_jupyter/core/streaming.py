@@ -367,16 +367,10 @@ class _CancelledRead(Exception):
     """Raised by a payload source when the caller's cancel event was set."""
 
 
-def _lines_to_payloads(lines: Iterable[str]) -> Iterator[list[bytes]]:
-    decoder = SSEDecoder()
-    for line in lines:
-        text = line if isinstance(line, str) else line.decode("utf-8")
-        out = decoder.feed(text.encode("utf-8") + b"\n")
-        if out:
-            yield out
-    rest = decoder.flush()
-    if rest:
-        yield rest
+def _lines_to_payloads(lines: Iterable[str | bytes]) -> Iterator[list[bytes]]:
+    """Batches of event payloads from SSE lines given one at a time (the SDK's form of input)."""
+    raw = ((line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n" for line in lines)
+    return decode_stream(raw)
 
 
 def decode_stream(raw_chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
