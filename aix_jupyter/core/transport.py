@@ -161,6 +161,58 @@ def _reason(exc: Exception) -> str:
     return text[:160]
 
 
+class Retries:
+    """``retry_delay`` applied to the attempts of one call; the sync and async ``send`` share it.
+
+    The time left is taken when an attempt starts for a failure (nothing came back) and when the
+    reply arrives for an HTTP answer, so a retry that would end after the deadline is not made.
+    """
+
+    __slots__ = ("_left_at_start", "attempt", "call", "deadline", "max_attempts", "rng")
+
+    def __init__(
+        self, call: Call, deadline: float | None, rng: random.Random | None, max_attempts: int
+    ) -> None:
+        self.call, self.deadline, self.rng, self.max_attempts = call, deadline, rng, max_attempts
+        self.attempt = 0
+        self._left_at_start: float | None = None
+
+    def _left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def start(self) -> None:
+        self.attempt += 1
+        self._left_at_start = self._left()
+
+    def after_failure(self, error: TransportFailure) -> float | None:
+        """Seconds to wait before the next attempt after ``error``, or None to give up."""
+        delay = retry_delay(
+            self.call,
+            self.attempt,
+            error=error,
+            remaining=self._left_at_start,
+            rng=self.rng,
+            max_attempts=self.max_attempts,
+        )
+        if delay is not None:
+            log.debug("%s failed (%s); retrying in %.2f s", self.call.what, error.kind, delay)
+        return delay
+
+    def after_reply(self, reply: RawReply) -> float | None:
+        """Seconds to wait before the next attempt after ``reply``, or None to return it."""
+        delay = retry_delay(
+            self.call,
+            self.attempt,
+            reply=reply,
+            remaining=self._left(),
+            rng=self.rng,
+            max_attempts=self.max_attempts,
+        )
+        if delay is not None:
+            log.debug("%s answered HTTP %s; retrying in %.2f s", self.call.what, reply.status_code, delay)
+        return delay
+
+
 class Transport:
     """What both I/O shells share: the endpoints, header building and the key's boundary."""
 
@@ -168,6 +220,10 @@ class Transport:
         self.endpoints = endpoints
         self.max_attempts = max_attempts
         self.rng: random.Random | None = None  # None: the module's generator (tests may set their own)
+
+    def retries(self, call: Call, deadline: float | None, max_attempts: int | None) -> Retries:
+        attempts = self.max_attempts if max_attempts is None else max_attempts
+        return Retries(call, deadline, self.rng, attempts)
 
     def check_url(self, url: str, *, what: str = "poll URL") -> None:
         """Raise UnsafePollURLError when the key would go to a host it is not configured for."""
@@ -383,29 +439,19 @@ class SyncTransport(Transport):
         max_attempts: int | None = None,
     ) -> RawReply:
         """Send with retries; raise TransportFailure / Cancelled / DeadlineExceeded."""
-        attempts = self.max_attempts if max_attempts is None else max_attempts
-        attempt = 0
+        retries = self.retries(call, deadline, max_attempts)
         while True:
-            attempt += 1
-            remaining = None if deadline is None else deadline - time.monotonic()
+            retries.start()
             try:
                 reply = self._once(call, deadline, cancel, hold)
             except TransportFailure as exc:
-                delay = retry_delay(
-                    call, attempt, error=exc, remaining=remaining, rng=self.rng, max_attempts=attempts
-                )
+                delay = retries.after_failure(exc)
                 if delay is None:
                     raise
-                log.debug("%s failed (%s); retrying in %.2f s", call.what, exc.kind, delay)
-                sleep_until(delay, cancel)
-                continue
-            remaining = None if deadline is None else deadline - time.monotonic()
-            delay = retry_delay(
-                call, attempt, reply=reply, remaining=remaining, rng=self.rng, max_attempts=attempts
-            )
-            if delay is None:
-                return reply
-            log.debug("%s answered HTTP %s; retrying in %.2f s", call.what, reply.status_code, delay)
+            else:
+                delay = retries.after_reply(reply)
+                if delay is None:
+                    return reply
             sleep_until(delay, cancel)
 
     def open_stream(
@@ -568,30 +614,22 @@ class AsyncTransport(Transport):
         hold: float = 0.0,
         max_attempts: int | None = None,
     ) -> RawReply:
-        attempts = self.max_attempts if max_attempts is None else max_attempts
+        retries = self.retries(call, deadline, max_attempts)
         own = self._client is None
         client = self._client or async_client(call.url)
         try:
-            attempt = 0
             while True:
-                attempt += 1
-                remaining = None if deadline is None else deadline - time.monotonic()
+                retries.start()
                 try:
                     reply = await self._once(client, call, deadline, cancel, hold)
                 except TransportFailure as exc:
-                    delay = retry_delay(
-                        call, attempt, error=exc, remaining=remaining, rng=self.rng, max_attempts=attempts
-                    )
+                    delay = retries.after_failure(exc)
                     if delay is None:
                         raise
-                    await asleep_until(delay, cancel)
-                    continue
-                remaining = None if deadline is None else deadline - time.monotonic()
-                delay = retry_delay(
-                    call, attempt, reply=reply, remaining=remaining, rng=self.rng, max_attempts=attempts
-                )
-                if delay is None:
-                    return reply
+                else:
+                    delay = retries.after_reply(reply)
+                    if delay is None:
+                        return reply
                 await asleep_until(delay, cancel)
         finally:
             if own:
