@@ -179,40 +179,33 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
 # Reply mapping
 
 
+# The SDK's messages for non-2xx statuses: exact codes, then the 460-499 families by their tens.
+_HTTP_MESSAGES: dict[int, str] = {
+    400: "Bad request: Please verify the request payload and ensure it is correct.",
+    401: "Unauthorized API key: Please verify the spelling of the API key and its current validity.",
+    402: "Payment required: Please ensure you have enough credits to run this asset.",
+    403: "Forbidden access: Please verify the API key and its current validity.",
+    404: "Resource not found: Please verify the spelling of the resource and its current availability.",
+    429: "Rate limit exceeded: Please try again later.",
+    500: "Internal server error: Please try again later.",
+    503: "Service unavailable: Please try again later.",
+    504: "Gateway timeout: Please try again later.",
+}
+_HTTP_FAMILY_MESSAGES: dict[int, str] = {
+    46: "Subscription-related error: Please ensure that your subscription is active and has not expired.",
+    47: "Billing-related error: Please ensure you have enough credits to run this asset.",
+    48: "Supplier-related error: Please ensure that the selected supplier provides the asset you are "
+    "trying to access.",
+    49: "Validation-related error: Please verify the request payload and ensure it is correct.",
+}
+
+
 def http_error_message(status_code: int, details: Any = None) -> str:
     """The SDK's message for a non-2xx status, followed by `` Details: ...`` when known."""
-    if status_code == 400:
-        text = "Bad request: Please verify the request payload and ensure it is correct."
-    elif status_code == 401:
-        text = "Unauthorized API key: Please verify the spelling of the API key and its current validity."
-    elif status_code == 402:
-        text = "Payment required: Please ensure you have enough credits to run this asset."
-    elif status_code == 403:
-        text = "Forbidden access: Please verify the API key and its current validity."
-    elif status_code == 404:
-        text = "Resource not found: Please verify the spelling of the resource and its current availability."
-    elif status_code == 429:
-        text = "Rate limit exceeded: Please try again later."
-    elif status_code == 500:
-        text = "Internal server error: Please try again later."
-    elif status_code == 503:
-        text = "Service unavailable: Please try again later."
-    elif status_code == 504:
-        text = "Gateway timeout: Please try again later."
-    elif 460 <= status_code < 470:
-        text = (
-            "Subscription-related error: Please ensure that your subscription is active and has not expired."
-        )
-    elif 470 <= status_code < 480:
-        text = "Billing-related error: Please ensure you have enough credits to run this asset."
-    elif 480 <= status_code < 490:
-        text = (
-            "Supplier-related error: Please ensure that the selected supplier provides the asset you are "
-            "trying to access."
-        )
-    elif 490 <= status_code < 500:
-        text = "Validation-related error: Please verify the request payload and ensure it is correct."
-    else:
+    text = _HTTP_MESSAGES.get(status_code)
+    if text is None and 460 <= status_code < 500:
+        text = _HTTP_FAMILY_MESSAGES[status_code // 10]
+    if text is None:
         text = f"Unspecified Client/Server Error (Status {status_code})"
     if details not in (None, "", {}, []):
         text += f" Details: {details}"

@@ -104,6 +104,10 @@ def test_unsendable_parameter_names_the_parameter():
         (485, "Supplier-related error"),
         (495, "Validation-related error"),
         (418, "Unspecified Client/Server Error (Status 418)"),
+        (460, "Subscription-related error"),
+        (499, "Validation-related error"),
+        (459, "Unspecified Client/Server Error (Status 459)"),
+        (502, "Unspecified Client/Server Error (Status 502)"),
     ],
 )
 def test_http_error_messages(code, start):
