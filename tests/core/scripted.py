@@ -80,17 +80,23 @@ class Sent:
         return self.call.method
 
 
+def job_ending_at(end: float, takes: float = 0.01) -> Callable[[float], Answer]:
+    """Poll answers of a job that ends at fake time ``end``: running before, done from then on."""
+    return lambda now: Answer(DONE if now >= end else RUNNING, takes=takes)
+
+
 class Scripted:
     """The I/O half of a flow's run, scripted: answers per HTTP method, in order, on a fake clock.
 
-    ``answers["GET"] = [a, b]`` answers the first GET with ``a`` and every later one with ``b``
-    (the last answer of a method repeats).
+    ``on("GET", a, b)`` answers the first GET with ``a`` and every later one with ``b`` (the last
+    answer of a method repeats). An answer may also be a function of the fake time at which the
+    request reaches the server (``job_ending_at``).
     """
 
     def __init__(self, clock: FakeClock | None = None, api_key: str | None = "sk-scripted-KEY") -> None:
         self.clock = clock or FakeClock()
         self.endpoints = Endpoints(f"{BASE}/api/v1/execute", BASE, api_key)
-        self.answers: dict[str, list[Answer]] = {}
+        self.answers: dict[str, list[Answer | Callable[[float], Answer]]] = {}
         self.sent: list[Sent] = []
         self.slept: list[tuple[float, float]] = []  # (fake time, seconds asked)
         self.cancel_event: threading.Event | None = None  # the caller's, bound by ``drive``
@@ -98,7 +104,7 @@ class Scripted:
         self.interrupt: Callable[[], BaseException] = KeyboardInterrupt
 
     # -- the script -------------------------------------------------------------------------------
-    def on(self, method: str, *answers: Answer) -> Scripted:
+    def on(self, method: str, *answers: Answer | Callable[[float], Answer]) -> Scripted:
         self.answers[method] = list(answers)
         return self
 
@@ -121,7 +127,8 @@ class Scripted:
         queue = self.answers.get(method)
         if not queue:
             raise AssertionError(f"the script has no answer for {method}")
-        return queue.pop(0) if len(queue) > 1 else queue[0]
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        return answer if isinstance(answer, Answer) else answer(self.clock.now)
 
     def _advance(self, until: float, watching: bool) -> None:
         """Move the clock to ``until``; a cancel or an interrupt due before then happens first.
