@@ -423,7 +423,7 @@ def frontend(ip: Any = None) -> Frontend:
     ``live``: an interactive notebook frontend (JupyterLab, Notebook 7, VS Code); ``kernel``: a
     kernel driven by a headless executor (nbclient, nbconvert, papermill, nbval), recognised as the
     progress bar recognises it (the execute request does not allow stdin, see
-    ``aix_jupyter.widgets.progress``); ``terminal``: terminal IPython or a plain shell. The
+    ``aix_jupyter.progress``); ``terminal``: terminal IPython or a plain shell. The
     environment variable ``AIX_JUPYTER_FRONTEND=live|kernel|terminal`` overrides the guess.
     """
     forced = (os.environ.get("AIX_JUPYTER_FRONTEND") or "").strip().lower()
@@ -432,7 +432,7 @@ def frontend(ip: Any = None) -> Frontend:
     ip = ip if ip is not None else _ipython()
     if ip is None or getattr(ip, "kernel", None) is None:
         return "terminal"
-    from aix_jupyter.widgets.progress import headless_execution
+    from aix_jupyter.progress import headless_execution
 
     return "kernel" if headless_execution() else "live"
 

@@ -1,6 +1,6 @@
 """The notebook layer's widgets: ``ModelWidget`` and the run progress front ends.
 
-Names load lazily so that ``aix_jupyter.widgets.progress`` can be imported on its own.
+Names load lazily so that importing this package loads no ipywidgets until a widget is used.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     "ModelWidget": "aix_jupyter.widgets.model_widget",
-    "make_progress": "aix_jupyter.widgets.progress",
-    "RunProgress": "aix_jupyter.widgets.progress",
+    "make_progress": "aix_jupyter.progress",
+    "RunProgress": "aix_jupyter.progress",
 }
 
 __all__ = ["ModelWidget", "RunProgress", "make_progress"]
@@ -31,5 +31,5 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from aix_jupyter.progress import RunProgress, make_progress
     from aix_jupyter.widgets.model_widget import ModelWidget
-    from aix_jupyter.widgets.progress import RunProgress, make_progress

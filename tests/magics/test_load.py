@@ -20,7 +20,7 @@ HEAVY = (
     "aix_jupyter.widgets",
 )
 
-LAZY = ("aix_jupyter.display", "aix_jupyter.magic_input", "aix_jupyter.magic_complete", "getpass")
+LAZY = ("aix_jupyter.display", "aix_jupyter.magics.inputs", "aix_jupyter.magics.complete", "getpass")
 
 SCRIPT = """
 import json, sys

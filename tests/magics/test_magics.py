@@ -12,7 +12,7 @@ import pytest
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError, RunCancelled
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.magic_args import MagicUsageError, RunFailed
+from aix_jupyter.magics.args import MagicUsageError, RunFailed
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

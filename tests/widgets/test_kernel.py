@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CELL = """
 from aix_jupyter.core.events import RunEvent
-from aix_jupyter.widgets.progress import make_progress, resolve_mode
+from aix_jupyter.progress import make_progress, resolve_mode
 p = make_progress("local/m")
 p(RunEvent("submitted", "local/m", 0.0))
 p(RunEvent("polled", "local/m", 0.2, polls=1))

@@ -10,7 +10,7 @@ import pytest
 
 from aix_jupyter.core.errors import ConfigurationError
 from aix_jupyter.core.events import RunEvent
-from aix_jupyter.widgets.progress import (
+from aix_jupyter.progress import (
     SANITIZE_REGEX,
     TextProgress,
     WidgetProgress,

@@ -1,7 +1,7 @@
 """The ``%aix`` / ``%%aix`` magics: a thin front end over the client core.
 
-Parsing lives in :mod:`aix_jupyter.magic_args`, input handling in :mod:`aix_jupyter.magic_input`,
-completion in :mod:`aix_jupyter.magic_complete`, rendering in :mod:`aix_jupyter.display`; this
+Parsing lives in :mod:`aix_jupyter.magics.args`, input handling in :mod:`aix_jupyter.magics.inputs`,
+completion in :mod:`aix_jupyter.magics.complete`, rendering in :mod:`aix_jupyter.display`; this
 module wires them to the core (``ModelFactory``, ``Model.run``/``run_stream``/``run_async``/
 ``poll``/``sync_poll``/``cancel_run``, ``config``). Everything it knows about a model comes from the
 core and the model's parameter schema.
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Enum, Float, Int, Unicode
 
-from aix_jupyter import magic_args as ma
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
+from aix_jupyter.magics import args as ma
 
 
 class _LazyModule:
@@ -37,12 +37,12 @@ class _LazyModule:
 
 if TYPE_CHECKING:
     from aix_jupyter import display as aix_display
-    from aix_jupyter import magic_input as mi
     from aix_jupyter.core.model import Model
-    from aix_jupyter.magic_complete import CompletionSource
+    from aix_jupyter.magics import inputs as mi
+    from aix_jupyter.magics.complete import CompletionSource
 else:
     aix_display = _LazyModule("aix_jupyter.display")
-    mi = _LazyModule("aix_jupyter.magic_input")
+    mi = _LazyModule("aix_jupyter.magics.inputs")
 
 
 @magics_class
@@ -187,7 +187,7 @@ class AixMagics(Magics):
     def completion(self) -> CompletionSource:
         """Model ids and schemas for tab completion (what the commands fetched, refreshed as needed)."""
         if self._completion is None:
-            from aix_jupyter.magic_complete import CompletionSource
+            from aix_jupyter.magics.complete import CompletionSource
 
             self._completion = CompletionSource(lambda: self.models_page_size)
         return self._completion
@@ -203,7 +203,7 @@ class AixMagics(Magics):
     def _progress(self, model_id: str, enabled: bool) -> Any:
         if not enabled or self.progress == "off":
             return None
-        from aix_jupyter.widgets.progress import make_progress
+        from aix_jupyter.progress import make_progress
 
         return make_progress(model_id, mode=self.progress)
 
@@ -501,7 +501,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
     @context_matcher()
     def aix_matcher(context: Any) -> Any:
-        from aix_jupyter.magic_complete import complete
+        from aix_jupyter.magics.complete import complete
 
         return complete(context, magics.completion, magics.default_model)
 

@@ -21,7 +21,7 @@ unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{
 braces); a name holding a dict is sent as the request itself; a path to an existing file sends the
 file (its text for text models).
 
-Input handling lives in :mod:`aix_jupyter.magic_input`, completion in :mod:`aix_jupyter.magic_complete`.
+Input handling lives in :mod:`aix_jupyter.magics.inputs`, completion in :mod:`aix_jupyter.magics.complete`.
 This module is stdlib-only.
 """
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aix_jupyter.core.errors import AixError
-from aix_jupyter.magic_args import COMMAND_FLAGS, SUBCOMMANDS, MagicUsageError, tokens
+from aix_jupyter.magics.args import COMMAND_FLAGS, SUBCOMMANDS, MagicUsageError, tokens
 
 CACHE_SECONDS = 60.0
 

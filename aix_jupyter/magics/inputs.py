@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aix_jupyter.magic_args import IDENTIFIER, MagicUsageError
+from aix_jupyter.magics.args import IDENTIFIER, MagicUsageError
 
 
 class _Namespace(Mapping[str, Any]):
