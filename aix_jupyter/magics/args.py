@@ -21,7 +21,8 @@ unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{
 braces); a name holding a dict is sent as the request itself; a path to an existing file sends the
 file (its text for text models).
 
-Input handling lives in :mod:`aix_jupyter.magics.inputs`, completion in :mod:`aix_jupyter.magics.complete`.
+Input handling lives in :mod:`aix_jupyter.magics.inputs`, completion in
+:mod:`aix_jupyter.magics.complete`, the errors in :mod:`aix_jupyter.magics.errors`.
 This module is stdlib-only.
 """
 
@@ -34,7 +35,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from aix_jupyter.core.errors import AixError, ParameterError
+from aix_jupyter.core.errors import ParameterError
+from aix_jupyter.magics.errors import MagicUsageError
 
 SUBCOMMANDS: tuple[str, ...] = (
     "run",
@@ -76,14 +78,6 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
 _HEX_ID = re.compile(r"^[0-9a-f]{24}$", re.I)
 IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _NUMBER = re.compile(r"^-\d|^-\.\d")
-
-
-class MagicUsageError(AixError):
-    """The magic's line does not follow its grammar."""
-
-
-class RunFailed(AixError):
-    """The model answered FAILED."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +259,7 @@ from the notebook ({{ and }} give braces); a variable holding a dict is sent as 
 of an existing file sends the file (its text for text models).
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
 Settings: %config AixMagics.default_model / timeout / poll_interval / poll_cap / progress /
-stream_display / models_page_size."""
+models_page_size; $AIX_FRONTEND=live|headless|terminal overrides the frontend guess."""
 
 
 def parse_command(line: str, *, default_model: str = "", known_models: Iterable[str] = ()) -> Command:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aix_jupyter.core.errors import AixError
-from aix_jupyter.magics.args import COMMAND_FLAGS, SUBCOMMANDS, MagicUsageError, tokens
+from aix_jupyter.magics.args import COMMAND_FLAGS, SUBCOMMANDS, tokens
+from aix_jupyter.magics.errors import MagicUsageError
 
 CACHE_SECONDS = 60.0
 

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aix_jupyter.magics.args import IDENTIFIER, MagicUsageError
+from aix_jupyter.magics.args import IDENTIFIER
+from aix_jupyter.magics.errors import MagicUsageError
 
 
 class _Namespace(Mapping[str, Any]):

@@ -18,11 +18,13 @@ import time
 from collections import ChainMap
 from typing import TYPE_CHECKING, Any
 
+from IPython.core.completer import context_matcher
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Enum, Float, Int, Unicode
 
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
 from aix_jupyter.magics import args as ma
+from aix_jupyter.magics.errors import MagicUsageError, RunFailed
 
 
 class _LazyModule:
@@ -62,13 +64,8 @@ class AixMagics(Magics):
     progress = Enum(
         ["auto", "widget", "text", "off"],
         "auto",
-        help="Progress while waiting: a widget bar, a text line, 'auto' (bar in a live frontend), or 'off'.",
-    ).tag(config=True)
-    stream_display = Enum(
-        ["auto", "live", "kernel", "terminal"],
-        "auto",
-        help="How %aix stream shows chunks: 'live' updates one output in place, 'terminal' prints them, "
-        "'kernel' shows only the final output; 'auto' picks from the frontend.",
+        help="Progress while waiting: a widget bar, a text line, 'auto' (the bar in a live frontend, "
+        "see $AIX_FRONTEND), or 'off'.",
     ).tag(config=True)
     models_page_size = Int(100, help="How many models %aix models lists.").tag(config=True)
 
@@ -93,7 +90,7 @@ class AixMagics(Magics):
     def _dispatch(self, line: str, cell: str | None) -> Any:
         args = ma.parse_command(line, default_model=self.default_model, known_models=self._known_ids())
         if cell is not None and not isinstance(args, ma.RunArgs):
-            raise ma.MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
+            raise MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
         if isinstance(args, ma.RunArgs):
             return self._run(args, cell)
         if isinstance(args, ma.PollArgs):
@@ -147,7 +144,7 @@ class AixMagics(Magics):
             return self._info(model_id, model=model)
         if cell is not None:
             if opts.input_text is not None:
-                raise ma.MagicUsageError(
+                raise MagicUsageError(
                     f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
                 )
             opts.input_text = cell
@@ -157,7 +154,7 @@ class AixMagics(Magics):
         provenance = dict(model_id=model.id, version=model.version, parameters=dict(opts.parameters))
         stream = opts.stream or args.command == "stream"
         if stream and not getattr(model, "supports_streaming", False):
-            raise ma.MagicUsageError(f"{model.id} does not stream; use %aix run (see %aix models)")
+            raise MagicUsageError(f"{model.id} does not stream; use %aix run (see %aix models)")
         if args.command == "async":
             response = self._submit(model, data, opts, provenance)
         elif stream:
@@ -179,7 +176,7 @@ class AixMagics(Magics):
             with open(run_input.data, encoding="utf-8") as handle:
                 return handle.read()
         except UnicodeDecodeError:
-            raise ma.MagicUsageError(
+            raise MagicUsageError(
                 f"{run_input.source!r} is not a UTF-8 text file and this model takes text"
             ) from None
 
@@ -203,7 +200,7 @@ class AixMagics(Magics):
     def _progress(self, model_id: str, enabled: bool) -> Any:
         if not enabled or self.progress == "off":
             return None
-        from aix_jupyter.progress import make_progress
+        from aix_jupyter.widgets.progress import make_progress
 
         return make_progress(model_id, mode=self.progress)
 
@@ -237,7 +234,7 @@ class AixMagics(Magics):
                     self._jobs.setdefault(url, model_id)
                     message = message.replace("sync_poll(response.url)", f"%aix poll {url} --wait")
                 message += "; give it more time with --timeout SECONDS or %config AixMagics.timeout"
-            raise ma.RunFailed(f"{model_id}: {message}")
+            raise RunFailed(f"{model_id}: {message}")
         aix_display.remember(
             response, aix_display.Provenance(wall_time=time.monotonic() - started, **provenance)
         )
@@ -264,7 +261,7 @@ class AixMagics(Magics):
         from aix_jupyter.core.enums import ResponseStatus
         from aix_jupyter.core.response import ModelResponse
 
-        view = aix_display.StreamView(model.id, mode=self.stream_display)  # type: ignore[arg-type]
+        view = aix_display.StreamView(model.id)
         started = time.monotonic()
         view.start()
         streamer = None
@@ -407,8 +404,6 @@ class AixMagics(Magics):
         return ModelWidget(self._get_model(model_id), timeout=self.timeout)
 
     def _config(self) -> aix_display.Card:
-        import sys
-
         from aix_jupyter.core.config import describe_config, resolve_endpoints
 
         info = describe_config()
@@ -494,8 +489,6 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics, the completion matcher, the input transformer and the display hook."""
     if id(ipython) in _loaded:
         return
-    from IPython.core.completer import context_matcher
-
     magics = AixMagics(shell=ipython)
     ipython.register_magics(magics)
 

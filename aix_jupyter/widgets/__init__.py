@@ -1,4 +1,4 @@
-"""The notebook layer's widgets: ``ModelWidget`` and the run progress front ends.
+"""The notebook layer's widgets: ``ModelWidget`` and the run progress bar.
 
 Names load lazily so that importing this package loads no ipywidgets until a widget is used.
 """
@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
     "ModelWidget": "aix_jupyter.widgets.model_widget",
-    "make_progress": "aix_jupyter.progress",
-    "RunProgress": "aix_jupyter.progress",
+    "WidgetProgress": "aix_jupyter.widgets.progress",
+    "make_progress": "aix_jupyter.widgets.progress",
 }
 
-__all__ = ["ModelWidget", "RunProgress", "make_progress"]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
@@ -31,5 +31,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from aix_jupyter.progress import RunProgress, make_progress
-    from aix_jupyter.widgets.model_widget import ModelWidget
+    # ``X as X``: an explicit re-export (``__all__`` is derived from ``_EXPORTS``)
+    from aix_jupyter.widgets.model_widget import ModelWidget as ModelWidget
+    from aix_jupyter.widgets.progress import WidgetProgress as WidgetProgress
+    from aix_jupyter.widgets.progress import make_progress as make_progress

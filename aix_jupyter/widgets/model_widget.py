@@ -18,7 +18,7 @@ happens to run at the time. Streamed text is repainted at most ``stream_interval
 When a run ends, a static copy of the result is written as a normal output (so a saved notebook
 opened without a kernel shows it): into a placeholder output displayed right after the widget
 (``update_display_data`` addressed by display id). Outside a live widget frontend (nbconvert, nbval,
-terminal IPython; see ``aix_jupyter.progress``) a run started from Python instead writes the
+terminal IPython; see ``aix_jupyter.frontend``) a run started from Python instead writes the
 text progress line (stderr) and the plain result as ordinary outputs of the cell that waits for it:
 ``run()``/``stream()``, or ``wait()`` after ``run(wait=False)``; never from the background thread,
 so they cannot land in an unrelated cell. (A ModelWidget nested inside another container has no
@@ -44,8 +44,9 @@ from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.parameters import ModelParameters
-from aix_jupyter.progress import WidgetProgress, resolve_mode
+from aix_jupyter.progress import resolve_mode
 from aix_jupyter.widgets.form import ParameterForm
+from aix_jupyter.widgets.progress import WidgetProgress
 
 Origin = Literal["button", "python"]
 

@@ -23,7 +23,7 @@ LLM_STREAM = "%aix stream local/smollm2-135m --max_tokens 8 --temperature 0 Say 
 @pytest.fixture(scope="module")
 def kernel():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TEAM_API_KEY": "", "AIXPLAIN_API_KEY": ""}
-    for name in ("AIX_PROGRESS", "AIX_JUPYTER_FRONTEND", "AIX_BACKEND_URL", "MODELS_RUN_URL", "BACKEND_URL"):
+    for name in ("AIX_FRONTEND", "AIX_BACKEND_URL", "MODELS_RUN_URL", "BACKEND_URL"):
         env.pop(name, None)
     km, kc = start_new_kernel(kernel_name="python3", env=env)
     try:

@@ -12,7 +12,7 @@ import pytest
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError, RunCancelled
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.magics.args import MagicUsageError, RunFailed
+from aix_jupyter.magics.errors import MagicUsageError, RunFailed
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -202,8 +202,8 @@ def test_stream_prints_chunks_then_returns_the_whole_text(cell):
 
 @pytest.mark.llm
 @pytest.mark.slow
-def test_stream_live_updates_one_output_and_ends_static(cell, magics):
-    magics.stream_display = "live"
+def test_stream_live_updates_one_output_and_ends_static(cell, monkeypatch):
+    monkeypatch.setenv("AIX_FRONTEND", "live")
     out = cell("%aix run local/smollm2-135m --stream --max_tokens 12 --temperature 0 Say hello")
     assert out.error is None, out.error
     assert len({o.transient["display_id"] for o in out.outputs}) == 1
@@ -225,7 +225,7 @@ def test_stream_live_shows_each_step_then_the_static_output(cell, magics, monkey
     from aix_jupyter import display
 
     monkeypatch.setattr(display, "_MIN_UPDATE_INTERVAL", 0.0)
-    magics.stream_display = "live"
+    monkeypatch.setenv("AIX_FRONTEND", "live")
     out = cell("%%aix run local/typewriter --stream --delay 0.01 -o typed\nalpha beta gamma")
     assert out.error is None, out.error
     texts = [o.data["text/plain"] for o in out.outputs]

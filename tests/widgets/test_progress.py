@@ -10,13 +10,8 @@ import pytest
 
 from aix_jupyter.core.errors import ConfigurationError
 from aix_jupyter.core.events import RunEvent
-from aix_jupyter.progress import (
-    SANITIZE_REGEX,
-    TextProgress,
-    WidgetProgress,
-    make_progress,
-    resolve_mode,
-)
+from aix_jupyter.progress import SANITIZE_REGEX, TextProgress, resolve_mode
+from aix_jupyter.widgets.progress import WidgetProgress, make_progress
 
 MODEL = "local/sentiment-vader"
 
@@ -159,15 +154,17 @@ def test_widget_elapsed_ticks_between_polls():
 
 
 def test_mode_resolution(monkeypatch):
-    monkeypatch.delenv("AIX_PROGRESS", raising=False)
+    monkeypatch.delenv("AIX_FRONTEND", raising=False)
     assert resolve_mode("auto") == "text"  # plain Python, no kernel
     assert isinstance(make_progress(MODEL), TextProgress)
     assert isinstance(make_progress(MODEL, mode="widget", display=False), WidgetProgress)
-    monkeypatch.setenv("AIX_PROGRESS", "widget")
+    monkeypatch.setenv("AIX_FRONTEND", "live")
     assert resolve_mode() == "widget"
     assert resolve_mode("text") == "text"  # the argument wins over the environment
-    monkeypatch.setenv("AIX_PROGRESS", "fancy")
-    with pytest.raises(ConfigurationError, match="AIX_PROGRESS must be one of auto, widget, text; got 'fan"):
+    monkeypatch.setenv("AIX_FRONTEND", "fancy")
+    with pytest.raises(
+        ConfigurationError, match="AIX_FRONTEND must be one of auto, live, headless, terminal; got 'fan"
+    ):
         resolve_mode()
     with pytest.raises(ConfigurationError, match="progress mode must be one of"):
         resolve_mode("bar")
