@@ -15,9 +15,10 @@ Environment (read on every call, never frozen at import):
 1. explicit ``url=`` / ``backend_url=`` (per ``Model``) win;
 2. else ``AIX_BACKEND_URL``, else ``MODELS_RUN_URL`` / ``BACKEND_URL``;
 3. else, when an API key is configured, the hosted platform defaults;
-4. else the embedded backend: ``aix_jupyter.backend.embedded.ensure_running()`` (imported
-   through importlib here and nowhere else) returns ``(base_url, token)``; the token is then
-   used as the API key.
+4. else the default backend: the provider registered with ``set_default_backend`` (the
+   package registers its embedded backend, see ``aix_jupyter/__init__.py``) returns
+   ``(base_url, token)``; the token is then used as the API key. With none registered this is
+   a ConfigurationError: the core itself knows no server.
 
 The API key is only ever sent to the origins (scheme, host, port) of the run and backend URLs
 that the endpoints resolved to; see ``Endpoints.may_receive_key``.
@@ -25,9 +26,9 @@ that the endpoints resolved to; see ``Endpoints.may_receive_key``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,10 +38,35 @@ from aix_jupyter.core.errors import ConfigurationError
 PLATFORM_RUN_URL = "https://models.aixplain.com/api/v1/execute"
 PLATFORM_BACKEND_URL = "https://platform-api.aixplain.com"
 RUN_PATH = "/api/v1/execute"
-EMBEDDED_MODULE = "aix_jupyter.backend.embedded"
+
+DefaultBackend = Callable[[], tuple[str, str]]
+"""Starts (or finds) the default server when nothing is configured; returns ``(base_url, token)``."""
 
 _session_key: str | None = None
+_default_backend: DefaultBackend | None = None
 _lock = threading.Lock()
+
+
+def set_default_backend(provider: DefaultBackend | None) -> DefaultBackend | None:
+    """Register what serves runs when no API key or URL is configured (None: nothing); return the
+    provider registered before.
+
+    ``provider()`` is called on each such operation (under a lock, so it need not be thread-safe)
+    and returns ``(base_url, token)``: runs go to ``base_url`` with ``token`` as the API key. It may
+    raise ConfigurationError to say why no server is available.
+    """
+    global _default_backend
+    if provider is not None and not callable(provider):
+        raise ConfigurationError(
+            f"set_default_backend: the provider must be callable or None, got {type(provider).__name__}"
+        )
+    previous, _default_backend = _default_backend, provider
+    return previous
+
+
+def default_backend() -> DefaultBackend | None:
+    """The provider registered with ``set_default_backend``, or None."""
+    return _default_backend
 
 
 def set_api_key(key: str | None) -> None:
@@ -138,16 +164,17 @@ class Endpoints:
         )
 
 
-def _embedded() -> tuple[str, str]:
-    try:
-        module: Any = importlib.import_module(EMBEDDED_MODULE)
-    except ImportError as exc:
+NO_SERVER_HINT = "set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire server"
+
+
+def _default() -> tuple[str, str]:
+    provider = _default_backend
+    if provider is None:
         raise ConfigurationError(
-            "no API key or URL is configured and the embedded backend is unavailable "
-            f"({exc}); set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire server"
-        ) from None
-    base_url, token = module.ensure_running()
-    return str(base_url).rstrip("/"), str(token)
+            f"no API key or URL is configured and no default backend is registered; {NO_SERVER_HINT}"
+        )
+    base_url, token = provider()
+    return _check_url(str(base_url), "the default backend's URL"), str(token)
 
 
 def resolve_endpoints(
@@ -178,7 +205,7 @@ def resolve_endpoints(
     if key:
         return Endpoints(PLATFORM_RUN_URL, PLATFORM_BACKEND_URL, key, False, "platform", trusted)
     with _lock:
-        base_url, token = _embedded()
+        base_url, token = _default()
     return Endpoints(base_url + RUN_PATH, base_url, token, True, "embedded", trusted)
 
 
@@ -209,8 +236,11 @@ def describe_config() -> dict[str, Any]:
         )
     elif key:
         info.update(mode="platform", run_url=PLATFORM_RUN_URL, backend_url=PLATFORM_BACKEND_URL)
-    else:
+    elif _default_backend is not None:
         info.update(mode="embedded", run_url=None, backend_url=None)
         info["note"] = "no key or URL configured: runs go to the embedded backend (started on first use)"
+    else:
+        info.update(mode="none", run_url=None, backend_url=None)
+        info["note"] = f"no key or URL configured and no default backend registered: {NO_SERVER_HINT}"
     info["trusted_hosts"] = list(_trusted_from_env())
     return info
