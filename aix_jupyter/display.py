@@ -74,6 +74,8 @@ class Provenance:
     streamed: bool = False
 
     def to_metadata(self, response: Any = None) -> dict[str, Any]:
+        """The JSON-ready ``metadata["aix_jupyter"]`` entry (secrets redacted), with the response's
+        status, run time, credits and usage when given."""
         meta: dict[str, Any] = {"model_id": self.model_id}
         if self.version:
             meta["model_version"] = str(self.version)
@@ -436,6 +438,7 @@ class StreamView:
         self._write = write or _stdout_write
 
     def start(self) -> None:
+        """Before the first chunk: in a live frontend, show the placeholder output the chunks will update."""
         if self.mode == "live":
             self._display_id = uuid.uuid4().hex
             publish_display_data(
@@ -445,6 +448,8 @@ class StreamView:
             )
 
     def chunk(self, text: str) -> None:
+        """Add a chunk of text and show it (live: at most every ``_MIN_UPDATE_INTERVAL`` s; terminal: at
+        once)."""
         if not text:
             return
         self.text += text

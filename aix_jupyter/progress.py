@@ -132,10 +132,12 @@ class RunProgress:
     # -- state ---------------------------------------------------------------------------------
     @property
     def done(self) -> bool:
+        """True once the run reached a final state (finished, failed or cancelled)."""
         return self.state in FINAL_STATES
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the run started: the latest event's, counting on between events while it runs."""
         with self._lock:
             if self._t0 is not None and not self.done:
                 return max(self._elapsed, self.clock() - self._t0)
@@ -316,6 +318,7 @@ class TextProgress(RunProgress):
             self.tick_interval = None
 
     def reset(self) -> None:
+        """Forget the previous run; the next one writes its own line."""
         self._wrote_final = False
         self._width = 0
         super().reset()

@@ -59,3 +59,25 @@ def test_users_meet_these_errors_and_helpers_at_the_top():
     assert aix_jupyter.unregister_model is unregister_model
     assert aix_jupyter.MagicUsageError is MagicUsageError and aix_jupyter.RunFailed is RunFailed
     assert issubclass(MagicUsageError, aix_jupyter.AixError) and issubclass(RunFailed, aix_jupyter.AixError)
+
+
+def test_every_public_function_and_method_of_the_notebook_layer_has_a_docstring():
+    import ast
+    from pathlib import Path
+
+    root = Path(aix_jupyter.__file__).parent
+    files = [root / "__init__.py", root / "display.py", root / "progress.py", root / "frontend.py"]
+    files += sorted((root / "magics").glob("*.py")) + sorted((root / "widgets").glob("*.py"))
+    missing = []
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+                methods = node.body if isinstance(node, ast.ClassDef) else []
+                members = [node, *(m for m in methods if isinstance(m, ast.FunctionDef))]
+                missing += [
+                    f"{path.name}:{m.lineno} {m.name}"
+                    for m in members
+                    if not m.name.startswith("_") and not ast.get_docstring(m)
+                ]
+    assert missing == []

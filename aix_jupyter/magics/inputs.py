@@ -66,6 +66,7 @@ class RunInput:
 
 
 def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
+    """What the run's input is: nothing, a variable's dict (the request itself), an existing file, or text."""
     if raw is None or not raw.strip():
         return RunInput(None, "none")
     stripped = raw.strip()

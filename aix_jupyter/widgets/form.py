@@ -107,6 +107,7 @@ class ParamControl:
 
     # -- events ---------------------------------------------------------------------------------
     def observe(self, listener: Callable[[ParamControl], None]) -> None:
+        """Call ``listener(control)`` whenever the control's value changes."""
         self._listeners.append(listener)
 
     def _changed(self, change: Mapping[str, Any]) -> None:
@@ -398,6 +399,7 @@ class ParameterForm:
 
     @property
     def valid(self) -> bool:
+        """True when every control holds a valid value."""
         return not self.errors
 
     def values(self) -> dict[str, Any]:
@@ -410,6 +412,7 @@ class ParameterForm:
         return out
 
     def set(self, **values: Any) -> None:
+        """Set parameters from Python (each value checked first; an unknown name raises ParameterError)."""
         for name, value in values.items():
             if name not in self.controls:
                 raise ParameterError(

@@ -39,11 +39,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import ipywidgets as w
+from IPython import get_ipython
+from IPython.display import display
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.parameters import ModelParameters
+from aix_jupyter.core.response import ModelResponse
+from aix_jupyter.display import Provenance, mark_shown, publish, redact, remember, response_bundle
 from aix_jupyter.progress import resolve_mode
 from aix_jupyter.widgets.form import ParameterForm
 from aix_jupyter.widgets.progress import WidgetProgress
@@ -211,8 +215,6 @@ class ModelWidget(w.VBox):
 
     def _ipython_display_(self) -> None:
         """Show the widget, then an (empty) output that receives the static copy of each result."""
-        from IPython.display import display
-
         display(self._repr_mimebundle_(), raw=True)
         if self.static_copy:
             self._static_id = self._static_id or f"aix-result-{uuid.uuid4().hex}"
@@ -221,6 +223,7 @@ class ModelWidget(w.VBox):
     # -- state ----------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
+        """True while a run started by this widget is going."""
         job = self._job
         return job is not None and not job.finished
 
@@ -328,10 +331,6 @@ class ModelWidget(w.VBox):
             sys.stderr.flush()
         if response is None or not self.static_copy:
             return
-        from IPython import get_ipython
-
-        from aix_jupyter.display import mark_shown, publish
-
         if get_ipython() is None:
             return  # plain Python: no notebook output to write to (the response is returned)
         if job.text_line or not job.published:
@@ -408,8 +407,6 @@ class ModelWidget(w.VBox):
         self.cancel_button.disabled = True
 
     def _stream(self, job: _Job, hook: Callable[[RunEvent], None]) -> Any:
-        from aix_jupyter.core.response import ModelResponse
-
         streamer = self.model.run_stream(
             job.data, parameters=job.parameters, on_event=hook, cancel=job.cancel
         )
@@ -443,8 +440,6 @@ class ModelWidget(w.VBox):
 
     # -- results --------------------------------------------------------------------------------
     def _provenance(self, job: _Job) -> Any:
-        from aix_jupyter.display import Provenance
-
         return Provenance(
             model_id=self.model.id,
             version=getattr(self.model, "version", None),
@@ -454,8 +449,6 @@ class ModelWidget(w.VBox):
         )
 
     def _show(self, job: _Job, response: Any) -> None:
-        from aix_jupyter.display import redact, remember, response_bundle
-
         provenance = self._provenance(job)
         remember(response, provenance)
         self.response = response
@@ -498,10 +491,6 @@ class ModelWidget(w.VBox):
         job.provenance = provenance
         if job.text_line or self._static_id is None:
             return
-        from IPython import get_ipython
-
-        from aix_jupyter.display import publish
-
         if get_ipython() is None:
             return
         publish(response, provenance, display_id=self._static_id, update=True)
