@@ -268,12 +268,12 @@ def _slider(control: ParamControl, common: dict[str, Any]) -> Built:
     value = param.value if param.value is not None else lo
     box: w.ValueWidget
     if control.kind == "int-slider":
-        step = int(param.step or 1) or 1
-        box = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=step, **common)
+        int_step = int(param.step or 1) or 1
+        box = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=int_step, **common)
     else:
-        step = float(param.step or (hi - lo) / 100 or 0.01)
+        float_step = float(param.step or (hi - lo) / 100 or 0.01)
         box = w.FloatSlider(
-            value=float(value), min=float(lo), max=float(hi), step=step, readout_format=".3g", **common
+            value=float(value), min=float(lo), max=float(hi), step=float_step, readout_format=".3g", **common
         )
     return box, box
 
