@@ -55,6 +55,13 @@ def test_load_ext_imports_nothing_heavy():
     assert lazy == [], f"imported at load time although only commands need them: {lazy}"
 
 
+def test_the_magics_package_keeps_its_entry_points():
+    from aix_jupyter.magics import AixMagics, load_ipython_extension, unload_ipython_extension
+    from aix_jupyter.magics.magic import AixMagics as Defined
+
+    assert AixMagics is Defined and callable(load_ipython_extension) and callable(unload_ipython_extension)
+
+
 def test_load_twice_and_unload(ip):
     ip.run_line_magic("load_ext", "aix_jupyter")  # already loaded: a no-op
     assert "aix" in ip.magics_manager.magics["line"]
