@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from aix_jupyter.core import config as _config
 from aix_jupyter.core import errors as _errors
+from aix_jupyter.core import hooks as _hooks
 
 __version__ = "0.1.0"
 
@@ -83,13 +83,13 @@ def _embedded_backend() -> tuple[str, str]:
     except ImportError as exc:
         raise _errors.ConfigurationError(
             f"no API key or URL is configured and the embedded backend is unavailable ({exc}); "
-            f"{_config.NO_SERVER_HINT}"
+            "set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire server"
         ) from None
     return embedded.ensure_running()
 
 
 # The core knows no server of its own: the package gives it the embedded backend (not imported here).
-_config.set_default_backend(_embedded_backend)
+_hooks.set_default_backend(_embedded_backend)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test checks it matches _EXPORTS

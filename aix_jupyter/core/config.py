@@ -15,8 +15,8 @@ Environment (read on every call, never frozen at import):
 1. explicit ``url=`` / ``backend_url=`` (per ``Model``) win;
 2. else ``AIX_BACKEND_URL``, else ``MODELS_RUN_URL`` / ``BACKEND_URL``;
 3. else, when an API key is configured, the hosted platform defaults;
-4. else the default backend: the provider registered with ``set_default_backend`` (the
-   package registers its embedded backend, see ``aix_jupyter/__init__.py``) returns
+4. else the default backend: the provider registered with ``set_default_backend`` (in
+   ``core.hooks``; the package registers its embedded backend, see ``aix_jupyter/__init__.py``) returns
    ``(base_url, token)``; the token is then used as the API key. With none registered this is
    a ConfigurationError: the core itself knows no server.
 
@@ -28,45 +28,21 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from aix_jupyter.core.errors import ConfigurationError
+from aix_jupyter.core.hooks import DefaultBackend as DefaultBackend  # re-exported: config is the seam
+from aix_jupyter.core.hooks import default_backend
+from aix_jupyter.core.hooks import set_default_backend as set_default_backend
 
 PLATFORM_RUN_URL = "https://models.aixplain.com/api/v1/execute"
 PLATFORM_BACKEND_URL = "https://platform-api.aixplain.com"
 RUN_PATH = "/api/v1/execute"
 
-DefaultBackend = Callable[[], tuple[str, str]]
-"""Starts (or finds) the default server when nothing is configured; returns ``(base_url, token)``."""
-
 _session_key: str | None = None
-_default_backend: DefaultBackend | None = None
 _lock = threading.Lock()
-
-
-def set_default_backend(provider: DefaultBackend | None) -> DefaultBackend | None:
-    """Register what serves runs when no API key or URL is configured (None: nothing); return the
-    provider registered before.
-
-    ``provider()`` is called on each such operation (under a lock, so it need not be thread-safe)
-    and returns ``(base_url, token)``: runs go to ``base_url`` with ``token`` as the API key. It may
-    raise ConfigurationError to say why no server is available.
-    """
-    global _default_backend
-    if provider is not None and not callable(provider):
-        raise ConfigurationError(
-            f"set_default_backend: the provider must be callable or None, got {type(provider).__name__}"
-        )
-    previous, _default_backend = _default_backend, provider
-    return previous
-
-
-def default_backend() -> DefaultBackend | None:
-    """The provider registered with ``set_default_backend``, or None."""
-    return _default_backend
 
 
 def set_api_key(key: str | None) -> None:
@@ -168,7 +144,7 @@ NO_SERVER_HINT = "set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire serve
 
 
 def _default() -> tuple[str, str]:
-    provider = _default_backend
+    provider = default_backend()
     if provider is None:
         raise ConfigurationError(
             f"no API key or URL is configured and no default backend is registered; {NO_SERVER_HINT}"
@@ -236,7 +212,7 @@ def describe_config() -> dict[str, Any]:
         )
     elif key:
         info.update(mode="platform", run_url=PLATFORM_RUN_URL, backend_url=PLATFORM_BACKEND_URL)
-    elif _default_backend is not None:
+    elif default_backend() is not None:
         info.update(mode="embedded", run_url=None, backend_url=None)
         info["note"] = "no key or URL configured: runs go to the embedded backend (started on first use)"
     else:

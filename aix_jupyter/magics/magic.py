@@ -22,10 +22,7 @@ from IPython.core.completer import context_matcher
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Enum, Float, Int, Unicode
 
-from aix_jupyter.core.config import describe_config, resolve_endpoints, set_api_key
-from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
-from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.magics import args as ma
 from aix_jupyter.magics.errors import MagicUsageError, RunFailed
 
@@ -261,6 +258,9 @@ class AixMagics(Magics):
         return self._finish(response, model.id, provenance, started)
 
     def _stream(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
+        from aix_jupyter.core.enums import ResponseStatus  # (enums cost ~1 ms: not at %load_ext)
+        from aix_jupyter.core.response import ModelResponse
+
         view = aix_display.StreamView(model.id)
         started = time.monotonic()
         view.start()
@@ -404,6 +404,8 @@ class AixMagics(Magics):
         return ModelWidget(self._get_model(model_id), timeout=self.timeout)
 
     def _config(self) -> aix_display.Card:
+        from aix_jupyter.core.config import describe_config, resolve_endpoints  # (~1 ms: not at %load_ext)
+
         info = describe_config()
         embedded = sys.modules.get("aix_jupyter.backend.embedded")
         if info.get("mode") == "embedded" and embedded is not None and embedded.is_running():
@@ -423,6 +425,8 @@ class AixMagics(Magics):
         return card
 
     def _login(self) -> None:
+        from aix_jupyter.core.config import describe_config, set_api_key
+
         try:
             import getpass
 
@@ -463,6 +467,7 @@ def _price(cost: Any) -> str:
 
 # -- extension entry points -----------------------------------------------------------------------
 # Everything registered here imports its module on first use: loading the extension stays light.
+_RESPONSE_TYPE = ("aix_jupyter.core.response", "ModelResponse")  # registered by name: not imported
 
 
 def _show_response(response: Any) -> None:
@@ -496,7 +501,7 @@ def load_ipython_extension(ipython: Any) -> None:
     completer = getattr(ipython, "Completer", None)
     if completer is not None:
         completer.custom_matchers.append(aix_matcher)
-    ipython.display_formatter.ipython_display_formatter.for_type(ModelResponse, _show_response)
+    ipython.display_formatter.ipython_display_formatter.for_type_by_name(*_RESPONSE_TYPE, _show_response)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_question_marks not in cleanup:
         cleanup.append(_keep_question_marks)
@@ -516,7 +521,11 @@ def unload_ipython_extension(ipython: Any) -> None:
         completer.custom_matchers.remove(matcher)
     if magics in getattr(ipython, "configurables", []):
         ipython.configurables.remove(magics)
-    ipython.display_formatter.ipython_display_formatter.type_printers.pop(ModelResponse, None)
+    formatter = ipython.display_formatter.ipython_display_formatter
+    formatter.deferred_printers.pop(_RESPONSE_TYPE, None)
+    module = sys.modules.get(_RESPONSE_TYPE[0])
+    if module is not None:
+        formatter.type_printers.pop(getattr(module, _RESPONSE_TYPE[1]), None)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_question_marks in cleanup:
         cleanup.remove(_keep_question_marks)

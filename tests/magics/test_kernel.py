@@ -75,17 +75,31 @@ def test_user_error_is_one_line_and_stops_execution(kernel):
     assert not of(msgs, "display_data", "execute_result")
 
 
-# Prints POLLED once the magic's run has polled its job: the signal to interrupt the kernel.
+# Prints POLLED once the magic's run has polled its job and waits for the next poll (the main
+# thread is in the core's sleep_until): the signal to interrupt the kernel, at a known point.
 SIGNAL_ON_POLL = """
+import sys as _sys, threading as _threading, time as _time
 m = get_ipython().magics_manager.registry['AixMagics']
 _hook = type(m)._hook
+_main = _threading.main_thread().ident
+
+def _when_waiting():
+    while True:
+        frame = _sys._current_frames().get(_main)
+        while frame is not None and frame.f_code.co_name != "sleep_until":
+            frame = frame.f_back
+        if frame is not None:
+            print("POLLED", flush=True)
+            return
+        _time.sleep(0.002)  # checking a condition, not waiting for time to pass
+
 def _signalling_hook(model_id, progress):
     inner = _hook(m, model_id, progress)
     def on_event(event):
         inner(event)
         if event.kind == "polled" and not getattr(m, "_signalled", False):
             m._signalled = True
-            print("POLLED", flush=True)
+            _threading.Thread(target=_when_waiting, daemon=True).start()
     return on_event
 m._hook = _signalling_hook
 """

@@ -18,15 +18,24 @@ from aix_jupyter.magics.errors import MagicUsageError, RunFailed
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def main_thread_in(function: str) -> bool:
+    """True while the main thread runs ``function`` (anywhere on its stack)."""
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None and frame.f_code.co_name != function:
+        frame = frame.f_back
+    return frame is not None
+
+
 @contextlib.contextmanager
-def ctrl_c_when(seen: threading.Event):
-    """Press Ctrl-C (``interrupt_main``) as soon as ``seen`` is set, from another thread: the run
-    is interrupted at a known point of its progress, not after a guessed delay."""
+def ctrl_c_when(seen: threading.Event, *, waiting_in: str | None = None):
+    """Press Ctrl-C (``interrupt_main``) from another thread as soon as ``seen`` is set (and, with
+    ``waiting_in``, the main thread waits in that function): at a known point of the run, not after
+    a guessed delay."""
     done = threading.Event()
 
     def press() -> None:
         while not done.is_set():
-            if seen.wait(0.05):
+            if seen.wait(0.05) and (waiting_in is None or main_thread_in(waiting_in)):
                 _thread.interrupt_main()
                 return
 
@@ -217,7 +226,7 @@ def test_cancel_a_running_job(cell, ip):
 
 def test_ctrl_c_cancels_the_run_on_the_server(cell, magics, monkeypatch):
     polled = on_run_event(monkeypatch, magics, "polled")  # the job runs on the server and was polled once
-    with ctrl_c_when(polled):
+    with ctrl_c_when(polled, waiting_in="sleep_until"):  # ... and the run waits for the next poll
         out = cell("%aix run local/countdown --seconds 30 never")
     assert polled.is_set()
     assert_short_error(out, RunCancelled, "local/countdown", "interrupted")
