@@ -7,9 +7,9 @@ ipywidgets are imported only when a name that needs them is first used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from aix_jupyter import _lazy
 from aix_jupyter.core import errors as _errors
 from aix_jupyter.core import hooks as _hooks
 
@@ -49,17 +49,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aix_jupyter' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS, globals(), __all__)
 
 
 def load_ipython_extension(ipython: Any) -> None:
