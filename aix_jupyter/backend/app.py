@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aix_jupyter.backend.catalog import Catalog, CatalogError, ModelSpec
 from aix_jupyter.backend.jobs import Job, JobState, JobStore, ServerBusy
-from aix_jupyter.backend.uploads import UploadStore
+from aix_jupyter.backend.uploads import Upload, UploadStore
 
 logger = logging.getLogger("aix_jupyter.backend")
 
@@ -257,6 +257,240 @@ def _sse(payload: Any) -> str:
     return f"data: {text}\n\n"
 
 
+# -- endpoints (Starlette style: module-level functions reading ``request.app.state``) ---------------
+def backend(request: Request) -> BackendState:
+    """The state of the app serving ``request``."""
+    return request.app.state.backend  # type: ignore[no-any-return]
+
+
+def spec_or_404(state: BackendState, model_id: str) -> ModelSpec:
+    spec = state.catalog.get(model_id)
+    if spec is None:
+        raise WireError(404, f"Model '{model_id}' not found; list the models with POST /sdk/models/paginate")
+    return spec
+
+
+def job_or_404(state: BackendState, job_id: str) -> Job:
+    job = state.jobs.get(job_id)
+    if job is None:
+        raise WireError(
+            404, f"Run '{job_id}' not found (unknown, or finished more than {state.jobs.ttl:.0f} s ago)"
+        )
+    return job
+
+
+def poll_url(request: Request, state: BackendState, job: Job) -> str:
+    return f"{base_url(request, state)}/api/v1/data/{job.id}"
+
+
+async def execute(request: Request, *, synchronous: bool) -> Response:
+    state = backend(request)
+    spec = spec_or_404(state, request.path_params["model_id"])
+    body = await read_object(request, state.max_body)
+    options = body.get("options")
+    stream = bool(isinstance(options, dict) and options.get("stream"))
+    inputs = prepare_inputs(spec, body, state.uploads)
+    try:
+        job = state.jobs.submit(spec, inputs, stream=stream)
+    except ServerBusy as exc:
+        raise WireError(429, f"Too many runs: {exc}", headers={"Retry-After": "1"}) from None
+    url = poll_url(request, state, job)
+    if stream and synchronous:
+        return StreamingResponse(
+            stream_events(state, job),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Aix-Poll-Url": url},
+        )
+    if synchronous:
+        wait = spec.sync_wait if spec.sync_wait is not None else state.sync_wait
+        if await state.jobs.wait(job, wait):
+            return JSONResponse(job.reply())
+    return JSONResponse({"status": "IN_PROGRESS", "data": url, "completed": False, "requestId": job.id})
+
+
+async def stream_events(state: BackendState, job: Job) -> AsyncIterator[str]:
+    """The server-sent events of a streamed run: its chunks, then ``[DONE]`` or a FAILED event."""
+    try:
+        if job.spec.streaming:
+            async for chunk in job.chunks_stream():
+                yield _sse({"data": chunk})
+        else:
+            await job.finished.wait()
+            if job.state is JobState.SUCCEEDED:
+                result = job.result
+                yield _sse({"data": result if isinstance(result, str) else json.dumps(result)})
+        if job.state is JobState.SUCCEEDED:
+            yield _sse("[DONE]")
+        else:
+            reply = job.reply()
+            yield _sse(
+                {"status": "FAILED", "completed": True, "error_message": reply.get("error_message", "")}
+            )
+    finally:
+        if not job.terminal:  # the client went away: stop the model's work
+            state.jobs.cancel(job)
+
+
+async def run_async(request: Request) -> Response:
+    return await execute(request, synchronous=False)
+
+
+async def run_sync(request: Request) -> Response:
+    return await execute(request, synchronous=True)
+
+
+async def poll(request: Request) -> Response:
+    state = backend(request)
+    job = job_or_404(state, request.path_params["job_id"])
+    wait = _held_wait(request)
+    headers = {}
+    if wait > 0:
+        headers["Preference-Applied"] = f"wait={wait:g}"
+        await state.jobs.wait(job, wait)
+    return JSONResponse(job.reply(), headers=headers)
+
+
+async def cancel(request: Request) -> Response:
+    state = backend(request)
+    job = job_or_404(state, request.path_params["job_id"])
+    cancelled = state.jobs.cancel(job)
+    return JSONResponse({**job.reply(), "cancelled": cancelled})
+
+
+async def get_model(request: Request) -> Response:
+    return JSONResponse(spec_or_404(backend(request), request.path_params["model_id"]).to_wire())
+
+
+async def get_by_name(request: Request) -> Response:
+    name = request.path_params["name"]
+    spec = backend(request).catalog.by_name(name)
+    if spec is None:
+        raise WireError(404, f"No model named '{name}'")
+    return JSONResponse(spec.to_wire())
+
+
+async def get_models(request: Request) -> Response:
+    catalog = backend(request).catalog
+    ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+    if not ids:
+        raise WireError(
+            400, "Give the models to fetch as ?ids=a,b (or list them with POST /sdk/models/paginate)"
+        )
+    items = [spec.to_wire() for i in ids if (spec := catalog.get(i)) is not None]
+    return JSONResponse({"items": items, "total": len(items)})
+
+
+async def paginate(request: Request) -> Response:
+    state = backend(request)
+    body = await read_object(request, state.max_body)
+    query = body.get("q") or ""
+    functions = body.get("functions") or []
+    page_number, page_size = body.get("pageNumber", 0), body.get("pageSize", 20)
+    if not isinstance(query, str):
+        raise WireError(400, "'q' must be a string")
+    if isinstance(functions, str):
+        functions = [functions]
+    if not isinstance(functions, list):
+        raise WireError(400, "'functions' must be a list of function slugs")
+    for name, value, low in (("pageNumber", page_number, 0), ("pageSize", page_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise WireError(400, f"'{name}' must be an integer >= {low}, got {value!r}")
+    page_size = min(page_size, 100)
+    slugs = [f.get("id", "") if isinstance(f, dict) else str(f) for f in functions]
+    found = state.catalog.search(query, slugs)
+    page = found[page_number * page_size : (page_number + 1) * page_size]
+    return JSONResponse(
+        {
+            "items": [spec.to_wire() for spec in page],
+            "total": len(found),
+            "pageNumber": page_number,
+            "pageSize": page_size,
+            "pageTotal": -(-len(found) // page_size),
+        }
+    )
+
+
+async def delete_model(request: Request) -> Response:
+    model_id = request.path_params["model_id"]
+    try:
+        backend(request).catalog.remove(model_id)
+    except CatalogError as exc:
+        raise WireError(exc.status, str(exc)) from None
+    return JSONResponse({"id": model_id, "deleted": True})
+
+
+async def finetune_logs(request: Request) -> Response:
+    spec = spec_or_404(backend(request), request.path_params["model_id"])
+    raise WireError(404, f"Model '{spec.id}' is not a fine-tuned model, so it has no fine-tune logs")
+
+
+async def temp_url(request: Request) -> Response:
+    state = backend(request)
+    body = await read_object(request, state.max_body, allow_form=True)
+    upload = state.uploads.create(str(body.get("originalName") or "file"), str(body.get("contentType") or ""))
+    url = f"{base_url(request, state)}/files/{upload.id}?sig={state.uploads.signature(upload.id)}"
+    return JSONResponse({"key": upload.key, "uploadUrl": url, "downloadUrl": url})
+
+
+def signed_upload(request: Request, state: BackendState) -> Upload:
+    upload = state.uploads.check(request.path_params["upload_id"], request.query_params.get("sig", ""))
+    if upload is None:
+        raise WireError(403, "Invalid or expired file URL; ask POST /sdk/file/upload/temp-url for a new one")
+    return upload
+
+
+async def put_file(request: Request) -> Response:
+    state = backend(request)
+    upload = signed_upload(request, state)
+    state.uploads.store(upload, await read_body(request, state.max_upload))
+    return JSONResponse({"key": upload.key, "size": upload.size})
+
+
+async def get_file(request: Request) -> Response:
+    upload = signed_upload(request, backend(request))
+    if not upload.complete:
+        raise WireError(404, "Nothing was uploaded to this URL yet")
+    return Response(upload.path.read_bytes(), media_type=upload.content_type)
+
+
+async def health(request: Request) -> Response:
+    state = backend(request)
+    return JSONResponse({"status": "ok", "models": len(state.catalog), "pending": state.jobs.pending})
+
+
+async def on_wire_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, WireError)
+    return json_error(exc.status, exc.message, headers=exc.headers, **exc.extra)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {
+        404: f"No such endpoint: {request.method} {request.url.path}",
+        405: f"Method {request.method} not allowed on {request.url.path}",
+    }
+    return json_error(exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers)
+
+
+ROUTES = [
+    Route("/api/v1/execute/{model_id:path}", run_async, methods=["POST"]),
+    Route("/api/v2/execute/{model_id:path}", run_sync, methods=["POST"]),
+    Route("/api/v1/data/{job_id}", poll, methods=["GET"]),
+    Route("/api/v1/data/{job_id}", cancel, methods=["DELETE"]),
+    Route("/sdk/models/paginate", paginate, methods=["POST"]),
+    Route("/sdk/models/by-name/{name:path}", get_by_name, methods=["GET"]),
+    Route("/sdk/models", get_models, methods=["GET"]),
+    Route("/sdk/models/{model_id:path}", get_model, methods=["GET"]),
+    Route("/sdk/models/{model_id:path}", delete_model, methods=["DELETE"]),
+    Route("/sdk/utilities/{model_id:path}", delete_model, methods=["DELETE"]),  # the SDK's UtilityModel
+    Route("/sdk/finetune/{model_id:path}/ml-logs", finetune_logs, methods=["GET"]),
+    Route("/sdk/file/upload/temp-url", temp_url, methods=["POST"]),
+    Route("/files/{upload_id}", put_file, methods=["PUT"]),
+    Route("/files/{upload_id}", get_file, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+]
+
+
 # -- the app ------------------------------------------------------------------------------------------
 def create_app(
     catalog: Catalog,
@@ -268,7 +502,11 @@ def create_app(
     public_url: str | None = None,
 ) -> Starlette:
     """Build the ASGI app serving ``catalog``; ``token`` None disables authentication."""
-    state = BackendState(
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={WireError: on_wire_error, HTTPException: on_http_error},
+    )
+    app.state.backend = BackendState(
         catalog=catalog,
         token=token,
         jobs=jobs or JobStore(),
@@ -276,217 +514,6 @@ def create_app(
         max_body=max_body,
         public_url=public_url,
     )
-
-    def spec_or_404(model_id: str) -> ModelSpec:
-        spec = catalog.get(model_id)
-        if spec is None:
-            raise WireError(
-                404, f"Model '{model_id}' not found; list the models with POST /sdk/models/paginate"
-            )
-        return spec
-
-    def job_or_404(job_id: str) -> Job:
-        job = state.jobs.get(job_id)
-        if job is None:
-            raise WireError(
-                404, f"Run '{job_id}' not found (unknown, or finished more than {state.jobs.ttl:.0f} s ago)"
-            )
-        return job
-
-    def poll_url(request: Request, job: Job) -> str:
-        return f"{base_url(request, state)}/api/v1/data/{job.id}"
-
-    async def execute(request: Request, *, synchronous: bool) -> Response:
-        spec = spec_or_404(request.path_params["model_id"])
-        body = await read_object(request, state.max_body)
-        options = body.get("options")
-        stream = bool(isinstance(options, dict) and options.get("stream"))
-        inputs = prepare_inputs(spec, body, state.uploads)
-        try:
-            job = state.jobs.submit(spec, inputs, stream=stream)
-        except ServerBusy as exc:
-            raise WireError(429, f"Too many runs: {exc}", headers={"Retry-After": "1"}) from None
-        url = poll_url(request, job)
-        if stream and synchronous:
-            return StreamingResponse(
-                stream_events(job),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Aix-Poll-Url": url},
-            )
-        if synchronous:
-            wait = spec.sync_wait if spec.sync_wait is not None else state.sync_wait
-            if await state.jobs.wait(job, wait):
-                return JSONResponse(job.reply())
-        return JSONResponse({"status": "IN_PROGRESS", "data": url, "completed": False, "requestId": job.id})
-
-    async def stream_events(job: Job) -> AsyncIterator[str]:
-        try:
-            if job.spec.streaming:
-                async for chunk in job.chunks_stream():
-                    yield _sse({"data": chunk})
-            else:
-                await job.finished.wait()
-                if job.state is JobState.SUCCEEDED:
-                    result = job.result
-                    yield _sse({"data": result if isinstance(result, str) else json.dumps(result)})
-            if job.state is JobState.SUCCEEDED:
-                yield _sse("[DONE]")
-            else:
-                reply = job.reply()
-                yield _sse(
-                    {"status": "FAILED", "completed": True, "error_message": reply.get("error_message", "")}
-                )
-        finally:
-            if not job.terminal:  # the client went away: stop the model's work
-                state.jobs.cancel(job)
-
-    async def run_async(request: Request) -> Response:
-        return await execute(request, synchronous=False)
-
-    async def run_sync(request: Request) -> Response:
-        return await execute(request, synchronous=True)
-
-    async def poll(request: Request) -> Response:
-        job = job_or_404(request.path_params["job_id"])
-        wait = _held_wait(request)
-        headers = {}
-        if wait > 0:
-            headers["Preference-Applied"] = f"wait={wait:g}"
-            await state.jobs.wait(job, wait)
-        return JSONResponse(job.reply(), headers=headers)
-
-    async def cancel(request: Request) -> Response:
-        job = job_or_404(request.path_params["job_id"])
-        cancelled = state.jobs.cancel(job)
-        return JSONResponse({**job.reply(), "cancelled": cancelled})
-
-    async def get_model(request: Request) -> Response:
-        return JSONResponse(spec_or_404(request.path_params["model_id"]).to_wire())
-
-    async def get_by_name(request: Request) -> Response:
-        name = request.path_params["name"]
-        spec = catalog.by_name(name)
-        if spec is None:
-            raise WireError(404, f"No model named '{name}'")
-        return JSONResponse(spec.to_wire())
-
-    async def get_models(request: Request) -> Response:
-        ids = [i for i in request.query_params.get("ids", "").split(",") if i]
-        if not ids:
-            raise WireError(
-                400, "Give the models to fetch as ?ids=a,b (or list them with POST /sdk/models/paginate)"
-            )
-        items = [spec.to_wire() for i in ids if (spec := catalog.get(i)) is not None]
-        return JSONResponse({"items": items, "total": len(items)})
-
-    async def paginate(request: Request) -> Response:
-        body = await read_object(request, state.max_body)
-        query = body.get("q") or ""
-        functions = body.get("functions") or []
-        page_number, page_size = body.get("pageNumber", 0), body.get("pageSize", 20)
-        if not isinstance(query, str):
-            raise WireError(400, "'q' must be a string")
-        if isinstance(functions, str):
-            functions = [functions]
-        if not isinstance(functions, list):
-            raise WireError(400, "'functions' must be a list of function slugs")
-        for name, value, low in (("pageNumber", page_number, 0), ("pageSize", page_size, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise WireError(400, f"'{name}' must be an integer >= {low}, got {value!r}")
-        page_size = min(page_size, 100)
-        found = catalog.search(query, [f.get("id", "") if isinstance(f, dict) else str(f) for f in functions])
-        page = found[page_number * page_size : (page_number + 1) * page_size]
-        return JSONResponse(
-            {
-                "items": [spec.to_wire() for spec in page],
-                "total": len(found),
-                "pageNumber": page_number,
-                "pageSize": page_size,
-                "pageTotal": -(-len(found) // page_size),
-            }
-        )
-
-    async def delete_model(request: Request) -> Response:
-        model_id = request.path_params["model_id"]
-        try:
-            catalog.remove(model_id)
-        except CatalogError as exc:
-            raise WireError(exc.status, str(exc)) from None
-        return JSONResponse({"id": model_id, "deleted": True})
-
-    async def finetune_logs(request: Request) -> Response:
-        spec = spec_or_404(request.path_params["model_id"])
-        raise WireError(404, f"Model '{spec.id}' is not a fine-tuned model, so it has no fine-tune logs")
-
-    async def temp_url(request: Request) -> Response:
-        body = await read_object(request, state.max_body, allow_form=True)
-        upload = state.uploads.create(
-            str(body.get("originalName") or "file"), str(body.get("contentType") or "")
-        )
-        url = f"{base_url(request, state)}/files/{upload.id}?sig={state.uploads.signature(upload.id)}"
-        return JSONResponse({"key": upload.key, "uploadUrl": url, "downloadUrl": url})
-
-    def signed_upload(request: Request) -> Any:
-        upload = state.uploads.check(request.path_params["upload_id"], request.query_params.get("sig", ""))
-        if upload is None:
-            raise WireError(
-                403, "Invalid or expired file URL; ask POST /sdk/file/upload/temp-url for a new one"
-            )
-        return upload
-
-    async def put_file(request: Request) -> Response:
-        upload = signed_upload(request)
-        state.uploads.store(upload, await read_body(request, state.max_upload))
-        return JSONResponse({"key": upload.key, "size": upload.size})
-
-    async def get_file(request: Request) -> Response:
-        upload = signed_upload(request)
-        if not upload.complete:
-            raise WireError(404, "Nothing was uploaded to this URL yet")
-        return Response(upload.path.read_bytes(), media_type=upload.content_type)
-
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "models": len(catalog), "pending": state.jobs.pending})
-
-    async def on_wire_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, WireError)
-        return json_error(exc.status, exc.message, headers=exc.headers, **exc.extra)
-
-    async def on_http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        messages = {
-            404: f"No such endpoint: {request.method} {request.url.path}",
-            405: f"Method {request.method} not allowed on {request.url.path}",
-        }
-        return json_error(
-            exc.status_code, messages.get(exc.status_code, str(exc.detail)), headers=exc.headers
-        )
-
-    routes = [
-        Route("/api/v1/execute/{model_id:path}", run_async, methods=["POST"]),
-        Route("/api/v2/execute/{model_id:path}", run_sync, methods=["POST"]),
-        Route("/api/v1/data/{job_id}", poll, methods=["GET"]),
-        Route("/api/v1/data/{job_id}", cancel, methods=["DELETE"]),
-        Route("/sdk/models/paginate", paginate, methods=["POST"]),
-        Route("/sdk/models/by-name/{name:path}", get_by_name, methods=["GET"]),
-        Route("/sdk/models", get_models, methods=["GET"]),
-        Route("/sdk/models/{model_id:path}", get_model, methods=["GET"]),
-        Route("/sdk/models/{model_id:path}", delete_model, methods=["DELETE"]),
-        Route("/sdk/utilities/{model_id:path}", delete_model, methods=["DELETE"]),  # the SDK's UtilityModel
-        Route("/sdk/finetune/{model_id:path}/ml-logs", finetune_logs, methods=["GET"]),
-        Route("/sdk/file/upload/temp-url", temp_url, methods=["POST"]),
-        Route("/files/{upload_id}", put_file, methods=["PUT"]),
-        Route("/files/{upload_id}", get_file, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-    ]
-    app = Starlette(
-        routes=routes,
-        exception_handlers={
-            WireError: on_wire_error,
-            HTTPException: on_http_error,
-        },
-    )
-    app.state.backend = state
     app.add_middleware(CatchAll)
     app.add_middleware(TokenAuth, token=token)
     return app
