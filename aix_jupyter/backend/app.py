@@ -16,12 +16,20 @@ Endpoints (``{id}`` may contain ``/``, sent raw or as ``%2F``)::
 
 Every request but ``/health`` and the signed file URLs needs the token (``x-api-key: T`` or
 ``Authorization: Token T``). Every error is a JSON body ``{"error", "statusCode", "message"}``: 400
-malformed JSON, 401 no/wrong token, 404 unknown model or job, 413 body too large, 429 (+ Retry-After)
-too many queued runs, 490 a parameter that fails the model's schema (the SDK's "validation" range).
+malformed JSON (or valid JSON the server will not take: nested deeper than ``MAX_JSON_DEPTH``, a
+number too long or out of range, a lone UTF-16 surrogate), 401 no/wrong token, 403 a file URL that
+is forged or expired, 404 unknown model or job, 408 a request body not received in time, 409 a file
+URL used twice, 410 a finished run whose result is no longer kept, 413 body too large, 429
+(+ Retry-After) too many queued runs, 490 a parameter that fails the model's schema (the SDK's
+"validation" range). Replies always serialise: text that UTF-8 cannot carry is sent \\u-escaped.
+
+Poll and file URLs are built from the configured public URL, else from the address the connection
+reached (the ASGI ``server``), never from the request's ``Host`` header.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -34,18 +42,21 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aix_jupyter.backend.catalog import Catalog, CatalogError, ModelSpec
-from aix_jupyter.backend.jobs import Job, JobState, JobStore, ServerBusy
-from aix_jupyter.backend.uploads import Upload, UploadStore
+from aix_jupyter.backend.jobs import Job, JobState, JobStore, ServerBusy, jsonable
+from aix_jupyter.backend.uploads import Upload, UploadError, UploadStore, served_type
 
 logger = logging.getLogger("aix_jupyter.backend")
 
 VALIDATION_STATUS = 490  # "validation" in the aiXplain status ranges (490-499)
 MAX_HELD_POLL = 30.0
+#: the deepest nesting of arrays and objects a request body may have
+MAX_JSON_DEPTH = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 OPEN_PATHS = ("/health", "/files/")
 
 
@@ -74,8 +85,35 @@ class BackendState:
     sync_wait: float = 2.0
     max_body: int = 10 * 1024 * 1024
     max_upload: int = 64 * 1024 * 1024
-    #: base URL put into poll and file URLs; None = from the request's Host header
+    #: seconds a request's whole body may take to arrive (slow-body attacks)
+    body_timeout: float = 120.0
+    #: base URL put into poll and file URLs; None = the address each connection reached
     public_url: str | None = None
+
+
+def json_text(content: Any, *, compact: bool = True) -> str:
+    """``content`` as JSON text that always encodes to UTF-8.
+
+    Non-finite floats become null; a string holding a lone surrogate (which UTF-8 cannot carry) makes
+    the whole text ASCII with ``\\uXXXX`` escapes, which every JSON reader turns back into the same
+    string. So a reply never fails to serialise, whatever a model returned.
+    """
+    separators = (",", ":") if compact else None
+    try:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=separators)
+    except ValueError:  # NaN or infinity somewhere
+        content = jsonable(content)
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=separators)
+    if _SURROGATE.search(text):
+        text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=separators)
+    return text
+
+
+class WireJSON(JSONResponse):
+    """A JSON reply rendered with :func:`json_text` (never a 500 for content UTF-8 cannot carry)."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text(content).encode("utf-8")
 
 
 def _error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
@@ -85,7 +123,7 @@ def _error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
 def json_error(
     status: int, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    return JSONResponse(_error_body(status, message, **extra), status_code=status, headers=headers)
+    return WireJSON(_error_body(status, message, **extra), status_code=status, headers=headers)
 
 
 class TokenAuth:
@@ -155,39 +193,111 @@ class CatchAll:
 
 
 # -- request helpers ----------------------------------------------------------------------------------
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request's body: 413 past ``limit`` bytes, 408 when it takes over ``timeout`` seconds."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise WireError(413, f"Request body too large ({int(length)} bytes; limit {limit} bytes)")
     size, parts = 0, []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise WireError(413, f"Request body too large (over {limit} bytes)")
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise WireError(413, f"Request body too large (over {limit} bytes)")
+                parts.append(chunk)
+    except TimeoutError:
+        raise WireError(
+            408, f"Request body not received within {timeout:g} s ({size} bytes arrived)"
+        ) from None
     return b"".join(parts)
 
 
-async def read_object(request: Request, limit: int, *, allow_form: bool = False) -> dict[str, Any]:
-    raw = await read_body(request, limit)
+class _Refused(ValueError):
+    """Valid JSON that the server will not take (raised while parsing)."""
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Refused(f"the number {text[:30]}{'...' if len(text) > 30 else ''} is out of range")
+    return value
+
+
+def _parse_constant(name: str) -> float:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body; 400 naming the problem for bad JSON and for JSON the server refuses.
+
+    Refused: nesting deeper than :data:`MAX_JSON_DEPTH`, integers over Python's digit limit, numbers
+    out of float range, ``NaN``/``Infinity``, and strings with a lone surrogate (``"\\ud800"``), which
+    no reply could carry back as UTF-8.
+    """
+    try:
+        value = json.loads(raw, parse_float=_parse_float, parse_constant=_parse_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WireError(400, f"Malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise WireError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except _Refused as exc:
+        raise WireError(400, f"Unsupported JSON body: {exc}") from None
+    except ValueError as exc:  # int() over sys.get_int_max_str_digits()
+        digits = re.search(r"limit \((\d+) digits\)", str(exc))
+        limit = f"more than {digits.group(1)} digits" if digits else "too many digits"
+        raise WireError(400, f"Unsupported JSON body: an integer with {limit}") from None
+    _check_tree(value)
+    return value
+
+
+def _check_tree(value: Any) -> None:
+    """400 for nesting deeper than :data:`MAX_JSON_DEPTH` or a lone surrogate (iterative: no recursion)."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "$")]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise WireError(
+                    400,
+                    f"Unsupported JSON body: the string at {where} holds a lone UTF-16 surrogate "
+                    "(\\ud800-\\udfff), which UTF-8 cannot carry",
+                )
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise WireError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                place = f"{where}.{key[:40]}"
+                stack.append((key, depth + 1, f"{where} (a key)"))
+                stack.append((child, depth + 1, place))
+        else:
+            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+
+
+async def read_object(request: Request, state: BackendState, *, allow_form: bool = False) -> dict[str, Any]:
+    raw = await read_body(request, state.max_body, state.body_timeout)
     if allow_form and "application/x-www-form-urlencoded" in request.headers.get("content-type", ""):
         return dict(parse_qsl(raw.decode("utf-8", errors="replace")))
     if not raw.strip():
         raise WireError(400, 'Empty request body: send a JSON object such as {"data": "..."}')
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WireError(400, f"Malformed JSON body: {exc}") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise WireError(400, f"The JSON body must be an object, got {type(body).__name__}")
     return body
 
 
 def base_url(request: Request, state: BackendState) -> str:
+    """Where clients reach this server: the configured public URL, else the address the connection
+    reached. Never the ``Host`` header, which the client chooses."""
     if state.public_url:
         return state.public_url.rstrip("/")
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{request.url.scheme}://{host}"
+    server = request.scope.get("server") or ("127.0.0.1", None)
+    host = f"[{server[0]}]" if ":" in server[0] else server[0]
+    port = f":{server[1]}" if server[1] is not None else ""
+    return f"{request.scope.get('scheme', 'http')}://{host}{port}"
 
 
 def prepare_inputs(spec: ModelSpec, body: dict[str, Any], uploads: UploadStore) -> dict[str, Any]:
@@ -224,6 +334,13 @@ def prepare_inputs(spec: ModelSpec, body: dict[str, Any], uploads: UploadStore) 
                 )
         parameter = params[name]
         upload = uploads.resolve(value)
+        if upload is None and uploads.is_link(value):
+            raise WireError(
+                VALIDATION_STATUS,
+                f"The file behind '{name}' is unknown or expired (files are kept {uploads.ttl:g} s); "
+                "upload it again",
+                parameter=name,
+            )
         if upload is not None:
             value = upload.read_text() if parameter.data_type in ("text", "label") else str(upload.path)
         try:
@@ -253,7 +370,7 @@ def _held_wait(request: Request) -> float:
 
 
 def _sse(payload: Any) -> str:
-    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    text = payload if isinstance(payload, str) else json_text(payload, compact=False)
     return f"data: {text}\n\n"
 
 
@@ -273,9 +390,12 @@ def spec_or_404(state: BackendState, model_id: str) -> ModelSpec:
 def job_or_404(state: BackendState, job_id: str) -> Job:
     job = state.jobs.get(job_id)
     if job is None:
-        raise WireError(
-            404, f"Run '{job_id}' not found (unknown, or finished more than {state.jobs.ttl:.0f} s ago)"
-        )
+        why = state.jobs.forgotten(job_id)
+        if why is not None:
+            raise WireError(
+                410, f"Run '{job_id}' finished but its result is no longer kept: {why}; run it again"
+            )
+        raise WireError(404, f"Run '{job_id}' not found (unknown, or finished long ago)")
     return job
 
 
@@ -286,7 +406,7 @@ def poll_url(request: Request, state: BackendState, job: Job) -> str:
 async def execute(request: Request, *, synchronous: bool) -> Response:
     state = backend(request)
     spec = spec_or_404(state, request.path_params["model_id"])
-    body = await read_object(request, state.max_body)
+    body = await read_object(request, state)
     options = body.get("options")
     stream = bool(isinstance(options, dict) and options.get("stream"))
     inputs = prepare_inputs(spec, body, state.uploads)
@@ -304,8 +424,8 @@ async def execute(request: Request, *, synchronous: bool) -> Response:
     if synchronous:
         wait = spec.sync_wait if spec.sync_wait is not None else state.sync_wait
         if await state.jobs.wait(job, wait):
-            return JSONResponse(job.reply())
-    return JSONResponse({"status": "IN_PROGRESS", "data": url, "completed": False, "requestId": job.id})
+            return WireJSON(job.reply())
+    return WireJSON({"status": "IN_PROGRESS", "data": url, "completed": False, "requestId": job.id})
 
 
 async def stream_events(state: BackendState, job: Job) -> AsyncIterator[str]:
@@ -347,18 +467,18 @@ async def poll(request: Request) -> Response:
     if wait > 0:
         headers["Preference-Applied"] = f"wait={wait:g}"
         await state.jobs.wait(job, wait)
-    return JSONResponse(job.reply(), headers=headers)
+    return WireJSON(job.reply(), headers=headers)
 
 
 async def cancel(request: Request) -> Response:
     state = backend(request)
     job = job_or_404(state, request.path_params["job_id"])
     cancelled = state.jobs.cancel(job)
-    return JSONResponse({**job.reply(), "cancelled": cancelled})
+    return WireJSON({**job.reply(), "cancelled": cancelled})
 
 
 async def get_model(request: Request) -> Response:
-    return JSONResponse(spec_or_404(backend(request), request.path_params["model_id"]).to_wire())
+    return WireJSON(spec_or_404(backend(request), request.path_params["model_id"]).to_wire())
 
 
 async def get_by_name(request: Request) -> Response:
@@ -366,7 +486,7 @@ async def get_by_name(request: Request) -> Response:
     spec = backend(request).catalog.by_name(name)
     if spec is None:
         raise WireError(404, f"No model named '{name}'")
-    return JSONResponse(spec.to_wire())
+    return WireJSON(spec.to_wire())
 
 
 async def get_models(request: Request) -> Response:
@@ -377,12 +497,12 @@ async def get_models(request: Request) -> Response:
             400, "Give the models to fetch as ?ids=a,b (or list them with POST /sdk/models/paginate)"
         )
     items = [spec.to_wire() for i in ids if (spec := catalog.get(i)) is not None]
-    return JSONResponse({"items": items, "total": len(items)})
+    return WireJSON({"items": items, "total": len(items)})
 
 
 async def paginate(request: Request) -> Response:
     state = backend(request)
-    body = await read_object(request, state.max_body)
+    body = await read_object(request, state)
     query = body.get("q") or ""
     functions = body.get("functions") or []
     page_number, page_size = body.get("pageNumber", 0), body.get("pageSize", 20)
@@ -399,7 +519,7 @@ async def paginate(request: Request) -> Response:
     slugs = [f.get("id", "") if isinstance(f, dict) else str(f) for f in functions]
     found = state.catalog.search(query, slugs)
     page = found[page_number * page_size : (page_number + 1) * page_size]
-    return JSONResponse(
+    return WireJSON(
         {
             "items": [spec.to_wire() for spec in page],
             "total": len(found),
@@ -416,7 +536,7 @@ async def delete_model(request: Request) -> Response:
         backend(request).catalog.remove(model_id)
     except CatalogError as exc:
         raise WireError(exc.status, str(exc)) from None
-    return JSONResponse({"id": model_id, "deleted": True})
+    return WireJSON({"id": model_id, "deleted": True})
 
 
 async def finetune_logs(request: Request) -> Response:
@@ -426,36 +546,71 @@ async def finetune_logs(request: Request) -> Response:
 
 async def temp_url(request: Request) -> Response:
     state = backend(request)
-    body = await read_object(request, state.max_body, allow_form=True)
-    upload = state.uploads.create(str(body.get("originalName") or "file"), str(body.get("contentType") or ""))
-    url = f"{base_url(request, state)}/files/{upload.id}?sig={state.uploads.signature(upload.id)}"
-    return JSONResponse({"key": upload.key, "uploadUrl": url, "downloadUrl": url})
+    body = await read_object(request, state, allow_form=True)
+    try:
+        upload = state.uploads.create(
+            str(body.get("originalName") or "file"), str(body.get("contentType") or "")
+        )
+    except UploadError as exc:
+        raise WireError(400, str(exc)) from None
+    url = f"{base_url(request, state)}/files/{upload.id}?{state.uploads.query(upload)}"
+    return WireJSON({"key": upload.key, "uploadUrl": url, "downloadUrl": url})
 
 
 def signed_upload(request: Request, state: BackendState) -> Upload:
-    upload = state.uploads.check(request.path_params["upload_id"], request.query_params.get("sig", ""))
-    if upload is None:
-        raise WireError(403, "Invalid or expired file URL; ask POST /sdk/file/upload/temp-url for a new one")
-    return upload
+    query = request.query_params
+    try:
+        return state.uploads.check(
+            request.path_params["upload_id"], query.get("exp", ""), query.get("sig", "")
+        )
+    except UploadError as exc:
+        raise WireError(403, f"{exc}; ask POST /sdk/file/upload/temp-url for a new one") from None
 
 
 async def put_file(request: Request) -> Response:
     state = backend(request)
     upload = signed_upload(request, state)
-    state.uploads.store(upload, await read_body(request, state.max_upload))
-    return JSONResponse({"key": upload.key, "size": upload.size})
+    if upload.complete and state.uploads.repeats(
+        upload, await read_body(request, state.max_upload, state.body_timeout)
+    ):
+        return WireJSON({"key": upload.key, "size": upload.size})  # a retry of the same upload
+    try:
+        state.uploads.begin(upload)
+    except UploadError as exc:
+        raise WireError(409, f"{exc}; ask POST /sdk/file/upload/temp-url for a new one") from None
+    try:
+        data = await read_body(request, state.max_upload, state.body_timeout)
+    except BaseException:
+        state.uploads.abort(upload)
+        raise
+    state.uploads.store(upload, data)
+    return WireJSON({"key": upload.key, "size": upload.size})
+
+
+#: headers of a served file: a download, never rendered or sniffed into something active
+FILE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, no-store",
+}
 
 
 async def get_file(request: Request) -> Response:
     upload = signed_upload(request, backend(request))
     if not upload.complete:
         raise WireError(404, "Nothing was uploaded to this URL yet")
-    return Response(upload.path.read_bytes(), media_type=upload.content_type)
+    return FileResponse(
+        upload.path,
+        media_type=served_type(upload.content_type),
+        filename=upload.name,
+        content_disposition_type="attachment",
+        headers=FILE_HEADERS,
+    )
 
 
 async def health(request: Request) -> Response:
     state = backend(request)
-    return JSONResponse({"status": "ok", "models": len(state.catalog), "pending": state.jobs.pending})
+    return WireJSON({"status": "ok", "models": len(state.catalog), "pending": state.jobs.pending})
 
 
 async def on_wire_error(request: Request, exc: Exception) -> Response:

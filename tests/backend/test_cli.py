@@ -33,13 +33,14 @@ def read_until(proc: subprocess.Popen, marker: str, timeout: float = 60) -> str:
     return "".join(lines)
 
 
-def aix(*args: str, **kwargs) -> subprocess.Popen:
+def aix(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """``aix ARGS`` in a subprocess; ``env`` adds to (or overrides) this process's environment."""
     return subprocess.Popen(
         [sys.executable, "-m", "aix_jupyter.backend.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         **kwargs,
     )
 
