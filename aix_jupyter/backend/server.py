@@ -60,11 +60,12 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def uvicorn_config(app: Starlette, limits: ConnectionLimits, **kwargs: Any) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, limits: ConnectionLimits | None = None, **kwargs: Any) -> uvicorn.Config:
+    """uvicorn's settings for the backend, with the connection guard (default limits if none given)."""
     # log_config=None: leave the host process's logging alone (a kernel, a test run).
     return uvicorn.Config(
         app,
-        http=guarded_protocol(limits),
+        http=guarded_protocol(limits or ConnectionLimits()),
         backlog=BACKLOG,
         timeout_keep_alive=5,
         proxy_headers=False,  # no proxy in front by default: X-Forwarded-* would be client-chosen
