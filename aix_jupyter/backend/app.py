@@ -57,6 +57,9 @@ MAX_HELD_POLL = 30.0
 #: the deepest nesting of arrays and objects a request body may have
 MAX_JSON_DEPTH = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: a surrogate in a raw body: escaped, or UTF-8-style bytes (``json`` decodes with ``surrogatepass``)
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
 OPEN_PATHS = ("/health", "/files/")
 
 
@@ -247,34 +250,61 @@ def parse_json(raw: bytes) -> Any:
         digits = re.search(r"limit \((\d+) digits\)", str(exc))
         limit = f"more than {digits.group(1)} digits" if digits else "too many digits"
         raise WireError(400, f"Unsupported JSON body: an integer with {limit}") from None
-    _check_tree(value)
+    if isinstance(value, dict | list):
+        _check_tree(value, raw)
+    elif isinstance(value, str) and _SURROGATE.search(value):
+        raise WireError(400, "Unsupported JSON body: a lone UTF-16 surrogate, which UTF-8 cannot carry")
     return value
 
 
-def _check_tree(value: Any) -> None:
-    """400 for nesting deeper than :data:`MAX_JSON_DEPTH` or a lone surrogate (iterative: no recursion)."""
-    stack: list[tuple[Any, int, str]] = [(value, 0, "$")]
+def _check_tree(value: Any, raw: bytes) -> None:
+    """400 for nesting deeper than :data:`MAX_JSON_DEPTH` or a lone surrogate (iterative: no recursion).
+
+    Linear, and cheap for big flat bodies: the depth walk runs only when the body has more brackets
+    than the depth limit and visits containers only; strings are searched for surrogates only when
+    the raw body could hold one.
+    """
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:  # (an upper bound of the depth)
+        level, depth = [value], 0
+        while level:  # level by level, containers only
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise WireError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
+            below: list[Any] = []
+            keep = below.append
+            for item in level:
+                for child in item.values() if type(item) is dict else item:
+                    if type(child) is dict or type(child) is list:
+                        keep(child)
+            level = below
+    if (b"\\u" in raw and _ESCAPED_SURROGATE.search(raw)) or (b"\xed" in raw and _RAW_SURROGATE.search(raw)):
+        where = _lone_surrogate(value)
+        if where is not None:
+            raise WireError(
+                400,
+                f"Unsupported JSON body: the string at {where} holds a lone UTF-16 surrogate "
+                "(\\ud800-\\udfff), which UTF-8 cannot carry",
+            )
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """Where in ``value`` a string (or a key) holds a surrogate code point, else None.
+
+    (``json`` joins a valid escaped pair into one code point, so any surrogate left is a lone one.)
+    """
+    stack: list[tuple[Any, str]] = [(value, "$")]
     while stack:
-        item, depth, where = stack.pop()
+        item, where = stack.pop()
         if isinstance(item, str):
             if _SURROGATE.search(item):
-                raise WireError(
-                    400,
-                    f"Unsupported JSON body: the string at {where} holds a lone UTF-16 surrogate "
-                    "(\\ud800-\\udfff), which UTF-8 cannot carry",
-                )
-            continue
-        if not isinstance(item, dict | list):
-            continue
-        if depth >= MAX_JSON_DEPTH:
-            raise WireError(400, f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(item, dict):
+                return where
+        elif isinstance(item, dict):
             for key, child in item.items():
-                place = f"{where}.{key[:40]}"
-                stack.append((key, depth + 1, f"{where} (a key)"))
-                stack.append((child, depth + 1, place))
-        else:
-            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+                stack.append((key, f"{where} (a key)"))
+                stack.append((child, f"{where}.{key[:40]}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+    return None
 
 
 async def read_object(request: Request, state: BackendState, *, allow_form: bool = False) -> dict[str, Any]:
