@@ -10,6 +10,7 @@ import re
 import runpy
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +19,22 @@ from aix_jupyter.backend.server import is_loopback
 
 #: the environment variable ``aix serve`` reads its token from when no option gives one
 TOKEN_ENV = "AIX_SERVE_TOKEN"
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse ``type`` that takes numbers above zero only."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,27 +81,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="a Python file or module whose @register_model functions to serve too (repeatable)",
     )
     serve.add_argument(
-        "--max-jobs", type=int, default=64, help="most queued or running runs before 429 (default 64)"
+        "--max-jobs",
+        type=positive(int),
+        default=64,
+        help="most queued or running runs before 429 (default 64)",
     )
     serve.add_argument(
-        "--ttl", type=float, default=600.0, help="seconds finished runs stay pollable (default 600)"
+        "--ttl", type=positive(float), default=600.0, help="seconds finished runs stay pollable (default 600)"
     )
     serve.add_argument(
         "--max-kept-mb",
-        type=float,
+        type=positive(float),
         default=DEFAULT_KEPT_BYTES / 2**20,
         help=f"MiB of finished runs' results kept for polling, oldest dropped first "
         f"(default {DEFAULT_KEPT_BYTES // 2**20})",
     )
     serve.add_argument(
         "--max-connections",
-        type=int,
+        type=positive(int),
         default=None,
         help="most open connections (default 1000, or half the file-descriptor limit if lower)",
     )
     serve.add_argument(
         "--header-timeout",
-        type=float,
+        type=positive(float),
         default=10.0,
         help="seconds a connection may take to send a complete request head (default 10)",
     )

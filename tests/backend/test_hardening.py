@@ -177,6 +177,13 @@ def test_a_request_body_that_trickles_in_gets_408():
         server.stop()
 
 
+@pytest.mark.parametrize("option", ["--header-timeout", "--max-connections", "--max-kept-mb", "--ttl"])
+def test_a_limit_that_is_not_above_zero_is_refused(option):
+    proc = aix("serve", "--port", "0", option, "0")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and f"argument {option}: must be above 0" in err
+
+
 def test_log_filter_passes_one_line_per_cause_and_interval():
     now = [0.0]
     records: list[str] = []
