@@ -69,6 +69,7 @@ def uvicorn_config(app: Starlette, limits: ConnectionLimits | None = None, **kwa
         backlog=BACKLOG,
         timeout_keep_alive=5,
         proxy_headers=False,  # no proxy in front by default: X-Forwarded-* would be client-chosen
+        ws="none",  # the wire has no WebSocket endpoint
         log_config=None,
         log_level="warning",
         access_log=False,
