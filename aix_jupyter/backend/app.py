@@ -94,8 +94,8 @@ class BackendState:
     public_url: str | None = None
 
 
-def json_text(content: Any, *, compact: bool = True) -> str:
-    """``content`` as JSON text that always encodes to UTF-8.
+def json_bytes(content: Any, *, compact: bool = True) -> bytes:
+    """``content`` as UTF-8 JSON, whatever it holds.
 
     Non-finite floats become null; a string holding a lone surrogate (which UTF-8 cannot carry) makes
     the whole text ASCII with ``\\uXXXX`` escapes, which every JSON reader turns back into the same
@@ -107,16 +107,17 @@ def json_text(content: Any, *, compact: bool = True) -> str:
     except ValueError:  # NaN or infinity somewhere
         content = jsonable(content)
         text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=separators)
-    if _SURROGATE.search(text):
-        text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=separators)
-    return text
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=separators).encode()
 
 
 class WireJSON(JSONResponse):
-    """A JSON reply rendered with :func:`json_text` (never a 500 for content UTF-8 cannot carry)."""
+    """A JSON reply rendered with :func:`json_bytes` (never a 500 for content UTF-8 cannot carry)."""
 
     def render(self, content: Any) -> bytes:
-        return json_text(content).encode("utf-8")
+        return json_bytes(content)
 
 
 def _error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
@@ -399,9 +400,9 @@ def _held_wait(request: Request) -> float:
     return min(float(match.group(1)), MAX_HELD_POLL) if match else 0.0
 
 
-def _sse(payload: Any) -> str:
-    text = payload if isinstance(payload, str) else json_text(payload, compact=False)
-    return f"data: {text}\n\n"
+def _sse(payload: Any) -> bytes:
+    text = payload.encode() if isinstance(payload, str) else json_bytes(payload, compact=False)
+    return b"data: " + text + b"\n\n"
 
 
 # -- endpoints (Starlette style: module-level functions reading ``request.app.state``) ---------------
@@ -458,7 +459,7 @@ async def execute(request: Request, *, synchronous: bool) -> Response:
     return WireJSON({"status": "IN_PROGRESS", "data": url, "completed": False, "requestId": job.id})
 
 
-async def stream_events(state: BackendState, job: Job) -> AsyncIterator[str]:
+async def stream_events(state: BackendState, job: Job) -> AsyncIterator[bytes]:
     """The server-sent events of a streamed run: its chunks, then ``[DONE]`` or a FAILED event."""
     try:
         if job.spec.streaming:
