@@ -159,7 +159,7 @@ class OncePerInterval(logging.Filter):
     """Let one record per cause through per ``interval`` seconds; count the rest and say so next time.
 
     The cause is the message with its numbers blanked ("fd=3", ports, counts), so a flood of one kind
-    of event is one line a minute, whatever its details.
+    of event is one line a minute, whatever its details. Debug records all pass (they are asked for).
     """
 
     MAX_CAUSES = 256
@@ -172,6 +172,8 @@ class OncePerInterval(logging.Filter):
         self._seen: dict[str, list[float]] = {}  # cause -> [window start, suppressed count]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return True  # debug output is asked for: all of it
         message = record.getMessage()
         cause = f"{record.name}:{re.sub(r'[0-9]+', '#', message)[:200]}"
         now = self.clock()
@@ -188,8 +190,6 @@ class OncePerInterval(logging.Filter):
         if suppressed:
             record.msg = f"{message} (and {suppressed} more like this in the last {self.interval:g} s)"
             record.args = None
-        if record.exc_info and record.levelno < logging.ERROR:
-            record.exc_info = None  # one line: tracebacks of expected trouble are noise
         return True
 
 

@@ -196,11 +196,16 @@ def test_log_filter_passes_one_line_per_cause_and_interval():
     for port in range(1000):
         log.warning("accept failed on port %d", port)
     log.warning("another cause")
+    log.setLevel(logging.DEBUG)
+    log.debug("debug %d", 1)
+    log.debug("debug %d", 2)
     now[0] = 61
     log.warning("accept failed on port %d", 5)
     assert records == [
         "accept failed on port 0",
         "another cause",
+        "debug 1",
+        "debug 2",
         "accept failed on port 5 (and 999 more like this in the last 60 s)",
     ]
 
