@@ -44,7 +44,11 @@ def aix_serve(*args: str, fd_limit: int | None = None, env: dict[str, str] | Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "AIX_SERVE_TOKEN"},
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        },
     )
     info = {"proc": proc}
     try:
