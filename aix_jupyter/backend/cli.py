@@ -37,6 +37,32 @@ def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
+#: the limit options of ``aix serve``: flag, number type, default, help (README: "Threat model and limits")
+LIMIT_OPTIONS: list[tuple[str, type[int] | type[float], float | None, str]] = [
+    ("--max-jobs", int, 64, "most queued or running runs before 429 (default 64)"),
+    ("--ttl", float, 600.0, "seconds finished runs stay pollable (default 600)"),
+    (
+        "--max-kept-mb",
+        float,
+        DEFAULT_KEPT_BYTES / 2**20,
+        f"MiB of finished runs' results kept for polling, oldest dropped first "
+        f"(default {DEFAULT_KEPT_BYTES // 2**20})",
+    ),
+    (
+        "--max-connections",
+        int,
+        None,
+        "most open connections (default 1000, or half the file-descriptor limit if lower)",
+    ),
+    (
+        "--header-timeout",
+        float,
+        10.0,
+        "seconds a connection may take to send a complete request head (default 10)",
+    ),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aix", description="aix_jupyter command line")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,34 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE_OR_MODULE",
         help="a Python file or module whose @register_model functions to serve too (repeatable)",
     )
-    serve.add_argument(
-        "--max-jobs",
-        type=positive(int),
-        default=64,
-        help="most queued or running runs before 429 (default 64)",
-    )
-    serve.add_argument(
-        "--ttl", type=positive(float), default=600.0, help="seconds finished runs stay pollable (default 600)"
-    )
-    serve.add_argument(
-        "--max-kept-mb",
-        type=positive(float),
-        default=DEFAULT_KEPT_BYTES / 2**20,
-        help=f"MiB of finished runs' results kept for polling, oldest dropped first "
-        f"(default {DEFAULT_KEPT_BYTES // 2**20})",
-    )
-    serve.add_argument(
-        "--max-connections",
-        type=positive(int),
-        default=None,
-        help="most open connections (default 1000, or half the file-descriptor limit if lower)",
-    )
-    serve.add_argument(
-        "--header-timeout",
-        type=positive(float),
-        default=10.0,
-        help="seconds a connection may take to send a complete request head (default 10)",
-    )
+    for flag, kind, default, help_text in LIMIT_OPTIONS:
+        serve.add_argument(flag, type=positive(kind), default=default, help=help_text)
     return parser
 
 
