@@ -161,7 +161,8 @@ def test_get_parameters():
     m = Model("m", model_params=default_metadata("m")["params"])
     params = m.get_parameters()
     assert list(params) == ["text", "temperature"]
-    assert params.temperature.value == 0.7
+    assert params.temperature is None  # as the SDK: a value is what was set, defaults stay defaults
+    assert params["temperature"].default == 0.7 and params["temperature"].current == 0.7
 
 
 def test_add_additional_info_for_benchmark():
@@ -195,7 +196,7 @@ def test_to_dict_from_dict_round_trip_is_lossless():
     back = Model.from_dict(copy.deepcopy(d))
     assert back.to_dict() == d
     assert back.status is AssetStatus.DRAFT
-    assert back.model_params.temperature.value == 1.5
+    assert back.model_params.temperature == 1.5
     assert back.function is Function.TRANSLATION and back.function_type is FunctionType.UTILITY
     assert back.created_at == m.created_at
     assert back.additional_info == {"extra_field": [1, 2]}
@@ -231,7 +232,7 @@ def test_from_dict_reads_the_sdk_form():
         },
     }
     m = Model.from_dict(sdk_form)
-    assert m.model_params.temperature.value == 0.3
+    assert m.model_params.temperature == 0.3
     assert m.function is Function.TEXT_GENERATION
 
 
