@@ -209,8 +209,10 @@ class Parameter(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         """The SDK's description of one parameter (the entry of ``ModelParameters.to_dict()``)."""
-        fields = (self.name, self.required, self.value, self.is_fixed, self.values, self.default_values)
-        fields += (self.available_options, self.data_type, self.data_sub_type, self.multiple_values)
+        fields = (
+            *(self.name, self.required, self.value, self.is_fixed, self.values, self.default_values),
+            *(self.available_options, self.data_type, self.data_sub_type, self.multiple_values),
+        )
         return dict(zip(SDK_KEYS, fields, strict=True))
 
     def extensions(self) -> dict[str, Any]:

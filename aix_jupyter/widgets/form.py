@@ -156,7 +156,8 @@ class ParamControl:
             self.input = w.Text(
                 value="" if initial is None else str(initial), placeholder="path or URL", **common
             )
-            accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type, "")
+            accepts = {"audio": "audio/*", "image": "image/*", "video": "video/*"}
+            accept = accepts.get(param.data_type or "", "")
             self.upload = w.FileUpload(accept=accept, multiple=False, description="Upload")
             self.upload.observe(self._uploaded, names="value")
             box = w.HBox([self.input, self.upload])
