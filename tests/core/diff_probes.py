@@ -408,6 +408,36 @@ def main() -> None:
             out[f"result {m.id}"] = {"class": type(m).__name__, "repr": repr(m), "status": norm(m.status)}
         return out
 
+    # -- runs against the server (the same replies for both; see SCRIPTED in the test) -----------
+    for model_id in os.environ["DIFF_SCRIPTED_IDS"].split(","):
+
+        @probe(f"run {model_id}")
+        def _(api: Any, model_id: str = model_id) -> dict[str, Any]:
+            return response_view(api.Model(model_id).run("hello"))
+
+    @probe("run echo")
+    def _(api: Any) -> dict[str, Any]:
+        model = api.ModelFactory.get("echo")
+        return {
+            "text": response_view(model.run("hello there")),
+            "dict with parameters": response_view(model.run({"data": "hi"}, parameters={"temperature": 0.5})),
+        }
+
+    @probe("run_async + poll echo")
+    def _(api: Any) -> dict[str, Any]:
+        model = api.ModelFactory.get("echo")
+        started = model.run_async("slow one")
+        out = {"started": response_view(started)}
+        out["sync_poll"] = response_view(model.sync_poll(started.url, wait_time=0.2, timeout=30))
+        out["poll after the end"] = response_view(model.poll(started.url))
+        return out
+
+    @probe("run_stream echo")
+    def _(api: Any) -> dict[str, Any]:
+        streamer = api.ModelFactory.get("echo").run_stream("one two three")
+        chunks = [[norm(c.status), norm(c.data)] for c in streamer]
+        return {"class": type(streamer).__name__, "chunks": chunks, "status after": norm(streamer.status)}
+
     def finetune(status: Any) -> Any:
         return None if status is None else {**vars(status), "repr": repr(status)}
 

@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
-import subprocess
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.backend.test_sdk_conformance import sdk_python
-from tests.core.wireserver import WireServer, default_metadata
+from tests.core.wireserver import Reply, WireServer, default_metadata
+from tests.sdk_venv import run_script, sdk_python
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
 PROBES = Path(__file__).with_name("diff_probes.py")
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "diff-token-0123456789"
+JOB_URL = re.compile(r"(/api/v1/data/)[0-9a-f-]+")
 
 # Why we differ on purpose (PROTOCOL.md numbers the SDK's defects).
 SUPPLIER = (
@@ -69,10 +69,20 @@ FUNCTION_IO = (
 LIST_ITEMS = "list() also returns the models under 'items', the wire's name (the magic reads it)"
 RESPONSE_STATUS = (
     "ModelResponse.status is always a ResponseStatus (text parsed case-insensitively, unknown or empty text "
-    "is FAILED); the SDK keeps any text, so its ModelResponse(status='success').status != SUCCESS"
+    "is FAILED); the SDK keeps any text, so its ModelResponse(status='success').status != SUCCESS, and "
+    "its LLM class returns the wire's text as status"
 )
 RESPONSE_EQ = "ModelResponse compares by content (the SDK's by identity), so equal responses are =="
 STREAM_DONE = "the final SUCCESS after [DONE] says completed=True; the SDK's says completed=False"
+STREAM_BLANKS = (
+    "defect 8: the SDK's run_stream yields an empty chunk for every blank line of the event stream, and a "
+    "second SUCCESS chunk at the end of it"
+)
+ERROR_CODE = "defect 3: a reply that carries error_code makes the SDK's run() raise TypeError"
+POLL_URL = (
+    "defect 6: a 2xx reply without status reads as IN_PROGRESS with data as the poll URL; 'plain' is no URL "
+    "on the configured host, so ours fails at once (the run is over: completed=True) instead of polling it"
+)
 STREAM_NO_DONE = (
     "defect 8: a stream that ends before [DONE] ends with a FAILED response; the SDK's just stops, "
     "IN_PROGRESS, as if it were complete"
@@ -132,11 +142,19 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("ModelResponse empty status", "*"): RESPONSE_STATUS,
     ("ModelResponse status as text", "*"): RESPONSE_STATUS,
     ("ModelResponse status lower-case text", "*"): RESPONSE_STATUS,
-    ("ModelResponse item access", "after sets"): RESPONSE_STATUS,
+    ("ModelResponse item access", "after sets / attr status"): RESPONSE_STATUS,
+    ("ModelResponse item access", "after sets / to_dict()"): RESPONSE_STATUS,
     ("ModelResponse item access", "== same fields"): RESPONSE_EQ,
     ("ModelResponseStreamer no DONE", "*"): STREAM_NO_DONE,
     ("ModelResponseStreamer *", "chunks"): STREAM_DONE,
     ("check_finetune_status fractional", "*"): FINETUNE_FRACTIONAL,
+    ("run diff-error-code", "*"): ERROR_CODE,
+    ("run diff-no-status", "*"): POLL_URL,
+    ("run echo", "* / attr status"): RESPONSE_STATUS,
+    ("run echo", "* / to_dict()"): RESPONSE_STATUS,
+    ("run_async + poll echo", "started / attr status"): RESPONSE_STATUS,
+    ("run_async + poll echo", "started / to_dict()"): RESPONSE_STATUS,
+    ("run_stream echo", "chunks"): STREAM_BLANKS,
 }
 
 
@@ -173,6 +191,29 @@ def _models() -> dict[str, dict[str, Any]]:
     return {"diff/sentiment": plain, "diff/llm": llm, "fractional": fractional}
 
 
+#: model id -> the reply its run gets (queued twice: the SDK's run takes one, ours the other)
+SCRIPTED: dict[str, Reply] = {
+    "diff-unauthorized": Reply(401, json={"error": "the key is not valid"}),
+    "diff-extra": Reply(
+        json={
+            "status": "SUCCESS",
+            "completed": True,
+            "data": {"label": "POSITIVE"},
+            "details": [{"score": 0.9}],
+            "usedCredits": 0.25,
+            "runTime": 1.5,
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+            "asset": {"assetId": "a1"},
+            "requestId": "r-9",
+        }
+    ),
+    "diff-supplier-error": Reply(json={"completed": True, "error": "failed", "supplierError": "upstream"}),
+    "diff-error-code": Reply(
+        json={"status": "FAILED", "completed": True, "error_code": "E42", "error_message": "refused"}
+    ),
+    "diff-no-status": Reply(json={"completed": True, "data": "plain"}),
+}
+
 #: fine-tune logs (the SDK puts no %2F in this URL, so these model ids have no "/")
 FINETUNE_LOGS = {
     "echo": {
@@ -195,26 +236,21 @@ FINETUNE_LOGS = {
 def _report(
     python: str | Path, side: str, server: WireServer, workdir: Path, pythonpath: str
 ) -> dict[str, Any]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AIX", "TEAM_API", "AIXPLAIN", "PYTHONPATH"))
-    }
-    env.update(
-        MODELS_RUN_URL=server.run_url,
-        BACKEND_URL=server.url,
-        TEAM_API_KEY=TOKEN,
-        AIXPLAIN_ALLOW_INSECURE_URLS="1",
-        AIXPLAIN_SUPPRESS_V1_DEPRECATION="1",
+    last_line = run_script(
+        python,
+        PROBES,
+        side,
+        base_url=server.url,
+        token=TOKEN,
+        workdir=workdir,
+        timeout=300,
+        pythonpath=pythonpath,
         LOG_LEVEL="ERROR",
         DIFF_MODEL_IDS="diff/sentiment,diff/llm",
         DIFF_FINETUNE_IDS="echo,fractional",
+        DIFF_SCRIPTED_IDS=",".join(SCRIPTED),
     )
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run(
-        [str(python), str(PROBES), side], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, f"{side}: {proc.stderr[-3000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(JOB_URL.sub(r"\1<job>", last_line.replace(server.url, "<server>")))
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +259,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], d
     with WireServer() as server:
         server.models.update(_models())
         server.finetune_logs.update(FINETUNE_LOGS)
+        for model_id, reply in SCRIPTED.items():
+            server.script(f"POST /api/v2/execute/{model_id}", reply, reply)
         sdk = _report(python, "sdk", server, tmp_path_factory.mktemp("sdk"), "")
         ours = _report(sys.executable, "ours", server, tmp_path_factory.mktemp("ours"), str(ROOT))
     return sdk, ours
@@ -235,8 +273,17 @@ def _expected(probe: str, key: str) -> str | None:
     return None
 
 
-def _flat(seen: Any) -> dict[str, Any]:
-    return seen if isinstance(seen, dict) and "raises" not in seen else {"": seen}
+VALUE_FORMS = {"dict", "enum", "raises", "datetime", "object"}  # the forms of diff_probes.norm
+
+
+def _flat(seen: Any, prefix: str = "") -> dict[str, Any]:
+    """Observations by key; a nested group of observations (e.g. one response) is flattened."""
+    if not isinstance(seen, dict) or VALUE_FORMS & seen.keys():
+        return {prefix: seen}
+    out: dict[str, Any] = {}
+    for key, value in seen.items():
+        out.update(_flat(value, f"{prefix} / {key}" if prefix else key))
+    return out
 
 
 def differences(sdk: dict[str, Any], ours: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
