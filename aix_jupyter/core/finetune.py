@@ -1,11 +1,15 @@
 """Fine-tune status: ``FinetuneStatus`` and the pure mapping of ``/sdk/finetune/{id}/ml-logs``.
 
+``FinetuneStatus`` has the SDK's fields and its dataclass-json methods (``to_dict``, ``to_json``,
+``from_dict``, ``from_json``).
+
 Fixes over the SDK: a failure raises (instead of returning None and logging), and fractional
 epochs work (entries are grouped by their float epoch, not ``int(epoch)``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -26,12 +30,34 @@ class FinetuneStatus:
     validation_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields by name (the statuses stay enums), as the SDK's ``to_dict()``."""
         return asdict(self)
+
+    def to_json(self, **dumps: Any) -> str:
+        """The fields as JSON (the statuses as their values), as the SDK's ``to_json()``."""
+        return json.dumps({k: getattr(v, "value", v) for k, v in self.to_dict().items()}, **dumps)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinetuneStatus:
+        """The inverse of ``to_dict()`` / ``json.loads(to_json())``: statuses given as text become enums."""
+        return cls(
+            status=_asset_status(data.get("status"), "status"),
+            model_status=_asset_status(data.get("model_status"), "model_status"),
+            epoch=data.get("epoch"),
+            training_loss=data.get("training_loss"),
+            validation_loss=data.get("validation_loss"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> FinetuneStatus:
+        return cls.from_dict(json.loads(text))
 
 
 def _asset_status(value: Any, what: str) -> AssetStatus | str:
     if value is None:
         raise RequestError(f"fine-tune status reply has no '{what}'")
+    if isinstance(value, AssetStatus):
+        return value
     try:
         return AssetStatus(str(value).lower())
     except ValueError:

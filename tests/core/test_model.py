@@ -149,6 +149,19 @@ def test_check_finetune_status(mode, server):
         call(mode, Model("nope", url=server.run_url), "check_finetune_status")  # raises, not None
 
 
+def test_finetune_status_json_round_trip():
+    status = FinetuneStatus(AssetStatus.COMPLETED, AssetStatus.ONBOARDED, 3.0, 0.1, 0.2)
+    assert json.loads(status.to_json()) == {
+        "status": "completed",
+        "model_status": "onboarded",
+        "epoch": 3.0,
+        "training_loss": 0.1,
+        "validation_loss": 0.2,
+    }
+    assert FinetuneStatus.from_json(status.to_json()) == status == FinetuneStatus.from_dict(status.to_dict())
+    assert FinetuneStatus.from_dict({"status": "draft", "model_status": "x"}).model_status == "x"
+
+
 # -- pure SDK methods -----------------------------------------------------------------------------
 def test_repr():
     assert repr(Model("m1", name="Echo")) == "Model: Echo by aiXplain (id=m1)"
