@@ -278,6 +278,14 @@ def main() -> None:
             "defaults": norm([bare.epoch, bare.training_loss, bare.validation_loss]),
             "repr": repr(fs),
             "to_dict()": attempt(fs.to_dict),
+            "to_json()": attempt(fs.to_json),
+            "from_dict(to_dict())": attempt(lambda: repr(api.FinetuneStatus.from_dict(fs.to_dict()))),
+            "from_json(to_json())": attempt(lambda: repr(api.FinetuneStatus.from_json(fs.to_json()))),
+            "from_dict of text": attempt(
+                lambda: repr(
+                    api.FinetuneStatus.from_dict({"status": "completed", "model_status": "onboarded"})
+                )
+            ),
             "==": fs
             == api.FinetuneStatus(api.AssetStatus.IN_PROGRESS, api.AssetStatus.DRAFT, 1.0, 0.5, None),
         }
@@ -303,6 +311,7 @@ def main() -> None:
                 chunks.append([norm(chunk.status), norm(chunk.data), chunk.completed])
             out["chunks"] = chunks
             out["status after"] = norm(streamer.status)
+            out["next after the end"] = attempt(lambda: next(streamer))
             return out
 
     # -- Model ------------------------------------------------------------------------------------
@@ -330,6 +339,13 @@ def main() -> None:
             extra_field=[1, 2],
             empty_extra=None,
         )
+
+    @probe("Model with positional arguments")
+    def _(api: Any) -> dict[str, Any]:
+        m = api.Model(
+            "m/p", "Pos", "desc", "key-p", "Acme", "v3", api.Function.TRANSLATION, True, {"price": 2}
+        )
+        return model_view(m) | {"api_key": m.api_key == "key-p"}
 
     @probe("Model with every argument")
     def _(api: Any) -> dict[str, Any]:

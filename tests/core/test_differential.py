@@ -110,6 +110,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("Model defaults", "model_params.to_dict()"): NO_PARAMS,
     ("Model defaults", "to_dict()"): NO_PARAMS,
     ("Model.to_dict without parameters", "*"): NO_PARAMS,
+    ("Model with positional arguments", "model_params.to_dict()"): NO_PARAMS,
+    ("Model with positional arguments", "to_dict()"): NO_PARAMS,
     ("Model supplier *", "*"): SUPPLIER,
     ("Model with every argument", "attr supplier"): SUPPLIER,
     ("Model with every argument", "repr"): SUPPLIER,
