@@ -144,7 +144,7 @@ class Model:
         self.additional_info["displayName"] = display_name
         self.additional_info["configuration"] = configuration
 
-    def to_dict(self, include_api_key: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, include_api_key: bool = False) -> dict[str, Any]:
         """The SDK's dict (its keys first, in its order), then what its form loses; ``from_dict`` reads it.
 
         JSON-ready; the API key only if asked. Each parameter carries this project's extensions

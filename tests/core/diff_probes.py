@@ -16,6 +16,7 @@ import builtins
 import dataclasses
 import datetime as dt
 import enum
+import inspect
 import json
 import logging
 import os
@@ -97,6 +98,29 @@ def attempt(fn: Callable[[], Any]) -> Any:
         return raised(exc)
 
 
+#: the public methods whose signatures are compared
+SIGNATURES = {
+    "Model": (
+        "__init__",
+        "run",
+        "run_async",
+        "run_stream",
+        "poll",
+        "sync_poll",
+        "check_finetune_status",
+        "delete",
+        "to_dict",
+        "from_dict",
+        "get_parameters",
+        "add_additional_info_for_benchmark",
+    ),
+    "ModelResponse": ("__init__", "get", "to_dict"),
+    "ModelParameters": ("__init__", "get_parameter", "to_dict", "to_list"),
+    "FinetuneStatus": ("__init__", "to_dict", "to_json", "from_dict", "from_json"),
+    "ModelResponseStreamer": ("__init__",),
+    "ModelFactory": ("get", "list"),
+}
+
 MODEL_ATTRS = (
     "id",
     "name",
@@ -155,6 +179,25 @@ def main() -> None:
     side = sys.argv[1]
     global API
     API = load(side)
+
+    # -- signatures of what both have ------------------------------------------------------------
+    @probe("signatures")
+    def _(api: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for owner, names in SIGNATURES.items():
+            cls = getattr(api, owner)
+            for name in names:
+                try:
+                    params = list(inspect.signature(getattr(cls, name)).parameters.values())
+                except Exception as exc:
+                    out[f"{owner}.{name}"] = raised(exc)
+                    continue
+                params = [p for p in params if p.name not in ("self", "cls")]
+                for i, p in enumerate(params):
+                    positional = p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                    default = "<required>" if p.default is p.empty else norm(p.default)
+                    out[f"{owner}.{name}({p.name})"] = [i if positional else None, p.kind.name, default]
+        return out
 
     # -- enums ----------------------------------------------------------------------------------
     for enum_name in ("ResponseStatus", "AssetStatus", "FunctionType", "Function"):
@@ -266,6 +309,8 @@ def main() -> None:
         out["set status text"] = attempt(lambda: r.__setitem__("status", "FAILED"))
         out["after sets"] = response_view(r)
         out["== same fields"] = attempt(lambda: responses["defaults"](api) == responses["defaults"](api))
+        first, second = responses["defaults"](api), responses["defaults"](api)
+        out["default details shared"] = first.details is second.details
         return out
 
     # -- FinetuneStatus ---------------------------------------------------------------------------
@@ -286,6 +331,16 @@ def main() -> None:
                     api.FinetuneStatus.from_dict({"status": "completed", "model_status": "onboarded"})
                 )
             ),
+            "from_dict without status": attempt(
+                lambda: api.FinetuneStatus.from_dict({"model_status": "draft"})
+            ),
+            "from_dict without status, infer_missing": attempt(
+                lambda: repr(api.FinetuneStatus.from_dict({"model_status": "draft"}, infer_missing=True))
+            ),
+            "from_dict of an unknown status": attempt(
+                lambda: repr(api.FinetuneStatus.from_dict({"status": "weird", "model_status": "draft"}))
+            ),
+            "to_dict(encode_json=True)": attempt(lambda: fs.to_dict(encode_json=True)),
             "==": fs
             == api.FinetuneStatus(api.AssetStatus.IN_PROGRESS, api.AssetStatus.DRAFT, 1.0, 0.5, None),
         }

@@ -160,6 +160,9 @@ def test_finetune_status_json_round_trip():
     }
     assert FinetuneStatus.from_json(status.to_json()) == status == FinetuneStatus.from_dict(status.to_dict())
     assert FinetuneStatus.from_dict({"status": "draft", "model_status": "x"}).model_status == "x"
+    with pytest.raises(KeyError):
+        FinetuneStatus.from_dict({"model_status": "draft"})
+    assert FinetuneStatus.from_dict({"model_status": "draft"}, infer_missing=True).status is None
 
 
 # -- pure SDK methods -----------------------------------------------------------------------------
