@@ -238,6 +238,7 @@ def main() -> None:
                 out[f"Parameter {name}.{field}"] = attempt(lambda p=p, field=field: getattr(p, field))
         params.temperature = 1.5
         params.mode = "slow"
+        params.tags = ["x", "y"]
         out["after setattr: to_list()"] = norm(params.to_list())
         out["after setattr: str()"] = str(params)
         out["after setattr: getattr"] = norm(params.temperature)
@@ -351,6 +352,13 @@ def main() -> None:
         "dict chunks": ['data: {"data": {"text": "a"}}', 'data: {"data": {"output": "b"}}', "data: [DONE]"],
         "not JSON": ["data: plain words", "data: [DONE]"],
         "no DONE": ['data: {"data": "x"}'],
+        "error event": [
+            'data: {"data": "a"}',
+            'data: {"error": "boom"}',
+            'data: {"data": "b"}',
+            "data: [DONE]",
+        ],
+        "FAILED status event": ['data: {"data": "a", "status": "FAILED"}', "data: [DONE]"],
     }
     for label, lines in streams.items():
 

@@ -78,6 +78,10 @@ STREAM_BLANKS = (
     "defect 8: the SDK's run_stream yields an empty chunk for every blank line of the event stream, and a "
     "second SUCCESS chunk at the end of it"
 )
+STREAM_ERROR = (
+    "an error event ends the stream with a FAILED response that carries the error; the SDK's yields an "
+    "empty chunk for it, goes on and ends SUCCESS"
+)
 ERROR_CODE = "defect 3: a reply that carries error_code makes the SDK's run() raise TypeError"
 POLL_URL = (
     "defect 6: a 2xx reply without status reads as IN_PROGRESS with data as the poll URL; 'plain' is no URL "
@@ -170,6 +174,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("ModelResponse item access", "after sets / to_dict()"): RESPONSE_STATUS,
     ("ModelResponse item access", "== same fields"): RESPONSE_EQ,
     ("ModelResponseStreamer no DONE", "*"): STREAM_NO_DONE,
+    ("ModelResponseStreamer error event", "*"): STREAM_ERROR,
     ("ModelResponseStreamer *", "chunks"): STREAM_DONE,
     ("check_finetune_status fractional", "*"): FINETUNE_FRACTIONAL,
     ("run diff-error-code", "*"): ERROR_CODE,
@@ -291,6 +296,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], d
 
 
 def _expected(probe: str, key: str) -> str | None:
+    """Why ``probe``/``key`` differs on purpose: the first entry of EXPECTED that matches, else None."""
     for (probe_pattern, key_pattern), why in EXPECTED.items():
         if fnmatch.fnmatchcase(probe, probe_pattern) and fnmatch.fnmatchcase(key, key_pattern):
             return why
