@@ -7,7 +7,8 @@ observation is normalised into plain JSON (enums keep their class, name and valu
 recorded by the built-in exception classes they are instances of, so the two libraries' own error
 classes compare). ``test_differential.py`` compares the two reports.
 
-Environment: MODELS_RUN_URL, BACKEND_URL, TEAM_API_KEY (a loopback server, set by the test).
+Environment (set by the test): MODELS_RUN_URL, BACKEND_URL, TEAM_API_KEY (a loopback server) and
+the fixtures, DIFF_PARAMS (a parameters schema as JSON) and DIFF_*_IDS (model ids on the server).
 """
 
 from __future__ import annotations
@@ -30,29 +31,10 @@ BUILTIN_ERRORS = tuple(
     c for c in vars(builtins).values() if isinstance(c, type) and issubclass(c, BaseException)
 )
 
-#: parameters in the SDK's ``{name: entry}`` form, and a wire entry with the project's extensions
-PARAMS: dict[str, dict[str, Any]] = {
-    "text": {"name": "text", "required": True, "dataType": "text", "values": [], "defaultValues": []},
-    "temperature": {
-        "name": "temperature",
-        "required": False,
-        "dataType": "number",
-        "defaultValues": [{"value": 0.7}],
-        "minValue": 0,
-        "maxValue": 2,
-    },
-    "mode": {
-        "name": "mode",
-        "required": False,
-        "isFixed": False,
-        "dataType": "label",
-        "availableOptions": [{"value": "fast", "label": "Fast"}, {"value": "slow"}],
-        "multipleValues": False,
-    },
-    "tags": {"name": "tags", "dataType": "text", "multipleValues": True, "values": [{"value": "a"}]},
-    "bare": {},
-    "nulls": {"name": "nulls", "required": None, "isFixed": None, "multipleValues": None, "dataType": None},
-}
+
+def params() -> dict[str, dict[str, Any]]:
+    """A new copy of the parameters fixture (the SDK's ``{name: entry}`` form, from the test)."""
+    return json.loads(os.environ["DIFF_PARAMS"])
 
 
 def norm(value: Any) -> Any:
@@ -154,20 +136,7 @@ def model_view(model: Any) -> dict[str, Any]:
 
 
 def response_view(r: Any) -> dict[str, Any]:
-    fields = (
-        "status",
-        "data",
-        "details",
-        "completed",
-        "error_message",
-        "used_credits",
-        "run_time",
-        "usage",
-        "url",
-        "error_code",
-        "asset",
-        "additional_fields",
-    )
+    fields = [*r.to_dict(), "additional_fields"]  # the fields, then the additional fields, by name
     out = {f"attr {f}": attempt(lambda f=f: getattr(r, f)) for f in fields}
     out["to_dict()"] = attempt(r.to_dict)
     out["repr"] = repr(r)
@@ -220,42 +189,42 @@ def main() -> None:
     # -- ModelParameters / Parameter --------------------------------------------------------------
     @probe("ModelParameters")
     def _(api: Any) -> dict[str, Any]:
-        params = api.ModelParameters(json.loads(json.dumps(PARAMS)))
+        schema = api.ModelParameters(params())
         out: dict[str, Any] = {
-            "to_dict()": norm(params.to_dict()),
-            "to_list()": norm(params.to_list()),
-            "str()": str(params),
-            "parameters keys": list(params.parameters),
-            "getattr temperature": attempt(lambda: params.temperature),
-            "getattr unknown": attempt(lambda: params.nope),
-            "hasattr unknown": hasattr(params, "nope"),
-            "get_parameter unknown": attempt(lambda: params.get_parameter("nope")),
+            "to_dict()": norm(schema.to_dict()),
+            "to_list()": norm(schema.to_list()),
+            "str()": str(schema),
+            "parameters keys": list(schema.parameters),
+            "getattr temperature": attempt(lambda: schema.temperature),
+            "getattr unknown": attempt(lambda: schema.nope),
+            "hasattr unknown": hasattr(schema, "nope"),
+            "get_parameter unknown": attempt(lambda: schema.get_parameter("nope")),
         }
-        for name in PARAMS:
-            p = params.get_parameter(name)
+        for name in params():
+            p = schema.get_parameter(name)
             out[f"Parameter {name} repr"] = repr(p)
             for field in (f.name for f in dataclasses.fields(api.SdkParameterFields)):
                 out[f"Parameter {name}.{field}"] = attempt(lambda p=p, field=field: getattr(p, field))
-        params.temperature = 1.5
-        params.mode = "slow"
-        params.tags = ["x", "y"]
-        out["after setattr: to_list()"] = norm(params.to_list())
-        out["after setattr: str()"] = str(params)
-        out["after setattr: getattr"] = norm(params.temperature)
-        out["after setattr: Parameter.value"] = norm(params.get_parameter("temperature").value)
-        out["setattr unknown"] = attempt(lambda: setattr(params, "nope", 1))
-        params.temperature = None
-        out["after setting None: to_list()"] = norm(params.to_list())
+        schema.temperature = 1.5
+        schema.mode = "slow"
+        schema.tags = ["x", "y"]
+        out["after setattr: to_list()"] = norm(schema.to_list())
+        out["after setattr: str()"] = str(schema)
+        out["after setattr: getattr"] = norm(schema.temperature)
+        out["after setattr: Parameter.value"] = norm(schema.get_parameter("temperature").value)
+        out["setattr unknown"] = attempt(lambda: setattr(schema, "nope", 1))
+        schema.temperature = None
+        out["after setting None: to_list()"] = norm(schema.to_list())
         out["empty: str()"] = str(api.ModelParameters({}))
         out["empty: to_dict()"] = norm(api.ModelParameters({}).to_dict())
         return out
 
     @probe("ModelParameters setattr outside the schema")
     def _(api: Any) -> dict[str, Any]:
-        params = api.ModelParameters(json.loads(json.dumps(PARAMS)))
+        schema = api.ModelParameters(params())
         return {
-            "option not offered": attempt(lambda: setattr(params, "mode", "medium")),
-            "text for a number": attempt(lambda: setattr(params, "temperature", "hot")),
+            "option not offered": attempt(lambda: setattr(schema, "mode", "medium")),
+            "text for a number": attempt(lambda: setattr(schema, "temperature", "hot")),
         }
 
     # -- ModelResponse ----------------------------------------------------------------------------
@@ -395,7 +364,7 @@ def main() -> None:
             created_at=dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC),
             input_params={"text": {"name": "text"}},
             output_params={"data": {"name": "data"}},
-            model_params=json.loads(json.dumps(PARAMS)),
+            model_params=params(),
             supports_streaming=True,
             status=api.AssetStatus.DRAFT,
             function_type=api.FunctionType.UTILITY,
@@ -457,12 +426,12 @@ def main() -> None:
 
     @probe("Model.get_parameters")
     def _(api: Any) -> dict[str, Any]:
-        m = api.Model("m5", model_params=json.loads(json.dumps(PARAMS)))
-        params = m.get_parameters()
+        m = api.Model("m5", model_params=params())
+        got = m.get_parameters()
         return {
-            "str()": str(params),
-            "to_dict()": norm(params.to_dict()),
-            "same object": params is m.model_params,
+            "str()": str(got),
+            "to_dict()": norm(got.to_dict()),
+            "same object": got is m.model_params,
         }
 
     @probe("Model.add_additional_info_for_benchmark")

@@ -187,6 +187,23 @@ EXPECTED: dict[tuple[str, str], str] = {
 }
 
 
+#: a parameters schema in the SDK's {name: entry} form: the wire's entries, extensions and odd ones
+PARAMS: dict[str, dict[str, Any]] = {
+    **{p["name"]: p for p in default_metadata("params")["params"]},
+    "mode": {
+        "name": "mode",
+        "required": False,
+        "isFixed": False,
+        "dataType": "label",
+        "availableOptions": [{"value": "fast", "label": "Fast"}, {"value": "slow"}],
+        "multipleValues": False,
+    },
+    "tags": {"name": "tags", "dataType": "text", "multipleValues": True, "values": [{"value": "a"}]},
+    "bare": {},
+    "nulls": {"name": "nulls", "required": None, "isFixed": None, "multipleValues": None, "dataType": None},
+}
+
+
 def _models() -> dict[str, dict[str, Any]]:
     plain = default_metadata(
         "diff/sentiment",
@@ -275,6 +292,7 @@ def _report(
         timeout=300,
         pythonpath=pythonpath,
         LOG_LEVEL="ERROR",
+        DIFF_PARAMS=json.dumps(PARAMS),
         DIFF_MODEL_IDS="diff/sentiment,diff/llm",
         DIFF_FINETUNE_IDS="echo,fractional",
         DIFF_SCRIPTED_IDS=",".join(SCRIPTED),
