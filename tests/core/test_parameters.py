@@ -7,6 +7,7 @@ import pytest
 
 from aix_jupyter import Model, ModelParameters, Parameter, ParameterError
 from aix_jupyter.core.errors import UnknownParameterError
+from aix_jupyter.core.protocol import validate_parameters
 
 
 def schema() -> ModelParameters:
@@ -125,3 +126,12 @@ def test_model_reads_the_sdk_to_dict_form_back_with_its_values():
     assert back.model_params.temperature == 0.5
     assert back.model_params["temperature"].max_value == 2  # the schema extensions survive
     assert Model("m", model_params={"temperature": 0.3}).model_params.temperature == 0.3
+
+
+def test_a_value_set_without_checking_is_checked_before_sending():
+    params = schema()
+    params.parameters["temperature"].value = "5"  # the SDK's way: a plain assignment, no check
+    with pytest.raises(ParameterError, match="'temperature' must be <= 2"):
+        validate_parameters(params, "hi", None)
+    params.parameters["temperature"].value = "1.5"
+    assert validate_parameters(params, "hi", None) == {"temperature": 1.5}
