@@ -10,6 +10,11 @@ Wire form of one entry (PROTOCOL.md)::
 
 plus optional extensions this project reads and writes (ignored by other clients):
 ``description``, ``minValue``, ``maxValue``, ``step``.
+
+``ModelParameters`` and ``Parameter`` have the public surface of the SDK 0.2.48's (its field names,
+``to_dict``, ``to_list``, ``get_parameter``, ``str``, attribute access to values); validation, the
+mapping of name to ``Parameter`` and the extensions come on top. tests/core/test_differential.py
+runs the same calls through both and lists where they differ on purpose.
 """
 
 from __future__ import annotations
