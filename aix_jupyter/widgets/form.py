@@ -58,7 +58,7 @@ def control_kind(param: Parameter, *, primary: bool = False) -> str:
     if param.is_number:
         if param.min_value is not None and param.max_value is not None:
             return "int-slider" if param.is_integer else "float-slider"
-        if param.value is None:  # nothing to pre-fill: an empty field means "not set"
+        if param.current is None:  # nothing to pre-fill: an empty field means "not set"
             return "number-text"
         return "int-text" if param.is_integer else "float-text"
     if param.data_type == "json":
@@ -75,7 +75,8 @@ def _label(param: Parameter) -> str:
 
 
 def _option_label(option: Any) -> str:
-    return str(option.label) if option.label not in (None, "") else str(option.value)
+    label = option.get("label")
+    return str(label) if label not in (None, "") else str(option.get("value"))
 
 
 class ParamControl:
@@ -153,9 +154,9 @@ class ParamControl:
         if kind == "tags":
             return list(value) if value or self.touched or self.param.is_set else None
         if kind == "checkbox":
-            has_value = self.param.value is not None
+            has_value = self.param.current is not None
             return bool(value) if (has_value or self.touched) else None
-        if kind in ("int-text", "float-text") and self.param.value is None and not self.touched:
+        if kind in ("int-text", "float-text") and self.param.current is None and not self.touched:
             return None
         return value
 
@@ -228,7 +229,7 @@ Built = tuple[w.ValueWidget, w.Widget]
 
 
 def _fixed(control: ParamControl, common: dict[str, Any]) -> Built:
-    value = control.param.value
+    value = control.param.current
     shown = "" if value is None else (value if isinstance(value, str) else json.dumps(value))
     box = w.Text(value=shown, disabled=True, **common)
     return box, box
@@ -236,28 +237,28 @@ def _fixed(control: ParamControl, common: dict[str, Any]) -> Built:
 
 def _dropdown(control: ParamControl, common: dict[str, Any]) -> Built:
     param = control.param
-    options: list[tuple[str, Any]] = [(_option_label(o), o.value) for o in param.available_options]
-    if param.value is None:
+    options: list[tuple[str, Any]] = [(_option_label(o), o.get("value")) for o in param.available_options]
+    if param.current is None:
         options.insert(0, ("(not set)", _UNSET))
-    box = w.Dropdown(options=options, value=param.value if param.value is not None else _UNSET, **common)
+    box = w.Dropdown(options=options, value=param.current if param.current is not None else _UNSET, **common)
     return box, box
 
 
 def _select_multiple(control: ParamControl, common: dict[str, Any]) -> Built:
-    options = [(_option_label(o), o.value) for o in control.param.available_options]
+    options = [(_option_label(o), o.get("value")) for o in control.param.available_options]
     values = [value for _, value in options]
-    chosen = tuple(v for v in (control.param.value or []) if v in values)
+    chosen = tuple(v for v in (control.param.current or []) if v in values)
     box = w.SelectMultiple(options=options, value=chosen, rows=min(6, len(options)), **common)
     return box, box
 
 
 def _tags(control: ParamControl, common: dict[str, Any]) -> Built:
-    box = w.TagsInput(value=[str(v) for v in (control.param.value or [])], allow_duplicates=False)
+    box = w.TagsInput(value=[str(v) for v in (control.param.current or [])], allow_duplicates=False)
     return box, w.HBox([w.Label(_label(control.param), layout=w.Layout(width="130px")), box])
 
 
 def _checkbox(control: ParamControl, common: dict[str, Any]) -> Built:
-    box = w.Checkbox(value=bool(control.param.value), indent=True, **common)
+    box = w.Checkbox(value=bool(control.param.current), indent=True, **common)
     return box, box
 
 
@@ -265,7 +266,7 @@ def _slider(control: ParamControl, common: dict[str, Any]) -> Built:
     param = control.param
     lo, hi = param.min_value, param.max_value
     assert lo is not None and hi is not None
-    value = param.value if param.value is not None else lo
+    value = param.current if param.current is not None else lo
     box: w.ValueWidget
     if control.kind == "int-slider":
         int_step = int(param.step or 1) or 1
@@ -279,12 +280,12 @@ def _slider(control: ParamControl, common: dict[str, Any]) -> Built:
 
 
 def _int_text(control: ParamControl, common: dict[str, Any]) -> Built:
-    box = w.IntText(value=int(control.param.value or 0), **common)
+    box = w.IntText(value=int(control.param.current or 0), **common)
     return box, box
 
 
 def _float_text(control: ParamControl, common: dict[str, Any]) -> Built:
-    box = w.FloatText(value=float(control.param.value or 0.0), **common)
+    box = w.FloatText(value=float(control.param.current or 0.0), **common)
     return box, box
 
 
@@ -294,7 +295,7 @@ def _number_text(control: ParamControl, common: dict[str, Any]) -> Built:
 
 
 def _json(control: ParamControl, common: dict[str, Any]) -> Built:
-    value = control.param.value
+    value = control.param.current
     text = "" if value is None else json.dumps(value, indent=2)
     box = w.Textarea(value=text, placeholder="JSON", rows=3, **common)
     box.layout.width = "100%"
@@ -303,8 +304,10 @@ def _json(control: ParamControl, common: dict[str, Any]) -> Built:
 
 def _media(control: ParamControl, common: dict[str, Any]) -> Built:
     param = control.param
-    box = w.Text(value="" if param.value is None else str(param.value), placeholder="path or URL", **common)
-    accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type, "")
+    box = w.Text(
+        value="" if param.current is None else str(param.current), placeholder="path or URL", **common
+    )
+    accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type or "", "")
     upload = w.FileUpload(accept=accept, multiple=False, description="Upload")
     upload.observe(control._uploaded, names="value")
     control.upload = upload
@@ -314,7 +317,7 @@ def _media(control: ParamControl, common: dict[str, Any]) -> Built:
 def _textarea(control: ParamControl, common: dict[str, Any]) -> Built:
     param = control.param
     box = w.Textarea(
-        value="" if param.value is None else str(param.value),
+        value="" if param.current is None else str(param.current),
         placeholder=param.description or param.name,
         rows=3,
         continuous_update=True,
@@ -326,7 +329,7 @@ def _textarea(control: ParamControl, common: dict[str, Any]) -> Built:
 
 
 def _text(control: ParamControl, common: dict[str, Any]) -> Built:
-    box = w.Text(value="" if control.param.value is None else str(control.param.value), **common)
+    box = w.Text(value="" if control.param.current is None else str(control.param.current), **common)
     return box, box
 
 
