@@ -42,35 +42,33 @@ def body_flow(body: object = None) -> flows.Flow:
     yield  # a generator, like the real body flows
 
 
+def emitter(t: Scripted, events: list[RunEvent] | None, start: float | None = None) -> flows.Emitter:
+    hook = None if events is None else events.append
+    return flows.Emitter(hook, "m", start, secret="sk-scripted-KEY", clock=t.clock)
+
+
 def run_flow(
-    t: Scripted,
-    events: list[RunEvent] | None = None,
-    *,
-    timeout: float = 300.0,
-    wait_time: float = 0.5,
-    max_wait: float = 5.0,
-    poll: bool = True,
+    t: Scripted, events: list[RunEvent] | None = None, *, timeout: float = 300.0, poll: bool = True
 ) -> flows.Flow:
-    emit = flows.Emitter(
-        None if events is None else events.append, "m", clock=t.clock, secret="sk-scripted-KEY"
-    )
+    """``Model.run``'s flow (``poll=False``: ``run_async``'s) with the default schedule."""
     return flows.run_flow(
-        RUN_URL, body_flow(), timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit, poll=poll
+        RUN_URL, body_flow(), timeout=timeout, wait_time=0.5, max_wait=5.0, emit=emitter(t, events), poll=poll
     )
 
 
 def poll_flow(
-    t: Scripted,
-    events: list[RunEvent] | None = None,
-    *,
-    timeout: float = 300.0,
-    wait_time: float = 0.5,
-    max_wait: float = 5.0,
-    jitter: float = 0.0,
+    t: Scripted, events: list[RunEvent] | None = None, *, timeout: float = 300.0, **schedule: float
 ) -> flows.Flow:
-    schedule = PollSchedule(wait_time, timeout, max_wait, clock=t.clock, jitter=jitter, rng=random.Random(0))
-    emit = flows.Emitter(None if events is None else events.append, "m", schedule.start, clock=t.clock)
-    return flows.poll_flow(POLL_URL, schedule, emit, timeout)
+    """``sync_poll``'s flow; ``schedule``: wait_time, max_wait, jitter (0: the schedule's nominal waits)."""
+    plan = PollSchedule(
+        schedule.get("wait_time", 0.5),
+        timeout,
+        schedule.get("max_wait", 5.0),
+        clock=t.clock,
+        jitter=schedule.get("jitter", 0.0),
+        rng=random.Random(0),
+    )
+    return flows.poll_flow(POLL_URL, plan, emitter(t, events, plan.start), timeout)
 
 
 def gaps(times: list[float]) -> list[float]:
