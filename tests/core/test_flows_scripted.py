@@ -403,4 +403,5 @@ def test_the_scripted_clock_is_the_only_time_source():
     began = time.monotonic()
     response = drive("sync", run_flow(t, timeout=3600), t)
     assert time.monotonic() - began < 5
-    assert "no result within 3600 s" in response.error_message and t.clock.now == pytest.approx(3600.01)
+    assert "no result within 3600 s" in response.error_message
+    assert 3600.0 <= t.clock.now <= 3600.01 + 1e-9  # the deadline, or the final poll's answer just after
