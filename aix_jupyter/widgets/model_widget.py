@@ -190,6 +190,8 @@ class ModelWidget(w.VBox):
         self.raw = w.HTML(value="")
         self.raw_box = w.Accordion(children=[self.raw], selected_index=None, layout=w.Layout(display="none"))
         self.raw_box.set_title(0, "Raw response")
+        # filled when opened: a long answer is not sent to the browser a second time unasked
+        self.raw_box.observe(lambda _change: self._fill_raw(), names="selected_index")
         super().__init__(
             children=[
                 self.header,
@@ -323,6 +325,7 @@ class ModelWidget(w.VBox):
         self.result.outputs = ()
         self.meta.value = ""
         self.raw.value = ""
+        self.raw_box.selected_index = None
         self.raw_box.layout.display = "none"
         self.progress.reset()
 
@@ -376,6 +379,7 @@ class ModelWidget(w.VBox):
         self.stream_view.layout.display = "" if stream else "none"
         self.result.outputs = ()
         self.meta.value = ""
+        self.raw.value = ""  # an open "Raw response" section is filled again when the run ends
         self.raw_box.layout.display = "none"
         self.progress.reset()
         self.progress.start()
@@ -485,13 +489,21 @@ class ModelWidget(w.VBox):
             lines = [self.progress.line()] + ([redact(self._text)] if self._text else [])
             data = {"text/plain": "\n\n".join(lines)}
         self.meta.value = self._meta_html(response, ok, provenance.wall_time, cancelled=cancelled)
+        self.raw.value = ""
+        self.raw_box.layout.display = ""
+        self._fill_raw()
+        if self.static_copy:
+            self._publish_static(job, (data, metadata), provenance)
+
+    def _fill_raw(self) -> None:
+        """Show the last response as JSON in the "Raw response" section, once it is opened."""
+        response = self.response
+        if self.raw_box.selected_index is None or response is None or self.raw.value:
+            return
         raw = redact(_jsonable(response.to_dict()) if hasattr(response, "to_dict") else str(response))
         self.raw.value = (
             f"<pre>{html.escape(json.dumps(raw, indent=2, ensure_ascii=False, default=str))}</pre>"
         )
-        self.raw_box.layout.display = ""
-        if self.static_copy:
-            self._publish_static(job, (data, metadata), provenance)
 
     def _meta_html(self, response: Any, ok: bool, wall: float | None, *, cancelled: bool = False) -> str:
         status = "cancelled" if cancelled else str(getattr(response, "status", ""))

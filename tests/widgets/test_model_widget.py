@@ -70,6 +70,8 @@ def test_run_fills_response_history_progress_and_result():
     assert output["data"]["text/plain"] == "POSITIVE"
     assert output["metadata"]["aix_jupyter"]["parameters"] == {"threshold": 0.05}
     assert "SUCCESS" in w.meta.value and "credits 0" in w.meta.value
+    assert w.raw.value == ""  # the raw response is sent to the browser only when its section opens
+    w.raw_box.selected_index = 0
     assert "&quot;POSITIVE&quot;" in w.raw.value or '"POSITIVE"' in w.raw.value
     assert not w.running and not w.run_button.disabled and w.cancel_button.disabled
     second = w.run(data="This is terrible and I hate it.", threshold=0.1)
