@@ -113,8 +113,11 @@ def measure_bytes(n: int, label: str) -> None:
             "IOPub bytes / text bytes": round(total / text_bytes, 3),
             "comm (widget) bytes / text bytes": round(comm / text_bytes, 3),
         },
-        "target": "IOPub bytes <= 2x the text's own size",
-        "met": total <= 2 * text_bytes,
+        "target": "bytes <= 2x the text's own size",
+        "met": {
+            "widget traffic (what the stream sends)": comm <= 2 * text_bytes,
+            "all IOPub bytes (with the saved fallback)": total <= 2 * text_bytes,
+        },
     }
     print(json.dumps(result, indent=2))
     save(f"widget-bytes-{label}", result)
