@@ -102,6 +102,7 @@ def measure_bytes(n: int, label: str) -> None:
     comm = by_kind.get("comm_msg", {"bytes": 0})["bytes"]
     text_bytes = len(text.encode())
     result = {
+        "mode": "bytes",
         "label": label,
         "aix_jupyter": source,
         "chunks": n,
