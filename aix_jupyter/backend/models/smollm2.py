@@ -24,7 +24,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,9 @@ class RuntimeFailed(RuntimeError):
         super().__init__(str(self.error.get("message", error)))
 
 
-def stream_chunks(request: Mapping[str, Any], stop: Callable[[], bool] = lambda: False) -> Iterator[dict]:
+def stream_chunks(
+    request: Mapping[str, Any], stop: Callable[[], bool] = lambda: False
+) -> Generator[dict[str, Any], None, None]:
     """The runtime's chunks for ``request``, as they come; the runtime stops when ``stop()`` turns true.
 
     The runtime calls back from inside a blocking call, so that call runs on a thread of its own and
