@@ -194,6 +194,22 @@ def test_poll_shows_token_progress_and_cancel_stops_generation(client, server):
     assert runtime_metric("tokens_predicted_total") - predicted < 100  # it stopped, far short of 1000
 
 
+def test_cancel_during_a_long_prompt_stops_its_evaluation(client, server):
+    """The prompt is evaluated in batches, each ending with a progress chunk: a cancel stops it there."""
+    long_text = "The quick brown fox jumps over the lazy dog. " * 140  # about 1,400 tokens
+    evaluated = runtime_metric("prompt_tokens_total")
+    url = client.post(f"/api/v1/execute/{MODEL}", json={"data": long_text, "max_tokens": 200}).json()["data"]
+    while client.get(url).json().get("state") != "running":
+        time.sleep(0.01)
+    while runtime_metric("requests_processing") == 0:  # the runtime has taken the request
+        time.sleep(0.01)
+    assert client.delete(url).json()["cancelled"] is True
+    while runtime_metric("requests_processing") > 0:
+        time.sleep(0.01)
+    # a finished evaluation would have counted the whole prompt; a cut-short one counts nothing
+    assert runtime_metric("prompt_tokens_total") - evaluated < 1000
+
+
 def test_cancel_frees_a_slot_for_the_next_request(client, server):
     """All slots busy with long stories: cancelling one lets a new request through while the rest go on."""
     # greedy, this story runs to max_tokens (no end of turn), i.e. far longer than the test

