@@ -58,7 +58,7 @@ def control_kind(param: Parameter, *, primary: bool = False) -> str:
     if param.is_number:
         if param.min_value is not None and param.max_value is not None:
             return "int-slider" if param.is_integer else "float-slider"
-        if param.value is None:  # nothing to pre-fill: an empty field means "not set"
+        if param.current is None:  # nothing to pre-fill: an empty field means "not set"
             return "number-text"
         return "int-text" if param.is_integer else "float-text"
     if param.data_type == "json":
@@ -75,7 +75,8 @@ def _label(param: Parameter) -> str:
 
 
 def _option_label(option: Any) -> str:
-    return str(option.label) if option.label not in (None, "") else str(option.value)
+    label = option.get("label")
+    return str(label) if label not in (None, "") else str(option.get("value"))
 
 
 class ParamControl:
@@ -100,7 +101,7 @@ class ParamControl:
     # -- construction ----------------------------------------------------------------------------
     def _build(self) -> w.Widget:
         param, kind = self.param, self.kind
-        initial = param.value
+        initial = param.current
         common: dict[str, Any] = {"description": _label(param), "style": DESCRIPTION_STYLE}
         if kind == "fixed":
             shown = (
@@ -108,14 +109,16 @@ class ParamControl:
             )
             self.input = w.Text(value=shown, disabled=True, **common)
         elif kind == "dropdown":
-            options: list[tuple[str, Any]] = [(_option_label(o), o.value) for o in param.available_options]
+            options: list[tuple[str, Any]] = [
+                (_option_label(o), o.get("value")) for o in param.available_options
+            ]
             if initial is None:
                 options.insert(0, ("(not set)", _UNSET))
             self.input = w.Dropdown(
                 options=options, value=initial if initial is not None else _UNSET, **common
             )
         elif kind == "select-multiple":
-            options = [(_option_label(o), o.value) for o in param.available_options]
+            options = [(_option_label(o), o.get("value")) for o in param.available_options]
             chosen = tuple(v for v in (initial or []) if v in [value for _, value in options])
             self.input = w.SelectMultiple(options=options, value=chosen, rows=min(6, len(options)), **common)
         elif kind == "tags":
@@ -153,7 +156,8 @@ class ParamControl:
             self.input = w.Text(
                 value="" if initial is None else str(initial), placeholder="path or URL", **common
             )
-            accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type, "")
+            accepts = {"audio": "audio/*", "image": "image/*", "video": "video/*"}
+            accept = accepts.get(param.data_type or "", "")
             self.upload = w.FileUpload(accept=accept, multiple=False, description="Upload")
             self.upload.observe(self._uploaded, names="value")
             box = w.HBox([self.input, self.upload])
@@ -229,9 +233,9 @@ class ParamControl:
         if kind == "tags":
             return list(value) if value or self.touched or self.param.is_set else None
         if kind == "checkbox":
-            has_value = self.param.value is not None
+            has_value = self.param.current is not None
             return bool(value) if (has_value or self.touched) else None
-        if kind in ("int-text", "float-text") and self.param.value is None and not self.touched:
+        if kind in ("int-text", "float-text") and self.param.current is None and not self.touched:
             return None
         return value
 
