@@ -229,6 +229,7 @@ def main() -> None:
         "max_tokens": args.max_tokens,
         "slots": smollm2.llm_slots(),
         "threads": smollm2.llm_threads(),
+        "batch_threads": smollm2.llm_batch_threads(),
         "tokens": {k: v[0]["tokens"] for k, v in runs.items()},
         "same_text": same_text,
         "tokens_per_second": {k: round(v, 1) for k, v in tps.items()},

@@ -326,6 +326,12 @@ def test_llm_threads_slots_and_log_level_from_the_environment(monkeypatch):
     assert smollm2.llm_threads() == 4
     monkeypatch.setattr(smollm2.os, "cpu_count", lambda: 2)
     assert smollm2.llm_threads() == 1
+    monkeypatch.setenv("AIX_LLM_BATCH_THREADS", "5")
+    assert smollm2.llm_batch_threads() == 5
+    monkeypatch.delenv("AIX_LLM_BATCH_THREADS")
+    assert smollm2.llm_batch_threads() == 2
+    monkeypatch.setattr(smollm2.os, "cpu_count", lambda: 64)
+    assert smollm2.llm_batch_threads() == 8
     monkeypatch.delenv("AIX_LLM_SLOTS", raising=False)
     assert smollm2.llm_slots() == smollm2.DEFAULT_SLOTS
     monkeypatch.setenv("AIX_LLM_SLOTS", "3")
