@@ -194,6 +194,21 @@ def test_poll_shows_token_progress_and_cancel_stops_generation(client, server):
     assert runtime_metric("tokens_predicted_total") - predicted < 100  # it stopped, far short of 1000
 
 
+def test_closing_a_stream_stops_generation_in_the_runtime(client, server):
+    """A client that stops reading (the widget's Cancel of a stream) ends the run in the runtime."""
+    predicted = runtime_metric("tokens_predicted_total")
+    story = {"data": "Tell me a very long story.", "max_tokens": 1000, "options": {"stream": True}}
+    with client.stream("POST", f"/api/v2/execute/{MODEL}", json=story, timeout=120) as reply:
+        events = 0
+        for line in reply.iter_lines():
+            events += line.startswith("data: ")
+            if events == 3:
+                break
+    while runtime_metric("requests_processing") > 0:
+        time.sleep(0.01)
+    assert runtime_metric("tokens_predicted_total") - predicted < 100
+
+
 def test_cancel_during_a_long_prompt_stops_its_evaluation(client, server):
     """The prompt is evaluated in batches, each ending with a progress chunk: a cancel stops it there."""
     long_text = "The quick brown fox jumps over the lazy dog. " * 140  # about 1,400 tokens
