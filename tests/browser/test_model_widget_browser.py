@@ -1,12 +1,14 @@
 """ModelWidget in a real JupyterLab 4 in Chromium: run with the progress bar, stream, cancel.
 
-One notebook with three widgets (sentiment; a fast streaming generator served by the embedded
-backend through ``register_model``; the slow countdown) and a magic, opened once for the module
+One notebook with four widgets (sentiment; a fast streaming generator served by the embedded
+backend through ``register_model``; the slow countdown; a streamed Markdown note) and a magic, each
+result shown once, opened once for the module
 (``notebook`` fixture) and driven by clicks, one step per test so that each fails on its own (the
 last step, the saved notebook, checks the cells whose steps passed). Screenshots of each state go
 to the test-artifacts folder (``browser-failure-<step>.png`` when a step fails):
 ``browser-run-finished.png``, ``browser-stream-growing.png``, ``browser-stream-finished.png``,
-``browser-long-running.png``, ``browser-cancelled.png``, ``browser-magic-progress.png``.
+``browser-long-running.png``, ``browser-cancelled.png``, ``browser-magic-progress.png``,
+``browser-stream-markdown.png``.
 The comm messages the browser receives while streaming are counted on the kernel websocket and
 written to ``browser-stream-rate.json``.
 """
@@ -41,6 +43,14 @@ CELLS = [
     'wc = ModelWidget("local/countdown")\nwc.set(seconds=120)\nwc',
     # the magic's progress bar (make_progress in a live frontend: the widget bar)
     "%aix run local/countdown --seconds 1.5 Magic done",  # the kernel config loads %aix
+    # streamed Markdown: rendered in place by the stream view once the stream ends
+    "@register_model\n"
+    "def notes(topic: str):\n"
+    '    """Streams a short Markdown note."""\n'
+    '    for piece in ["## ", topic, "\\n\\n", "- **first** point\\n", "- `code` & <b>not html</b>\\n"]:\n'
+    "        time.sleep(0.05)\n"
+    "        yield piece\n\n"
+    'wn = ModelWidget("local/notes")\nwn.set(topic="Notes")\nwn',
 ]
 
 
@@ -113,7 +123,7 @@ def page(browser, lab) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def notebook(page, lab, artifacts_dir: Path) -> Notebook:
-    """The notebook opened in JupyterLab with every cell run, once its three widgets are shown."""
+    """The notebook opened in JupyterLab with every cell run, once its four widgets are shown."""
     counter = CommCounter()
     page.on("websocket", counter.attach)
     nb = Notebook(page, _notebook(lab.root), counter, artifacts_dir)
@@ -126,7 +136,7 @@ def notebook(page, lab, artifacts_dir: Path) -> Notebook:
         )
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         nb.widgets = page.locator(".aix-model-widget")
-        nb.widgets.nth(2).wait_for(timeout=90_000)
+        nb.widgets.nth(3).wait_for(timeout=90_000)
     return nb
 
 
@@ -259,6 +269,25 @@ def test_the_magic_shows_its_own_progress_bar(notebook: Notebook) -> None:
         assert magic.locator(".aix-progress-label").inner_text().startswith("finished")
         magic.get_by_text("Magic done").first.wait_for()
         magic.screenshot(path=str(notebook.artifacts / "browser-magic-progress.png"))
+
+
+def test_streamed_markdown_is_rendered_in_place(notebook: Notebook) -> None:
+    """A streamed Markdown answer ends rendered (heading, list, bold, code), its HTML escaped, once."""
+    page, notes = notebook.page, notebook.widgets.nth(3)
+    with notebook.step("markdown"):
+        notes.scroll_into_view_if_needed()
+        notes.locator("button.aix-stream").click()
+        rendered = notes.locator(".aix-stream-view .aix-markdown")
+        rendered.locator("h2").wait_for()
+        assert rendered.locator("h2").inner_text() == "Notes"
+        items = rendered.locator("ul > li")
+        assert items.count() == 2
+        assert items.nth(0).locator("strong").inner_text() == "first"
+        assert items.nth(1).locator("code").inner_text() == "code"
+        assert items.nth(1).inner_text() == "code & <b>not html</b>"  # the model's HTML shown, not run
+        assert rendered.locator("b").count() == 0
+        assert _count_text(_cell(page, 4), "first point") == 1
+        notes.screenshot(path=str(notebook.artifacts / "browser-stream-markdown.png"))
 
 
 def _fallbacks(cell) -> list[str]:

@@ -173,6 +173,16 @@ def test_stream_grows_coalesced_append_only_and_ends_with_the_exact_text(comms, 
     assert len(updates) + len(paints) <= elapsed * 20 + 25
 
 
+def test_stream_without_a_live_frontend_syncs_the_whole_text_once(comms, words_model):
+    """nbclient saves the widget state it saw in trait updates: it gets the whole text at the end."""
+    w = ModelWidget(words_model)
+    view_id = w.stream_view.comm.comm_id
+    response = w.stream(text="q", count=50, delay=0.0)
+    values = [d["state"]["value"] for _, cid, d in comms if cid == view_id and "value" in d.get("state", {})]
+    assert values[-1] == response.data == "".join(f"q{i} " for i in range(50))
+    assert [v for v in values if v] == [response.data]  # once, at the end
+
+
 def test_stream_can_be_cancelled(words_model):
     w = ModelWidget(words_model)
     future = w.stream(wait=False, text="x", count=100000, delay=0.001)
