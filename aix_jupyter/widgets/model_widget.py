@@ -328,6 +328,9 @@ class ModelWidget(w.VBox):
         self.raw_box.selected_index = None
         self.raw_box.layout.display = "none"
         self.progress.reset()
+        if self._fallback is not None:  # the saved notebook shows the cleared widget's repr again
+            self._fallback = None
+            self._update_display()
 
     def _python_start(self, stream: bool, wait: bool, values: dict[str, Any]) -> Any:
         if values:
@@ -417,6 +420,9 @@ class ModelWidget(w.VBox):
             message = str(exc) or type(exc).__name__
             hook(RunEvent("failed", self.model.id, time.monotonic() - job.started, message=message))
             self._show_error(f"{type(exc).__name__}: {message}")
+            if self.static_copy:  # the saved fallback must not keep showing an earlier result
+                failed = {"text/plain": redact(f"{type(exc).__name__}: {message}")}
+                self._publish_static(job, (failed, {}), None)
         job.finished = True
         self._end(job)
         if error is not None:
@@ -531,9 +537,14 @@ class ModelWidget(w.VBox):
         if job.text_line or not self._displayed or get_ipython() is None:
             return
         self._fallback = bundle
+        self._update_display()
+        job.published = True
+
+    def _update_display(self) -> None:
+        if not self._displayed or get_ipython() is None:
+            return
         data, metadata = self._display_bundle()
         publish_display_data(data, metadata, transient={"display_id": self._display_id}, update=True)
-        job.published = True
 
     def close(self) -> None:
         """Cancel a run in progress and close this widget and every widget inside it."""

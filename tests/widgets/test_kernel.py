@@ -131,6 +131,10 @@ def test_model_widget_live_carries_the_result_as_the_fallback_of_its_own_output(
     # shown again later, the widget's output keeps the latest result as its fallback
     again = run(kernel, "w", allow_stdin=True)
     assert displays(again)[0]["data"]["text/plain"] == "POSITIVE"
+    # cleared, the widget's outputs show its repr again
+    cleared = run(kernel, "w.clear()", allow_stdin=True)
+    texts = [u["data"]["text/plain"] for u in displays(cleared, "update_display_data")]
+    assert texts == ["ModelWidget(model='local/sentiment-vader')"]
 
 
 @pytest.mark.slow
