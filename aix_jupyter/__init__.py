@@ -33,6 +33,12 @@ _EXPORTS: dict[str, str] = {
     "RequestError": "aix_jupyter.core.errors",
     "UnsafePollURLError": "aix_jupyter.core.errors",
     "RunCancelled": "aix_jupyter.core.errors",
+    "BatchEvent": "aix_jupyter.core.batch",
+    "BatchInterrupted": "aix_jupyter.core.batch",
+    "BatchResult": "aix_jupyter.core.batch",
+    "Comparison": "aix_jupyter.core.compare",
+    "compare": "aix_jupyter.core.compare",
+    "acompare": "aix_jupyter.core.compare",
     # embedded backend: serve your own Python functions as models
     "register_model": "aix_jupyter.backend.registry",
     # notebook layer
@@ -42,6 +48,10 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "AixError",
     "AssetStatus",
+    "BatchEvent",
+    "BatchInterrupted",
+    "BatchResult",
+    "Comparison",
     "ConfigurationError",
     "FinetuneStatus",
     "Function",
@@ -60,6 +70,8 @@ __all__ = [
     "RunEvent",
     "UnsafePollURLError",
     "__version__",
+    "acompare",
+    "compare",
     "load_ipython_extension",
     "register_model",
     "unload_ipython_extension",
@@ -94,6 +106,8 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from aix_jupyter.backend.registry import register_model
+    from aix_jupyter.core.batch import BatchEvent, BatchInterrupted, BatchResult
+    from aix_jupyter.core.compare import Comparison, acompare, compare
     from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
     from aix_jupyter.core.errors import (
         AixError,
