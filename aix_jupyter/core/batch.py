@@ -766,11 +766,12 @@ def run_batches(batches: Sequence[Batch]) -> list[BatchResult]:
             try:
                 item = inbox.get(timeout=SIGNAL_WAIT)
             except queue.Empty:
-                continue
+                item = None  # no `continue` here: CPython 3.11 lets a Ctrl-C raised there escape
             if item is _END:
                 break
-            hook, event = item
-            hook(event)
+            if item is not None:
+                hook, event = item
+                hook(event)
     except BaseException as exc:
         for batch in batches:
             batch.interrupt()
