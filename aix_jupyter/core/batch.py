@@ -167,18 +167,18 @@ def guard_run_request(flow: Flow, pushbacks: int, connects: int) -> Flow:
         except StopIteration as stop:
             return stop.value
         value, error = None, None
-        run_post = isinstance(op, Send) and op.call.method == "POST" and op.call.what == "run"
-        if not run_post:
+        if not (isinstance(op, Send) and op.call.method == "POST" and op.call.what == "run"):
             try:
                 value = yield op
             except BaseException as exc:  # handed on to the run flow, which decides
                 error = exc
             continue
+        call = op.call
         sent_at = time.monotonic()
         try:
             value = yield replace(op, retry=False)
         except TransportFailure as exc:
-            delay = retry_delay(op.call, connects + 1, error=exc, max_attempts=MAX_ATTEMPTS)
+            delay = retry_delay(call, connects + 1, error=exc, max_attempts=MAX_ATTEMPTS)
             if delay is None:
                 error = exc
                 continue
@@ -187,7 +187,7 @@ def guard_run_request(flow: Flow, pushbacks: int, connects: int) -> Flow:
         except BaseException as exc:
             error = exc
             continue
-        delay = retry_delay(op.call, pushbacks + 1, reply=value, max_attempts=MAX_PUSHBACKS)
+        delay = retry_delay(call, pushbacks + 1, reply=value, max_attempts=MAX_PUSHBACKS)
         if delay is not None:
             flow.close()
             return PushedBack(delay, sent_at, connect=False)
@@ -284,7 +284,8 @@ class BatchResult(Sequence[ModelResponse]):
 
     For an input with a length there is one response per input; for a generator, one per input
     consumed (all of them unless the batch was stopped early). ``stopped`` says why a batch ended
-    early ("cancelled", "timeout", "interrupted") or is None.
+    early ("cancelled", "timeout", "interrupted") or is None; ``input_index`` is the index of a
+    pandas Series input (None otherwise).
     """
 
     def __init__(
@@ -308,7 +309,7 @@ class BatchResult(Sequence[ModelResponse]):
         self.model = model
         self.model_id = model.id if model is not None else ""
         self.parameters = dict(parameters or {})
-        self.index = None if index is None else list(index)[: len(self._responses)]
+        self.input_index = None if index is None else list(index)[: len(self._responses)]
         self.wall_time = wall_time
         self.concurrency = concurrency
         self.timeout = timeout
@@ -363,10 +364,10 @@ class BatchResult(Sequence[ModelResponse]):
                 "retry_failed: this BatchResult has no model to run; use model.map(..., resume=it)"
             )
         inputs: Any = self.inputs
-        if self.index is not None:
+        if self.input_index is not None:
             import pandas  # the index came from a Series, so pandas is there
 
-            inputs = pandas.Series(self.inputs, index=self.index, dtype=object)
+            inputs = pandas.Series(self.inputs, index=self.input_index, dtype=object)
         options = {"concurrency": self.concurrency, "timeout": self.timeout, "resume": self}
         return self.model, {"inputs": inputs, "parameters": self.parameters or None, **options}
 
@@ -396,7 +397,7 @@ class BatchResult(Sequence[ModelResponse]):
             "credits": [float(r.used_credits or 0) for r in self._responses],
             "run_time": [float(r.run_time or 0) for r in self._responses],
         }
-        return pandas.DataFrame(rows, index=self.index)
+        return pandas.DataFrame(rows, index=self.input_index)
 
     # -- display --------------------------------------------------------------------------------
     def _counts(self) -> str:

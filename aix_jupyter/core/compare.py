@@ -100,7 +100,7 @@ class Comparison:
         self.responses: dict[str, BatchResult] = dict(responses)
         first = next(iter(self.responses.values()))
         self.inputs: list[Any] = first.inputs
-        self.index: list[Any] | None = first.index
+        self.input_index: list[Any] | None = first.input_index
 
     @property
     def model_ids(self) -> list[str]:
@@ -130,7 +130,7 @@ class Comparison:
             )
         frames = {model_id: result.to_pandas()[field] for model_id, result in self.responses.items()}
         frame = pandas.DataFrame(frames)
-        if self.index is None:
+        if self.input_index is None:
             frame.index = pandas.Index([_short(x, 40) for x in self.inputs], name="input")
         return frame
 

@@ -265,7 +265,8 @@ def test_a_series_keeps_its_index(mode: str, bmodel: Model):
     pd = pytest.importorskip("pandas")
     series = pd.Series(["a", "b", "c"], index=["r1", "r2", "r3"], name="text")
     result = bmap(mode, bmodel, series)
-    assert result.index == ["r1", "r2", "r3"]
+    assert result.input_index == ["r1", "r2", "r3"]
+    assert result.index(result[1]) == 1  # still a Sequence
     frame = result.to_pandas()
     assert list(frame.index) == ["r1", "r2", "r3"]
     assert list(frame.columns) == ["input", "status", "data", "error", "credits", "run_time"]
