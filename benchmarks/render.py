@@ -168,6 +168,20 @@ def _backend_rps(r: dict[str, Any]) -> list[Row]:
     return [("B. backend req/s: trivial model / bare Starlette endpoint", fig, "(no target)", "n/a")]
 
 
+def _batch(r: dict[str, Any]) -> list[Row]:
+    q, rate = r["ratios"], r["median_items_per_s"]
+    fig = (
+        f"{q['ours / limit']:.3f}x the limit, {q['ours / raw httpx']:.3f}x raw httpx "
+        f"({rate['ours']:.0f} vs {r['limit_items_per_s']:.0f} vs {rate['httpx']:.0f} items/s; "
+        f"amap {rate['ours-async']:.0f}; {r['inputs']:,} inputs; server saw at most "
+        f"{max(r['server_max_open'].values())} open)"
+    )
+    ok = q["ours / limit"] >= 0.9 and q["ours / raw httpx"] >= 1.0
+    return [
+        ("C. batch: `Model.map`, 16 at once, 50 ms model", fig, ">= 0.9x limit, >= 1.0x httpx", _verdict(ok))
+    ]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
@@ -176,6 +190,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "widget": _widget,
     "tokens": _tokens,
     "backend_rps": _backend_rps,
+    "batch": _batch,
 }
 
 

@@ -10,6 +10,9 @@ Routes (any API key is accepted; every reply is JSON unless stated):
 * POST /api/v2/execute/echo              -> SUCCESS at once, ``data`` = the request's ``data``
 * POST /api/v{1,2}/execute/job-<ms>      -> IN_PROGRESS with a poll URL; the job ends <ms> later
 * POST /api/v1/execute/echo              -> IN_PROGRESS; the job is already finished
+* POST /api/v2/execute/sleep-<ms>        -> SUCCESS after <ms> (``data`` = the request's ``data``);
+  ``GET /stats/open`` -> ``{"open", "max_open"}``: such runs in progress now / at most at once
+  (``DELETE /stats/open`` starts counting ``max_open`` afresh)
 * POST /api/v2/execute/sse-<n>[-<rate>]  with ``options.stream`` -> <n> SSE chunks, then
   ``data: [DONE]``; written as fast as possible, or paced at <rate> chunks/s; then the connection closes
 * GET  /api/v1/data/<job>                -> ``{"completed": false}`` or the finished job
@@ -46,6 +49,7 @@ _ids = itertools.count(1)
 BASE = ""
 REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 MAX_JOBS = 50_000
+OPEN = {"open": 0, "max_open": 0}  # sleep-<ms> runs in progress
 
 
 def _json_reply(status: int, body: object, keep_alive: bool) -> bytes:
@@ -139,6 +143,17 @@ async def _handle(method: str, path: str, body: bytes, writer: asyncio.StreamWri
         if sm and stream:
             await _stream(writer, int(sm.group(1)), float(sm.group(2) or 0))
             return False
+        zm = re.fullmatch(r"sleep-(\d+)", model)
+        if zm and version == "2":
+            OPEN["open"] += 1
+            OPEN["max_open"] = max(OPEN["max_open"], OPEN["open"])
+            try:
+                await asyncio.sleep(int(zm.group(1)) / 1000)
+            finally:
+                OPEN["open"] -= 1
+            reply = {"status": "SUCCESS", "completed": True, "data": req.get("data", ""), "usedCredits": 0}
+            writer.write(_json_reply(200, reply, keep))
+            return keep
         jm = re.fullmatch(r"job-(\d+)", model)
         if model == "echo" and version == "2":
             reply = {
@@ -172,6 +187,11 @@ async def _handle(method: str, path: str, body: bytes, writer: asyncio.StreamWri
         else:
             reply = {"completed": True, "status": "SUCCESS", "data": job.data, "usedCredits": 0, "runTime": 0}
         writer.write(_json_reply(200, reply, keep))
+        return keep
+    if path == "/stats/open" and method in ("GET", "DELETE"):
+        if method == "DELETE":
+            OPEN["max_open"] = OPEN["open"]
+        writer.write(_json_reply(200, OPEN, keep))
         return keep
     sm2 = re.fullmatch(r"/stats/(\w+)", path)
     if method == "GET" and sm2:

@@ -1,0 +1,139 @@
+"""Batch throughput: 1 000 inputs at concurrency 16, against a loopback model answering in 50 ms.
+
+    .venv/bin/python benchmarks/bench_batch.py [--quick]
+
+Sides, each in its own process, against the same plain wire server (benchmarks/wireserver.py, a
+third process), model ``sleep-50`` (v2 path: SUCCESS after 50 ms):
+* ours (sync):  ``Model("sleep-50").map(inputs, concurrency=16)``
+* ours (async): ``await Model("sleep-50").amap(inputs, concurrency=16)``
+* raw httpx:    one ``httpx.AsyncClient``, ``asyncio.Semaphore(16)``, ``asyncio.gather`` of the
+  POSTs + ``.json()`` -- what a careful user writes by hand, with no retries, events or results
+The physical limit is 16 / 0.05 s = 320 items/s. Rounds are interleaved side by side; the figure is
+the median throughput over rounds, and its ratios to the limit and to raw httpx. The server also
+reports the most runs it had in progress at once (must never exceed 16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from common import OUR_PY, median, save, wire_env, wire_server, worker_main, worker_name, workers
+
+CONCURRENCY = 16
+LATENCY_MS = 50
+LIMIT = CONCURRENCY / (LATENCY_MS / 1000)  # items/s
+
+
+def _inputs(n: int) -> list[str]:
+    return [f"item {i}" for i in range(n)]
+
+
+def _stats(method: str) -> int:
+    import httpx
+
+    base = os.environ["AIX_BACKEND_URL"]
+    return int(httpx.request(method, f"{base}/stats/open").json()["max_open"])
+
+
+def serve_worker(name: str) -> None:
+    import asyncio
+
+    from aix_jupyter.core.model import Model
+
+    model = Model(f"sleep-{LATENCY_MS}")
+
+    async def raw(inputs: list[str]) -> list[object]:
+        import httpx
+
+        url = f"{os.environ['AIX_BACKEND_URL']}/api/v2/execute/{model.id}"
+        headers = {"x-api-key": os.environ["TEAM_API_KEY"]}
+        gate = asyncio.Semaphore(CONCURRENCY)
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+            async def one(text: str) -> object:
+                async with gate:
+                    reply = await client.post(url, json={"data": text}, headers=headers)
+                    return reply.json()["data"]
+
+            return list(await asyncio.gather(*(one(x) for x in inputs)))
+
+    def batch(n: int) -> dict[str, float]:
+        inputs = _inputs(n)
+        _stats("DELETE")
+        t0 = time.perf_counter()
+        if name == "ours":
+            data = model.map(inputs, concurrency=CONCURRENCY).data
+        elif name == "ours-async":
+            data = asyncio.run(model.amap(inputs, concurrency=CONCURRENCY)).data
+        else:
+            data = asyncio.run(raw(inputs))
+        seconds = time.perf_counter() - t0
+        assert data == inputs, "wrong or missing results"
+        return {"seconds": seconds, "max_open": _stats("GET")}
+
+    worker_main({"batch": batch})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 300 inputs instead of 7 of 1 000")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--inputs", type=int)
+    args = parser.parse_args()
+    rounds = args.rounds or (3 if args.quick else 7)
+    n = args.inputs or (300 if args.quick else 1000)
+    me = Path(__file__).resolve()
+    names = ["ours", "ours-async", "httpx"]
+    with (
+        wire_server(OUR_PY) as base,
+        workers(*[(OUR_PY, me, w, ()) for w in names], env=wire_env(base)) as ws,
+    ):
+        for w in ws:  # warm-up: imports, first connections
+            w.call("batch", n=64)
+        rates: dict[str, list[float]] = {w.name: [] for w in ws}
+        max_open: dict[str, int] = {w.name: 0 for w in ws}
+        for r in range(rounds):
+            for w in ws if r % 2 == 0 else list(reversed(ws)):
+                out = w.call("batch", n=n)
+                rates[w.name].append(n / out["seconds"])
+                max_open[w.name] = max(max_open[w.name], out["max_open"])
+    rate = {k: round(median(v), 1) for k, v in rates.items()}
+    ratios = {
+        "ours / limit": round(rate["ours"] / LIMIT, 3),
+        "ours / raw httpx": round(rate["ours"] / rate["httpx"], 3),
+        "ours async / limit": round(rate["ours-async"] / LIMIT, 3),
+        "ours async / raw httpx": round(rate["ours-async"] / rate["httpx"], 3),
+        "raw httpx / limit": round(rate["httpx"] / LIMIT, 3),
+    }
+    result = {
+        "mode": "quick" if args.quick else "full",
+        "rounds": rounds,
+        "inputs": n,
+        "concurrency": CONCURRENCY,
+        "latency_ms": LATENCY_MS,
+        "limit_items_per_s": LIMIT,
+        "median_items_per_s": rate,
+        "min_max_items_per_s": {k: [round(min(v), 1), round(max(v), 1)] for k, v in rates.items()},
+        "server_max_open": max_open,
+        "ratios": ratios,
+        "target": "ours >= 0.9 x the limit and >= 1.0 x raw httpx; never more than 16 open",
+        "met": ratios["ours / limit"] >= 0.9
+        and ratios["ours / raw httpx"] >= 1.0
+        and max(max_open.values()) <= CONCURRENCY,
+    }
+    print(json.dumps(result, indent=2))
+    save("batch", result)
+
+
+if __name__ == "__main__":
+    wn = worker_name(sys.argv)
+    if wn:
+        serve_worker(wn[0])
+    else:
+        main()
