@@ -11,12 +11,17 @@ third process), model ``sleep-50`` (v2 path: SUCCESS after 50 ms):
 The physical limit is 16 / 0.05 s = 320 items/s. Rounds are interleaved side by side; the figure is
 the median throughput over rounds, and its ratios to the limit and to raw httpx. The server also
 reports the most runs it had in progress at once (must never exceed 16).
+
+Second part, jobs that go asynchronous: 200 inputs, each a 1 s job (model ``held-1000``, whose
+polls the server holds until the job ends), ``concurrency=32``, ``map`` and ``amap``; the figure is
+the median wall time over the ideal ceil(200 / 32) x 1 s = 7 s (target <= 1.15x).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -27,6 +32,8 @@ from common import OUR_PY, median, save, wire_env, wire_server, worker_main, wor
 CONCURRENCY = 16
 LATENCY_MS = 50
 LIMIT = CONCURRENCY / (LATENCY_MS / 1000)  # items/s
+JOB_INPUTS, JOB_CONCURRENCY, JOB_SECONDS = 200, 32, 1.0
+JOB_IDEAL = math.ceil(JOB_INPUTS / JOB_CONCURRENCY) * JOB_SECONDS
 
 
 def _inputs(n: int) -> list[str]:
@@ -77,7 +84,20 @@ def serve_worker(name: str) -> None:
         assert data == inputs, "wrong or missing results"
         return {"seconds": seconds, "max_open": _stats("GET")}
 
-    worker_main({"batch": batch})
+    def jobs(n: int) -> dict[str, float]:
+        inputs = _inputs(n)
+        held = Model(f"held-{int(JOB_SECONDS * 1000)}")
+        _stats("DELETE")
+        t0 = time.perf_counter()
+        if name == "ours":
+            data = held.map(inputs, concurrency=JOB_CONCURRENCY).data
+        else:
+            data = asyncio.run(held.amap(inputs, concurrency=JOB_CONCURRENCY)).data
+        seconds = time.perf_counter() - t0
+        assert data == inputs, "wrong or missing results"
+        return {"seconds": seconds, "max_open": _stats("GET")}
+
+    worker_main({"batch": batch, "jobs": jobs})
 
 
 def main() -> None:
@@ -87,6 +107,7 @@ def main() -> None:
     parser.add_argument("--inputs", type=int)
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
+    job_rounds = 1 if args.quick else 3
     n = args.inputs or (300 if args.quick else 1000)
     me = Path(__file__).resolve()
     names = ["ours", "ours-async", "httpx"]
@@ -103,6 +124,13 @@ def main() -> None:
                 out = w.call("batch", n=n)
                 rates[w.name].append(n / out["seconds"])
                 max_open[w.name] = max(max_open[w.name], out["max_open"])
+        job_times: dict[str, list[float]] = {"ours": [], "ours-async": []}
+        job_open = 0
+        for r in range(job_rounds):
+            for w in ws[:2] if r % 2 == 0 else list(reversed(ws[:2])):
+                out = w.call("jobs", n=JOB_INPUTS)
+                job_times[w.name].append(out["seconds"])
+                job_open = max(job_open, out["max_open"])
     rate = {k: round(median(v), 1) for k, v in rates.items()}
     ratios = {
         "ours / limit": round(rate["ours"] / LIMIT, 3),
@@ -111,6 +139,19 @@ def main() -> None:
         "ours async / raw httpx": round(rate["ours-async"] / rate["httpx"], 3),
         "raw httpx / limit": round(rate["httpx"] / LIMIT, 3),
     }
+    job_wall = {k: round(median(v), 3) for k, v in job_times.items()}
+    jobs_part = {
+        "inputs": JOB_INPUTS,
+        "concurrency": JOB_CONCURRENCY,
+        "job_seconds": JOB_SECONDS,
+        "ideal_seconds": JOB_IDEAL,
+        "rounds": job_rounds,
+        "median_seconds": job_wall,
+        "over_ideal": {k: round(v / JOB_IDEAL, 3) for k, v in job_wall.items()},
+        "server_max_open": job_open,
+        "target": "<= 1.15 x the ideal; never more than 32 open",
+    }
+    jobs_part["met"] = max(jobs_part["over_ideal"].values()) <= 1.15 and job_open <= JOB_CONCURRENCY
     result = {
         "mode": "quick" if args.quick else "full",
         "rounds": rounds,
@@ -126,6 +167,7 @@ def main() -> None:
         "met": ratios["ours / limit"] >= 0.9
         and ratios["ours / raw httpx"] >= 1.0
         and max(max_open.values()) <= CONCURRENCY,
+        "jobs": jobs_part,
     }
     print(json.dumps(result, indent=2))
     save("batch", result)
