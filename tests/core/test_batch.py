@@ -393,3 +393,17 @@ def test_in_flight_never_exceeds_the_effective_limit():
     assert not limiter.can_start(0.0)
     limiter.in_flight = 1
     assert limiter.can_start(0.0)
+
+
+def test_a_server_that_cannot_be_reached_fails_each_item_after_the_cores_retries():
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    model = Model("echo", url=f"http://127.0.0.1:{port}/api/v1/execute", api_key=KEY)
+    start = time.monotonic()
+    result = model.map(["a", "b", "c"], concurrency=2, timeout=20)
+    assert time.monotonic() - start < 5
+    assert result.failed == [0, 1, 2] and result.stopped is None
+    assert all("could not connect" in r.error_message for r in result)
