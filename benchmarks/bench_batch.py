@@ -15,6 +15,10 @@ reports the most runs it had in progress at once (must never exceed 16).
 Second part, jobs that go asynchronous: 200 inputs, each a 1 s job (model ``held-1000``, whose
 polls the server holds until the job ends), ``concurrency=32``, ``map`` and ``amap``; the figure is
 the median wall time over the ideal ceil(200 / 32) x 1 s = 7 s (target <= 1.15x).
+
+Third part, memory: the growth of the worker's RSS (from /proc, after ``gc.collect()``) while a
+``map`` of ``--memory-inputs`` tiny inputs (model ``echo``, answered at once) is run and its
+``BatchResult`` kept, per item (target <= 2 KB per item beyond its data).
 """
 
 from __future__ import annotations
@@ -73,16 +77,16 @@ def serve_worker(name: str) -> None:
     def batch(n: int) -> dict[str, float]:
         inputs = _inputs(n)
         _stats("DELETE")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if name == "ours":
             data = model.map(inputs, concurrency=CONCURRENCY).data
         elif name == "ours-async":
             data = asyncio.run(model.amap(inputs, concurrency=CONCURRENCY)).data
         else:
             data = asyncio.run(raw(inputs))
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert data == inputs, "wrong or missing results"
-        return {"seconds": seconds, "max_open": _stats("GET")}
+        return {"seconds": seconds, "cpu_seconds": cpu, "max_open": _stats("GET")}
 
     def jobs(n: int) -> dict[str, float]:
         inputs = _inputs(n)
@@ -97,7 +101,25 @@ def serve_worker(name: str) -> None:
         assert data == inputs, "wrong or missing results"
         return {"seconds": seconds, "max_open": _stats("GET")}
 
-    worker_main({"batch": batch, "jobs": jobs})
+    def memory(n: int) -> dict[str, float]:
+        import gc
+
+        inputs = _inputs(n)
+        gc.collect()
+        before = _rss()
+        result = Model("echo").map(inputs, concurrency=CONCURRENCY)
+        gc.collect()
+        grown = _rss() - before
+        assert result.data == inputs, "wrong or missing results"
+        data = sum(len(x) for x in inputs)  # each item's input and its echoed output
+        return {"bytes_per_item": grown / n, "data_bytes_per_item": 2 * data / n}
+
+    worker_main({"batch": batch, "jobs": jobs, "memory": memory})
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def main() -> None:
@@ -105,9 +127,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds of 300 inputs instead of 7 of 1 000")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--inputs", type=int)
+    parser.add_argument("--memory-inputs", type=int)
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.quick else 7)
     job_rounds = 1 if args.quick else 3
+    memory_inputs = args.memory_inputs or (5_000 if args.quick else 20_000)
     n = args.inputs or (300 if args.quick else 1000)
     me = Path(__file__).resolve()
     names = ["ours", "ours-async", "httpx"]
@@ -118,11 +142,13 @@ def main() -> None:
         for w in ws:  # warm-up: imports, first connections
             w.call("batch", n=64)
         rates: dict[str, list[float]] = {w.name: [] for w in ws}
+        cpu: dict[str, list[float]] = {w.name: [] for w in ws}
         max_open: dict[str, int] = {w.name: 0 for w in ws}
         for r in range(rounds):
             for w in ws if r % 2 == 0 else list(reversed(ws)):
                 out = w.call("batch", n=n)
                 rates[w.name].append(n / out["seconds"])
+                cpu[w.name].append(out["cpu_seconds"] / n)
                 max_open[w.name] = max(max_open[w.name], out["max_open"])
         job_times: dict[str, list[float]] = {"ours": [], "ours-async": []}
         job_open = 0
@@ -131,13 +157,20 @@ def main() -> None:
                 out = w.call("jobs", n=JOB_INPUTS)
                 job_times[w.name].append(out["seconds"])
                 job_open = max(job_open, out["max_open"])
+        memory = ws[0].call("memory", n=memory_inputs, timeout=1200)
     rate = {k: round(median(v), 1) for k, v in rates.items()}
+    cpu_us = {k: round(median(v) * 1e6) for k, v in cpu.items()}
     ratios = {
         "ours / limit": round(rate["ours"] / LIMIT, 3),
         "ours / raw httpx": round(rate["ours"] / rate["httpx"], 3),
         "ours async / limit": round(rate["ours-async"] / LIMIT, 3),
         "ours async / raw httpx": round(rate["ours-async"] / rate["httpx"], 3),
         "raw httpx / limit": round(rate["httpx"] / LIMIT, 3),
+        # each round's ratio of sides measured back to back, so slow drifts of the load cancel
+        "client CPU per item, ours / raw httpx": round(cpu_us["ours"] / cpu_us["httpx"], 3),
+        "ours / raw httpx, median of per-round ratios": round(
+            median([o / h for o, h in zip(rates["ours"], rates["httpx"], strict=True)]), 3
+        ),
     }
     job_wall = {k: round(median(v), 3) for k, v in job_times.items()}
     jobs_part = {
@@ -162,12 +195,20 @@ def main() -> None:
         "median_items_per_s": rate,
         "min_max_items_per_s": {k: [round(min(v), 1), round(max(v), 1)] for k, v in rates.items()},
         "server_max_open": max_open,
+        "median_client_cpu_us_per_item": cpu_us,
         "ratios": ratios,
         "target": "ours >= 0.9 x the limit and >= 1.0 x raw httpx; never more than 16 open",
         "met": ratios["ours / limit"] >= 0.9
         and ratios["ours / raw httpx"] >= 1.0
         and max(max_open.values()) <= CONCURRENCY,
         "jobs": jobs_part,
+        "memory": {
+            "inputs": memory_inputs,
+            "rss_bytes_per_item": round(memory["bytes_per_item"]),
+            "data_bytes_per_item": round(memory["data_bytes_per_item"]),
+            "target": "<= 2048 bytes per item beyond its data",
+            "met": memory["bytes_per_item"] - memory["data_bytes_per_item"] <= 2048,
+        },
     }
     print(json.dumps(result, indent=2))
     save("batch", result)
