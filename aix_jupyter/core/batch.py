@@ -24,7 +24,8 @@ second. Every item of a sized input that did not finish is a FAILED response say
 generator, the items consumed so far are kept and the rest is never read.
 
 Events (``BatchEvent``) carry the counts a progress display needs -- done / total, failed, in
-flight, effective concurrency, credits, elapsed -- so a front end is a thin consumer:
+flight, effective concurrency, credits, elapsed (and ``rate`` / ``eta`` from them) -- so a front
+end is a thin consumer:
 
     started     the batch began (``total`` when the input has a length)
     run         a per-run ``RunEvent`` of item ``index`` (``run``: submitted, polled, finished, ...)
@@ -92,6 +93,18 @@ class BatchEvent:
     run: RunEvent | None = None
     response: ModelResponse | None = None
     message: str = ""
+
+    @property
+    def rate(self) -> float:
+        """Items ended per second since the batch started (0 before the first)."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate, when the total is known and something has ended."""
+        if self.total is None or not self.done or self.elapsed <= 0:
+            return None
+        return max(0, self.total - self.done) / self.rate
 
 
 class Limiter:

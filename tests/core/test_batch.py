@@ -360,6 +360,8 @@ def test_events_carry_the_item_index_and_the_batch_counts(mode: str, bserver: Ba
     assert (last.done, last.failed, last.in_flight) == (3, 1, 0)
     assert last.used_credits == pytest.approx(0.02)
     assert all(e.in_flight <= 2 for e in events)
+    assert last.rate == pytest.approx(3 / last.elapsed) and last.eta == 0
+    assert events[0].eta is None  # nothing ended yet
     assert threads == {threading.get_ident()}  # sync map: the hook runs in the caller's thread
 
 
