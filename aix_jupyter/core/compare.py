@@ -79,7 +79,7 @@ def _batches(
     timeout: float,
     on_event: BatchHook | None,
     cancel: threading.Event | None,
-) -> tuple[Any, list[Batch]]:
+) -> list[Batch]:
     inputs = _inputs(data)
     split = split_parameters(models, parameters)
     batches = [
@@ -88,7 +88,7 @@ def _batches(
         )
         for m, p in zip(models, split, strict=True)
     ]  # every batch validates its parameters here, before anything is sent
-    return inputs, batches
+    return batches
 
 
 class Comparison:
@@ -183,7 +183,7 @@ def compare(
 
     given = _model_list(models)
     resolved = _checked([m if not isinstance(m, str) else ModelFactory.get(m) for m in given])
-    _, batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
+    batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
     results = run_batches(batches)
     return Comparison({m.id: r for m, r in zip(resolved, results, strict=True)})
 
@@ -205,6 +205,6 @@ async def acompare(
 
     given = _model_list(models)
     resolved = _checked([m if not isinstance(m, str) else await ModelFactory.aget(m) for m in given])
-    _, batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
+    batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
     results = await asyncio.gather(*(b.run() for b in batches))
     return Comparison({m.id: r for m, r in zip(resolved, results, strict=True)})
