@@ -71,7 +71,17 @@ class ModelFactory:
     """``ModelFactory.get(model_id)`` / ``get(name=...)``, ``ModelFactory.list(...)``, ``aget``/``alist``."""
 
     @classmethod
-    def get(cls, model_id: str | None = None, name: str | None = None, api_key: str | None = None) -> Model:
+    def get(
+        cls,
+        model_id: str | None = None,
+        name: str | None = None,
+        api_key: str | None = None,
+        use_cache: bool = False,
+    ) -> Model:
+        """The model ``model_id`` (or called ``name``), fetched from the server each time.
+
+        ``use_cache`` is accepted as the SDK's and changes nothing: there is no model cache here.
+        """
         from aix_jupyter.core import flows
         from aix_jupyter.core.transport import SyncTransport
 
@@ -85,9 +95,9 @@ class ModelFactory:
         cls,
         query: str = "",
         function: Any = None,
+        *,
         page_number: int = 0,
         page_size: int = 20,
-        *,
         suppliers: Sequence[Any] | None = None,
         ownership: Sequence[Any] | None = None,
         is_finetunable: bool | None = None,
@@ -105,8 +115,13 @@ class ModelFactory:
 
     @classmethod
     async def aget(
-        cls, model_id: str | None = None, name: str | None = None, api_key: str | None = None
+        cls,
+        model_id: str | None = None,
+        name: str | None = None,
+        api_key: str | None = None,
+        use_cache: bool = False,
     ) -> Model:
+        """The async twin of ``get``."""
         from aix_jupyter.core import flows
         from aix_jupyter.core.transport import AsyncTransport
 
@@ -120,9 +135,9 @@ class ModelFactory:
         cls,
         query: str = "",
         function: Any = None,
+        *,
         page_number: int = 0,
         page_size: int = 20,
-        *,
         suppliers: Sequence[Any] | None = None,
         ownership: Sequence[Any] | None = None,
         is_finetunable: bool | None = None,
