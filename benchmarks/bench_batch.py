@@ -8,6 +8,9 @@ third process), model ``sleep-50`` (v2 path: SUCCESS after 50 ms):
 * ours (async): ``await Model("sleep-50").amap(inputs, concurrency=16)``
 * raw httpx:    one ``httpx.AsyncClient``, ``asyncio.Semaphore(16)``, ``asyncio.gather`` of the
   POSTs + ``.json()`` -- what a careful user writes by hand, with no retries, events or results
+* the SDK (when ``AIX_BENCH_COMPARE_PYTHON`` or benchmarks/.venv-compare has aixplain 0.2.48):
+  ``Model.run`` in a loop (a tenth of the inputs: it does one at a time) and in a
+  ``ThreadPoolExecutor(16)`` -- what a user of the SDK would write
 The physical limit is 16 / 0.05 s = 320 items/s. Rounds are interleaved side by side; the figure is
 the median throughput over rounds, and its ratios to the limit and to raw httpx. The server also
 reports the most runs it had in progress at once (must never exceed 16).
@@ -31,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import OUR_PY, median, save, wire_env, wire_server, worker_main, worker_name, workers
+from common import CMP_PY, OUR_PY, median, save, wire_env, wire_server, worker_main, worker_name, workers
 
 CONCURRENCY = 16
 LATENCY_MS = 50
@@ -45,14 +48,48 @@ def _inputs(n: int) -> list[str]:
 
 
 def _stats(method: str) -> int:
-    import httpx
+    """The server's most runs in progress at once (DELETE: start counting afresh); stdlib only."""
+    from urllib.request import Request, urlopen
 
-    base = os.environ["AIX_BACKEND_URL"]
-    return int(httpx.request(method, f"{base}/stats/open").json()["max_open"])
+    with urlopen(Request(f"{os.environ['AIX_BACKEND_URL']}/stats/open", method=method)) as reply:
+        return int(json.loads(reply.read())["max_open"])
+
+
+def serve_sdk(name: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aixplain.modules.model import Model
+
+    model = Model(f"sleep-{LATENCY_MS}", name="sleep", api_key=os.environ["TEAM_API_KEY"])
+    model.url = os.environ["MODELS_RUN_URL"]
+
+    def one(text: str) -> object:
+        reply = model.run(text)
+        assert reply.status == "SUCCESS", reply
+        return reply.data
+
+    def batch(n: int) -> dict[str, float]:
+        inputs = _inputs(n)
+        _stats("DELETE")
+        t0, c0 = time.perf_counter(), time.process_time()
+        if name == "aixplain-loop":
+            data = [one(x) for x in inputs]
+        else:
+            with ThreadPoolExecutor(CONCURRENCY) as pool:
+                data = list(pool.map(one, inputs))
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert data == inputs, "wrong or missing results"
+        return {"seconds": seconds, "cpu_seconds": cpu, "max_open": _stats("GET")}
+
+    worker_main({"batch": batch})
 
 
 def serve_worker(name: str) -> None:
     import asyncio
+
+    if name.startswith("aixplain"):
+        serve_sdk(name)
+        return
 
     from aix_jupyter.core.model import Model
 
@@ -134,21 +171,22 @@ def main() -> None:
     memory_inputs = args.memory_inputs or (5_000 if args.quick else 20_000)
     n = args.inputs or (300 if args.quick else 1000)
     me = Path(__file__).resolve()
-    names = ["ours", "ours-async", "httpx"]
-    with (
-        wire_server(OUR_PY) as base,
-        workers(*[(OUR_PY, me, w, ()) for w in names], env=wire_env(base)) as ws,
-    ):
+    specs = [(OUR_PY, me, w, ()) for w in ("ours", "ours-async", "httpx")]
+    if CMP_PY.exists():
+        specs += [(CMP_PY, me, w, ()) for w in ("aixplain-loop", "aixplain-threads")]
+    sizes = {"aixplain-loop": max(20, n // 10)}  # one at a time: a tenth of the inputs
+    with wire_server(OUR_PY) as base, workers(*specs, env=wire_env(base)) as ws:
         for w in ws:  # warm-up: imports, first connections
-            w.call("batch", n=64)
+            w.call("batch", n=32)
         rates: dict[str, list[float]] = {w.name: [] for w in ws}
         cpu: dict[str, list[float]] = {w.name: [] for w in ws}
         max_open: dict[str, int] = {w.name: 0 for w in ws}
         for r in range(rounds):
             for w in ws if r % 2 == 0 else list(reversed(ws)):
-                out = w.call("batch", n=n)
-                rates[w.name].append(n / out["seconds"])
-                cpu[w.name].append(out["cpu_seconds"] / n)
+                size = sizes.get(w.name, n)
+                out = w.call("batch", n=size)
+                rates[w.name].append(size / out["seconds"])
+                cpu[w.name].append(out["cpu_seconds"] / size)
                 max_open[w.name] = max(max_open[w.name], out["max_open"])
         job_times: dict[str, list[float]] = {"ours": [], "ours-async": []}
         job_open = 0
@@ -172,6 +210,9 @@ def main() -> None:
             median([o / h for o, h in zip(rates["ours"], rates["httpx"], strict=True)]), 3
         ),
     }
+    for sdk in ("aixplain-loop", "aixplain-threads"):
+        if sdk in rate:
+            ratios[f"ours / {sdk}"] = round(rate["ours"] / rate[sdk], 3)
     job_wall = {k: round(median(v), 3) for k, v in job_times.items()}
     jobs_part = {
         "inputs": JOB_INPUTS,

@@ -178,6 +178,11 @@ def _batch(r: dict[str, Any]) -> list[Row]:
     )
     paired = q.get("ours / raw httpx, median of per-round ratios")
     fig += f"; per-round paired {paired:.2f}x httpx" if paired is not None else ""
+    if "aixplain-threads" in rate:
+        fig += (
+            f"; SDK `run` in a loop {rate['aixplain-loop']:.0f}, in a ThreadPoolExecutor(16) "
+            f"{rate['aixplain-threads']:.0f} items/s"
+        )
     cpu = r.get("median_client_cpu_us_per_item")
     fig += f"; client CPU per item {cpu['ours']} vs {cpu['httpx']} us)" if cpu else ")"
     ok = q["ours / limit"] >= 0.9 and q["ours / raw httpx"] >= 1.0
