@@ -71,7 +71,6 @@ def test_models_may_be_given_as_models_and_run_at_the_same_time(configured: Batc
     result = compare(models, ["x", "y"], concurrency=2)
     assert result.ok
     assert configured.max_open == 6  # two per model, all three models at once
-    assert result.responses["b"].wall_time < 0.9
 
 
 def test_to_pandas_has_a_row_per_input_and_a_column_per_model(configured: BatchServer):
