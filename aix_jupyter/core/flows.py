@@ -3,8 +3,12 @@
 Each flow is a generator that *describes* the I/O it needs -- it yields ``Send`` and ``Sleep``
 operations and receives their results -- and holds all the protocol decisions: payload
 building, reply mapping, the poll schedule, events, cancellation. Two small drivers execute the
-operations: ``drive_sync`` (threads, ``time``) and ``drive_async`` (asyncio). So sync and async
-share one implementation and only the I/O differs.
+operations on a transport: ``drive_sync`` (``SyncTransport``: threads, ``time``) and ``drive_async``
+(``AsyncTransport``: asyncio). So sync and async share one implementation and only the I/O differs.
+
+Time. A flow reads the time only from its run's clock (``Emitter.clock``, ``PollSchedule.clock``;
+``time.monotonic`` unless a test gives a fake one) and waits only by yielding ``Sleep``, so a
+scripted transport with a fake clock drives a flow exactly and instantly (tests/core/scripted.py).
 
 Errors reach a flow as exceptions thrown into it at its ``yield``: ``TransportFailure`` (after
 retries), ``DeadlineExceeded``, ``Cancelled`` (the caller's cancel event) and ``Interrupted``
@@ -18,7 +22,7 @@ import copy
 import mimetypes
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,19 +86,25 @@ Flow = Generator["Send | Sleep", Any, Any]
 class Emitter:
     """Builds RunEvents for one run and hands them to the hook (if any)."""
 
-    __slots__ = ("hook", "model_id", "secret", "start")
+    __slots__ = ("clock", "hook", "model_id", "secret", "start")
 
     def __init__(
-        self, hook: EventHook | None, model_id: str, start: float | None = None, secret: str | None = None
+        self,
+        hook: EventHook | None,
+        model_id: str,
+        start: float | None = None,
+        secret: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hook = hook
         self.model_id = model_id
-        self.start = time.monotonic() if start is None else start
+        self.clock = clock  # the run's clock: event times, the deadline, the poll schedule
+        self.start = clock() if start is None else start
         self.secret = secret
 
     def __call__(self, kind: str, **kw: Any) -> None:
         if self.hook is not None:
-            self.hook(RunEvent(kind, self.model_id, time.monotonic() - self.start, **kw))  # type: ignore[arg-type]
+            self.hook(RunEvent(kind, self.model_id, self.clock() - self.start, **kw))  # type: ignore[arg-type]
 
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
         scrub(response, self.secret)
@@ -114,9 +124,11 @@ def timed_out(timeout: float, poll_url: str | None) -> ModelResponse:
     return failed(f"{NO_RESPONSE} (no result within {timeout:g} s{hint})", completed=False, url=poll_url)
 
 
-def cancel_flow(poll_url: str, budget: float | None = CANCEL_BUDGET) -> Flow:
+def cancel_flow(
+    poll_url: str, budget: float | None = CANCEL_BUDGET, clock: Callable[[], float] = time.monotonic
+) -> Flow:
     """DELETE <poll url>; True when the server says it cancelled the job."""
-    deadline = None if budget is None else time.monotonic() + budget
+    deadline = None if budget is None else clock() + budget
     try:
         reply = yield Send(
             Call("DELETE", poll_url, what="cancel"), deadline, cancellable=False, retry=budget is None
@@ -136,7 +148,7 @@ def cancel_flow(poll_url: str, budget: float | None = CANCEL_BUDGET) -> Flow:
 
 def _cancelled(emit: Emitter, poll_url: str | None, polls: int) -> Flow:
     if poll_url:
-        yield from cancel_flow(poll_url)
+        yield from cancel_flow(poll_url, clock=emit.clock)
     response = failed(CANCELLED_MESSAGE, completed=True, url=poll_url)
     return emit.end(response, poll_url, polls)
 
@@ -159,7 +171,7 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
             hold = schedule.hold()
             headers = {"Prefer": f"wait={hold}"} if hold else {}
             deadline = schedule.deadline + (FINAL_GRACE if schedule.final else 0.0)
-            sent = time.monotonic()
+            sent = schedule.clock()
             try:
                 reply: RawReply = yield Send(Call("GET", poll_url, headers=headers, what="poll"), deadline)
             except DeadlineExceeded:
@@ -173,7 +185,7 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
                 return emit.end(response, poll_url, schedule.polls + 1)
             progress, eta = poll_progress(response)
             schedule.observe(
-                elapsed=time.monotonic() - sent,
+                elapsed=schedule.clock() - sent,
                 preference_applied=reply.header("preference-applied"),
                 progress=progress is not None or eta is not None,
             )
@@ -193,7 +205,7 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
     except Cancelled:
         return (yield from _cancelled(emit, poll_url, schedule.polls))
     except Interrupted:
-        yield from cancel_flow(poll_url)
+        yield from cancel_flow(poll_url, clock=schedule.clock)
         emit("cancelled", poll_url=poll_url, polls=schedule.polls, message="interrupted")
         raise
 
@@ -274,7 +286,7 @@ def run_flow(
         emit("submitted", poll_url=response.url)
         if not poll:
             return response
-        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
+        schedule = PollSchedule(wait_time, timeout, max_wait, start=start, clock=emit.clock)
         return (yield from poll_flow(response.url, schedule, emit, timeout))  # type: ignore[arg-type]
     emit("submitted")
     if not poll and response.status is ResponseStatus.SUCCESS:
@@ -333,9 +345,7 @@ def _step(
 
 
 def drive_sync(flow: Flow, transport: Any, cancel: Any = None) -> Any:
-    """Run ``flow`` with blocking I/O (``SyncTransport``)."""
-    from aix_jupyter.core.transport import sleep_until
-
+    """Run ``flow`` with blocking I/O: ``transport.send`` and ``transport.sleep`` (``SyncTransport``)."""
     secret = transport.endpoints.api_key
     interrupt: BaseException | None = None
     value: Any = None
@@ -354,7 +364,7 @@ def drive_sync(flow: Flow, transport: Any, cancel: Any = None) -> Any:
                     max_attempts=None if op.retry else 1,
                 )
             else:
-                sleep_until(op.seconds, cancel)
+                transport.sleep(op.seconds, cancel)
         except (TransportFailure, DeadlineExceeded, Cancelled) as exc:
             error = exc
         except KeyboardInterrupt as exc:
@@ -364,10 +374,8 @@ def drive_sync(flow: Flow, transport: Any, cancel: Any = None) -> Any:
 
 
 async def drive_async(flow: Flow, transport: Any, cancel: Any = None) -> Any:
-    """Run ``flow`` with asyncio I/O (``AsyncTransport``)."""
+    """Run ``flow`` with asyncio I/O: ``transport.send`` and ``transport.sleep`` (``AsyncTransport``)."""
     import asyncio
-
-    from aix_jupyter.core.transport import asleep_until
 
     secret = transport.endpoints.api_key
     interrupt: BaseException | None = None
@@ -387,7 +395,7 @@ async def drive_async(flow: Flow, transport: Any, cancel: Any = None) -> Any:
                     max_attempts=None if op.retry else 1,
                 )
             else:
-                await asleep_until(op.seconds, cancel)
+                await transport.sleep(op.seconds, cancel)
         except (TransportFailure, DeadlineExceeded, Cancelled) as exc:
             error = exc
         except (KeyboardInterrupt, asyncio.CancelledError) as exc:

@@ -382,6 +382,10 @@ def sleep_until(seconds: float, cancel: threading.Event | None) -> None:
 
 
 class SyncTransport(Transport):
+    def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
+        """A flow's ``Sleep``: wait ``seconds``, or raise Cancelled as soon as ``cancel`` is set."""
+        sleep_until(seconds, cancel)
+
     def _once(
         self, call: Call, deadline: float | None, cancel: threading.Event | None, hold: float
     ) -> RawReply:
@@ -579,6 +583,10 @@ class AsyncTransport(Transport):
     def __init__(self, endpoints: Endpoints, client: httpx.AsyncClient | None = None, **kw: Any) -> None:
         super().__init__(endpoints, **kw)
         self._client = client
+
+    async def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
+        """A flow's ``Sleep``: wait ``seconds``, or raise Cancelled as soon as ``cancel`` is set."""
+        await asleep_until(seconds, cancel)
 
     async def _once(
         self,
