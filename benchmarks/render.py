@@ -186,14 +186,57 @@ def _tokens(r: dict[str, Any]) -> list[Row]:
     fig += ")"
     # verdict on the least favourable of the three ratios (prompt-evaluation spikes move the others)
     worst = min([q, *(v for k, v in extra.items() if k.startswith("stack / raw,"))])
-    return [
+    rows = [
         (
-            "6. tokens/s, client + embedded backend / raw llama.cpp",
+            "6. tokens/s, client + embedded backend / raw xllamacpp",
             fig,
             ">= 0.9x (all three)",
             _verdict(worst >= 0.9),
         )
     ]
+    if "raw xllamacpp / llama-cpp-python (tokens/s)" in extra:
+        lcp = extra["raw xllamacpp / llama-cpp-python (tokens/s)"]
+        fig = (
+            f"{lcp:.3f}x ({r['tokens_per_second']['raw']:.1f} vs "
+            f"{r['tokens_per_second']['llama-cpp-python']:.1f} tok/s; decoding only "
+            f"{extra['raw xllamacpp / llama-cpp-python, decoding only']:.2f}x; through the stack "
+            f"{extra['stack / llama-cpp-python (tokens/s)']:.2f}x)"
+        )
+        rows.append(
+            (
+                "6. tokens/s, raw xllamacpp / portable llama-cpp-python build",
+                fig,
+                ">= 1.0x",
+                _verdict(lcp >= 1),
+            )
+        )
+    if "concurrent_streams_aggregate_tokens_per_second" in r:
+        agg = r["concurrent_streams_aggregate_tokens_per_second"]
+        speedup = r["4 together / 4 one after another (speed-up)"]
+        fig = (
+            f"{r['aggregate 4 streams / 1 stream']:.2f}x aggregate 4 vs 1 "
+            f"({agg['1']} / {agg['2']} / {agg['4']} tok/s with 1 / 2 / 4 streams, {r['slots']} slots); "
+            f"4 together {speedup:.2f}x faster than in turn"
+        )
+        rows.append(
+            (
+                "6. concurrent streams through the stack",
+                fig,
+                "4 together faster (> 1x)",
+                _verdict(speedup > 1),
+            )
+        )
+        cancel = r["cancel_to_slot_free_ms"]
+        fig = f"{cancel['median']:.0f} ms median, {cancel['max']:.0f} ms max"
+        rows.append(
+            (
+                "6. cancel (DELETE) until the runtime frees the slot",
+                fig,
+                "<= 500 ms",
+                _verdict(cancel["max"] <= 500),
+            )
+        )
+    return rows
 
 
 def _backend_rps(r: dict[str, Any]) -> list[Row]:
