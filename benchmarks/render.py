@@ -272,6 +272,49 @@ def _backend_rps(r: dict[str, Any]) -> list[Row]:
     return [("B. backend req/s: trivial model / bare Starlette endpoint", fig, "(no target)", "n/a")]
 
 
+def _batch(r: dict[str, Any]) -> list[Row]:
+    q, rate = r["ratios"], r["median_items_per_s"]
+    fig = (
+        f"{q['ours / limit']:.3f}x the limit, {q['ours / raw httpx']:.3f}x raw httpx "
+        f"({rate['ours']:.0f} vs {r['limit_items_per_s']:.0f} vs {rate['httpx']:.0f} items/s; "
+        f"amap {rate['ours-async']:.0f}; {r['inputs']:,} inputs; server saw at most "
+        f"{max(r['server_max_open'].values())} open"
+    )
+    paired = q.get("ours / raw httpx, median of per-round ratios")
+    fig += f"; per-round paired {paired:.2f}x httpx" if paired is not None else ""
+    if "aixplain-threads" in rate:
+        fig += (
+            f"; SDK `run` in a loop {rate['aixplain-loop']:.0f}, in a ThreadPoolExecutor(16) "
+            f"{rate['aixplain-threads']:.0f} items/s"
+        )
+    cpu = r.get("median_client_cpu_us_per_item")
+    fig += f"; client CPU per item {cpu['ours']} vs {cpu['httpx']} us)" if cpu else ")"
+    ok = q["ours / limit"] >= 0.9 and q["ours / raw httpx"] >= 1.0
+    what = "C. batch: `Model.map`, 16 at once, 50 ms model"
+    rows = [(what, fig, ">= 0.9x limit, >= 1.0x httpx", _verdict(ok))]
+    j = r.get("jobs")
+    if j:
+        over, wall = j["over_ideal"], j["median_seconds"]
+        jfig = (
+            f"{over['ours']:.3f}x the ideal {j['ideal_seconds']:g} s ({wall['ours']:.2f} s; amap "
+            f"{over['ours-async']:.3f}x); server saw at most {j['server_max_open']} open"
+        )
+        what = (
+            f"C. batch of {j['inputs']} x {j['job_seconds']:g} s jobs, {j['concurrency']} at once, held polls"
+        )
+        rows.append((what, jfig, "<= 1.15x the ideal", _verdict(j["met"])))
+    mem = r.get("memory")
+    if mem:
+        mfig = (
+            f"{mem['rss_bytes_per_item']:,} B RSS per item kept ({mem['data_bytes_per_item']} B of it "
+            f"input + output; {mem['inputs']:,} items)"
+        )
+        rows.append(
+            ("C. batch memory: RSS growth per result", mfig, "<= 2 KB beyond the data", _verdict(mem["met"]))
+        )
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
@@ -281,6 +324,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "widget-bytes-after": _widget_bytes,
     "tokens": _tokens,
     "backend_rps": _backend_rps,
+    "batch": _batch,
 }
 
 

@@ -14,9 +14,9 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aix_jupyter.core.config import Endpoints, configured_api_key, resolve_endpoints
 from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
@@ -25,6 +25,9 @@ from aix_jupyter.core.events import EventHook
 from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.polling import DEFAULT_MAX_WAIT, PollSchedule
 from aix_jupyter.core.response import ModelResponse
+
+if TYPE_CHECKING:
+    from aix_jupyter.core.batch import BatchEvent, BatchResult
 
 _UNSET: Any = object()
 
@@ -383,6 +386,52 @@ class Model:
             return self.run_stream(data, parameters, on_event=on_event, cancel=cancel)
         plan = self._run_flow(data, parameters, timeout, wait_time, max_wait, on_event, start)
         return self._drive(plan, cancel)
+
+    # -- batch: one scheduler over the run flows, in core/batch.py (map and amap only delegate) --
+    def map(
+        self,
+        inputs: Iterable[Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        concurrency: int = 8,
+        timeout: float = 300,
+        on_event: Callable[[BatchEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+        resume: BatchResult | None = None,
+    ) -> BatchResult:
+        """Run every input, at most ``concurrency`` jobs at once; a ``BatchResult`` in input order.
+
+        ``timeout`` bounds the whole batch; ``cancel`` stops it early (the partial result is
+        returned); Ctrl-C raises ``BatchInterrupted`` with ``.results``. ``resume`` reuses the
+        successes of an earlier ``BatchResult``. Works inside a running event loop (a notebook).
+        """
+        from aix_jupyter.core.batch import Batch, run_batches
+
+        batch = Batch(
+            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
+            on_event=on_event, cancel=cancel, resume=resume,
+        )  # fmt: skip
+        return run_batches([batch])[0]
+
+    async def amap(
+        self,
+        inputs: Iterable[Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        concurrency: int = 8,
+        timeout: float = 300,
+        on_event: Callable[[BatchEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+        resume: BatchResult | None = None,
+    ) -> BatchResult:
+        """The async twin of ``map`` (task cancellation cancels the jobs in flight, then re-raises)."""
+        from aix_jupyter.core.batch import Batch
+
+        batch = Batch(
+            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
+            on_event=on_event, cancel=cancel, resume=resume,
+        )  # fmt: skip
+        return await batch.run()
 
     def run_async(
         self,
