@@ -174,6 +174,32 @@ def _widget(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _widget_bytes(r: dict[str, Any]) -> list[Row]:
+    ratios = r["ratios"]
+    comm, total = ratios["comm (widget) bytes / text bytes"], ratios["IOPub bytes / text bytes"]
+    kinds = r["by_message_type"]
+    fig = (
+        f"{comm:.2f}x the text ({kinds['comm_msg']['bytes'] / 1024:.0f} KiB of widget traffic for "
+        f"{r['text_bytes'] / 1024:.0f} KiB of text, {r['chunks']} chunks); all IOPub {total:.2f}x "
+        f"(+ the saved fallback, text/plain + text/markdown, once)"
+    )
+    before = RESULTS / "widget-bytes-before.json"
+    if before.exists():
+        old = json.loads(before.read_text())["ratios"]
+        fig += (
+            f"; before: {old['comm (widget) bytes / text bytes']:.1f}x, "
+            f"all IOPub {old['IOPub bytes / text bytes']:.1f}x"
+        )
+    return [
+        (
+            "5. widget streaming: bytes sent for a 20 000-chunk stream",
+            fig,
+            "<= 2x the text",
+            f"{_verdict(comm <= 2)} (widget traffic); {_verdict(total <= 2)} (all IOPub)",
+        )
+    ]
+
+
 def _tokens(r: dict[str, Any]) -> list[Row]:
     q = r["ratios"]["stack / raw runtime (tokens/s)"]
     fig = f"{q:.3f}x ({r['tokens_per_second']['stack']:.1f} vs {r['tokens_per_second']['raw']:.1f} tok/s"
@@ -295,6 +321,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "poll_lag": _poll_lag,
     "sse": _sse,
     "widget": _widget,
+    "widget-bytes-after": _widget_bytes,
     "tokens": _tokens,
     "backend_rps": _backend_rps,
     "batch": _batch,
