@@ -18,7 +18,16 @@ from typing import Any
 from IPython.display import display as ipython_display
 from IPython.display import update_display
 
-from aix_jupyter.progress import FINAL_STATES, Mode, RunProgress, TextProgress, format_duration, resolve_mode
+from aix_jupyter.progress import (
+    FINAL_STATES,
+    BatchProgress,
+    BatchTextProgress,
+    Mode,
+    RunProgress,
+    TextProgress,
+    format_duration,
+    resolve_mode,
+)
 
 BAR_STYLES = {"finished": "success", "failed": "danger", "cancelled": "warning"}
 
@@ -124,15 +133,20 @@ class WidgetProgress(RunProgress):
 
     def _update_static_text(self) -> None:
         """Replace the display's text/plain fallback by the final line (kept in the saved notebook)."""
-        bundle: dict[str, Any] = {"text/plain": self.line()}
-        model_id = getattr(self.widget, "model_id", None)
-        if model_id:
-            bundle["application/vnd.jupyter.widget-view+json"] = {
-                "version_major": 2,
-                "version_minor": 0,
-                "model_id": model_id,
-            }
-        update_display(bundle, raw=True, display_id=self._display_id)
+        _set_fallback_text(self.widget, self._display_id, self.line())
+
+
+def _set_fallback_text(widget: Any, display_id: str | None, text: str) -> None:
+    """Replace the text/plain fallback of the widget's display ``display_id`` by ``text``."""
+    bundle: dict[str, Any] = {"text/plain": text}
+    model_id = getattr(widget, "model_id", None)
+    if model_id:
+        bundle["application/vnd.jupyter.widget-view+json"] = {
+            "version_major": 2,
+            "version_minor": 0,
+            "model_id": model_id,
+        }
+    update_display(bundle, raw=True, display_id=display_id)
 
 
 @functools.cache
@@ -142,17 +156,102 @@ def _progress_box_class() -> type:
     class ProgressBox(w.HBox):
         """The bar's container; its text/plain repr is the progress line (deterministic before a run)."""
 
-        def __init__(self, progress: RunProgress, **kwargs: Any) -> None:
+        def __init__(self, progress: RunProgress | BatchProgress, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._aix_progress = progress
 
         def __repr__(self) -> str:
             progress = self._aix_progress
             if progress.state == "waiting":
-                return f"[aix] {progress.model_id} waiting"
+                return f"[aix] {getattr(progress, 'model_id', None) or progress.label} waiting"
             return progress.line()
 
     return ProgressBox
 
 
-__all__ = ["BAR_STYLES", "WidgetProgress", "make_progress"]
+def make_batch_progress(label: str, *, mode: Mode | str = "auto", display: bool = True) -> BatchProgress:
+    """One progress consumer for a whole batch (or comparison): pass it as ``on_event=``, ``close()`` it.
+
+    ``mode`` as for :func:`make_progress`: a :class:`BatchWidgetProgress` bar in a ``live`` frontend,
+    a :class:`~aix_jupyter.progress.BatchTextProgress` line everywhere else.
+    """
+    if resolve_mode(mode) == "widget":
+        return BatchWidgetProgress(label, display=display)
+    return BatchTextProgress(label)
+
+
+BATCH_STYLES = {"success": "success", "partial": "warning", "stopped": "warning", "failure": "danger"}
+
+
+class BatchWidgetProgress(BatchProgress):
+    """A bar for a whole batch: ``[label] [=====     ] running 12.3/s ETA 4 s · 40/100 done, ...``.
+
+    The bar's value is done / total (it slides while the total is unknown). At the end it shows the
+    final counts and is coloured by outcome: green (all succeeded), orange (some failed, or stopped
+    early), red (all failed). Its text/plain fallback becomes the final text line, so a saved
+    notebook viewed without a kernel still says how the batch went. Repaints are rate limited by
+    :class:`~aix_jupyter.progress.BatchProgress` (≤ 10 a second), each one comm message per widget.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        display: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import ipywidgets as w
+
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="240px"))
+        self.label_widget = w.HTML(value="ready")
+        self.label_widget.add_class("aix-progress-label")
+        children: list[Any] = [
+            w.HTML(value=_STYLE, layout=w.Layout(width="0px", margin="0")),
+            w.HTML(value=f"<code>{html.escape(label)}</code>"),
+            self.bar,
+            self.label_widget,
+        ]
+        self.widget = _progress_box_class()(self, children=children, layout=w.Layout(align_items="center"))
+        self.widget.add_class("aix-progress")
+        self._display_id: str | None = None
+        super().__init__(label, clock=clock)
+        if display:
+            handle = ipython_display(self.widget, display_id=True)
+            self._display_id = getattr(handle, "display_id", None)
+
+    def label_text(self) -> str:
+        """The text beside the bar."""
+        with self._lock:
+            if self.state == "waiting":
+                return "ready"
+            return (
+                f"{self.status()} · {self.counts()} · {self.used_credits:.4g} credits · "
+                f"{format_duration(self.elapsed)}"
+            )
+
+    def _render(self, *, final: bool) -> None:
+        total, done, over = self.total, self.done, self.over
+        if over:
+            value, style = 1.0, BATCH_STYLES.get(self.outcome, "")
+        else:
+            value, style = ((done / total) if total else 0.0), "info"
+        with self.bar.hold_sync():
+            self.bar.value = value
+            self.bar.bar_style = style
+            if not over and not total:
+                self.bar.add_class("aix-indeterminate")
+            else:
+                self.bar.remove_class("aix-indeterminate")
+        self.label_widget.value = html.escape(self.label_text())
+        if final and self._display_id:
+            _set_fallback_text(self.widget, self._display_id, self.line())
+
+
+__all__ = [
+    "BAR_STYLES",
+    "BATCH_STYLES",
+    "BatchWidgetProgress",
+    "WidgetProgress",
+    "make_batch_progress",
+    "make_progress",
+]
