@@ -420,9 +420,16 @@ class AixMagics(Magics):
 
     def _usage(self) -> aix_display.Table:
         total = self.ledger.totals()
+        from aix_jupyter.progress import _plural
+
+        counts = [
+            _plural(total.runs, "run"),
+            _plural(total.streams, "stream"),
+            f"{total.batches} batch{'' if total.batches == 1 else 'es'}",
+        ]
         note = (
-            f"{total.runs} runs, {total.streams} streams, {total.batches} batches; {total.items} items, "
-            f"{total.failures} failed; {total.credits:.4g} credits in this kernel"
+            f"{', '.join(counts)}; {_plural(total.items, 'item')}, {total.failures} failed; "
+            f"{total.credits:.4g} credits in this kernel"
         )
         columns = ["model", "runs", "streams", "batches", "items", "failed", "credits"]
         table = aix_display.Table(columns, self.ledger.rows(), note=note)
