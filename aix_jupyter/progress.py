@@ -385,31 +385,38 @@ class BatchProgress:
 
     @property
     def done(self) -> int:
+        """Items ended so far (all batches)."""
         return int(self._sum("done"))
 
     @property
     def failed(self) -> int:
+        """Items that ended FAILED so far."""
         return int(self._sum("failed"))
 
     @property
     def in_flight(self) -> int:
+        """Items holding a slot on the server now."""
         return int(self._sum("in_flight"))
 
     @property
     def concurrency(self) -> int:
+        """The effective concurrency now (summed over the batches)."""
         return int(self._sum("concurrency"))
 
     @property
     def used_credits(self) -> float:
+        """Credits of the items that ended so far."""
         return float(self._sum("used_credits"))
 
     @property
     def total(self) -> int | None:
+        """Number of items, when every batch knows its length (else None)."""
         totals = [e.total for e in self._batches.values()]
         return None if not totals or None in totals else int(sum(totals))
 
     @property
     def elapsed(self) -> float:
+        """Seconds since the batch started, counting on between events while it runs."""
         with self._lock:
             latest = max((e.elapsed for e in self._batches.values()), default=0.0)
             if self._t0 is not None and not self.over:
@@ -418,11 +425,13 @@ class BatchProgress:
 
     @property
     def rate(self) -> float:
+        """Items ended per second since the start."""
         elapsed = self.elapsed
         return self.done / elapsed if elapsed > 0 else 0.0
 
     @property
     def eta(self) -> float | None:
+        """Seconds left at the current rate, when the total is known and something has ended."""
         total, rate = self.total, self.rate
         if total is None or not self.done or rate <= 0:
             return None
@@ -435,6 +444,7 @@ class BatchProgress:
 
     @property
     def state(self) -> BatchState:
+        """``waiting``, ``running``, ``finished`` (every batch ended) or ``stopped`` (early)."""
         with self._lock:
             if not self._batches:
                 return "waiting"

@@ -81,6 +81,7 @@ class Ledger:
         ]
 
     def totals(self) -> ModelUsage:
+        """The sums over every model."""
         total = ModelUsage("total")
         for u in self.models.values():
             total.runs += u.runs
