@@ -181,16 +181,28 @@ def make_batch_progress(label: str, *, mode: Mode | str = "auto", display: bool 
 
 
 BATCH_STYLES = {"success": "success", "partial": "warning", "stopped": "warning", "failure": "danger"}
+_BATCH_STYLE = """<style>
+.aix-batch { display: flex; align-items: center; gap: 8px; }
+.aix-batch .aix-bar { display: inline-block; width: 240px; height: 14px; overflow: hidden;
+  background: var(--jp-layout-color3, #e0e0e0); border-radius: 2px; }
+.aix-batch .aix-fill { display: block; height: 100%; background: var(--jp-brand-color1, #1976d2); }
+.aix-batch .aix-indeterminate .aix-fill { width: 30% !important;
+  animation: aix-slide 1.3s ease-in-out infinite alternate; }
+.aix-batch.aix-success .aix-fill { background: var(--jp-success-color1, #388e3c); }
+.aix-batch.aix-warning .aix-fill { background: var(--jp-warn-color1, #f57c00); }
+.aix-batch.aix-danger .aix-fill { background: var(--jp-error-color1, #d32f2f); }
+</style>"""
 
 
 class BatchWidgetProgress(BatchProgress):
-    """A bar for a whole batch: ``[label] [=====     ] running 12.3/s ETA 4 s · 40/100 done, ...``.
+    """A bar for a whole batch: ``label [=====     ] running 12.3/s ETA 4 s · 40/100 done, ...``.
 
-    The bar's value is done / total (it slides while the total is unknown). At the end it shows the
-    final counts and is coloured by outcome: green (all succeeded), orange (some failed, or stopped
-    early), red (all failed). Its text/plain fallback becomes the final text line, so a saved
-    notebook viewed without a kernel still says how the batch went. Repaints are rate limited by
-    :class:`~aix_jupyter.progress.BatchProgress` (≤ 10 a second), each one comm message per widget.
+    The bar shows done / total (it slides while the total is unknown). At the end it shows the
+    final counts and is coloured by outcome (``bar_style``): green "success" (all succeeded),
+    orange "warning" (some failed, or stopped early), red "danger" (all failed). Its text/plain
+    fallback becomes the final text line, so a saved notebook viewed without a kernel still says
+    how the batch went. Bar and text are one HTML widget, so a repaint is one comm message, and
+    repaints are rate limited by :class:`~aix_jupyter.progress.BatchProgress` (≤ 10 a second).
     """
 
     def __init__(
@@ -202,19 +214,17 @@ class BatchWidgetProgress(BatchProgress):
     ) -> None:
         import ipywidgets as w
 
-        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="240px"))
-        self.label_widget = w.HTML(value="ready")
-        self.label_widget.add_class("aix-progress-label")
+        super().__init__(label, clock=clock)
+        self.value = 0.0  # the bar's fill, 0..1
+        self.bar_style = ""  # "info" while running, then by outcome (BATCH_STYLES)
+        self.html = w.HTML(value=self._markup(indeterminate=False))  # sent with the widget, not after
         children: list[Any] = [
-            w.HTML(value=_STYLE, layout=w.Layout(width="0px", margin="0")),
-            w.HTML(value=f"<code>{html.escape(label)}</code>"),
-            self.bar,
-            self.label_widget,
+            w.HTML(value=_STYLE + _BATCH_STYLE, layout=w.Layout(width="0px", margin="0")),
+            self.html,
         ]
         self.widget = _progress_box_class()(self, children=children, layout=w.Layout(align_items="center"))
         self.widget.add_class("aix-progress")
         self._display_id: str | None = None
-        super().__init__(label, clock=clock)
         if display:
             handle = ipython_display(self.widget, display_id=True)
             self._display_id = getattr(handle, "display_id", None)
@@ -229,20 +239,22 @@ class BatchWidgetProgress(BatchProgress):
                 f"{format_duration(self.elapsed)}"
             )
 
+    def _markup(self, *, indeterminate: bool) -> str:
+        style = f" aix-{self.bar_style}" if self.bar_style else ""
+        bar = "aix-bar aix-indeterminate" if indeterminate else "aix-bar"
+        return (
+            f"<div class='aix-batch{style}'><code>{html.escape(self.label)}</code>"
+            f"<span class='{bar}'><span class='aix-fill' style='width:{self.value:.1%}'></span></span>"
+            f"<span class='aix-progress-label'>{html.escape(self.label_text())}</span></div>"
+        )
+
     def _render(self, *, final: bool) -> None:
         total, done, over = self.total, self.done, self.over
         if over:
-            value, style = 1.0, BATCH_STYLES.get(self.outcome, "")
+            self.value, self.bar_style = 1.0, BATCH_STYLES.get(self.outcome, "")
         else:
-            value, style = ((done / total) if total else 0.0), "info"
-        with self.bar.hold_sync():
-            self.bar.value = value
-            self.bar.bar_style = style
-            if not over and not total:
-                self.bar.add_class("aix-indeterminate")
-            else:
-                self.bar.remove_class("aix-indeterminate")
-        self.label_widget.value = html.escape(self.label_text())
+            self.value, self.bar_style = ((done / total) if total else 0.0), "info"
+        self.html.value = self._markup(indeterminate=not over and not total)  # one comm message
         if final and self._display_id:
             _set_fallback_text(self.widget, self._display_id, self.line())
 
