@@ -153,12 +153,7 @@ class AixMagics(Magics):
         )
         if opts.help:
             return self._info(model_id, model=model)
-        if cell is not None:
-            if opts.input_text is not None:
-                raise MagicUsageError(
-                    f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
-                )
-            opts.input_text = cell
+        _take_cell(opts, cell)
         run_input = mi.resolve_input(opts.input_text, self._ns)
         data = self._prepare_data(run_input, schema)
         schema.validate_request(opts.parameters, data_given=data is not None)
@@ -385,12 +380,7 @@ class AixMagics(Magics):
             model_id=label,
             interpolate_value=lambda s: mi.interpolate(s, self._ns),
         )
-        if cell is not None:
-            if opts.input_text is not None:
-                raise MagicUsageError(
-                    f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
-                )
-            opts.input_text = cell
+        _take_cell(opts, cell)
         run_input = mi.resolve_input(opts.input_text, self._ns)
         if run_input.kind == "none":
             raise MagicUsageError(
@@ -579,6 +569,17 @@ class AixMagics(Magics):
         set_api_key(key)
         info = describe_config()
         print(f"API key set for this kernel only; runs go to {info.get('run_url') or info.get('mode')}")
+
+
+def _take_cell(opts: ma.RunOptions, cell: str | None) -> None:
+    """A ``%%aix`` cell body is the input; an input on the line too is an error."""
+    if cell is None:
+        return
+    if opts.input_text is not None:
+        raise MagicUsageError(
+            f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
+        )
+    opts.input_text = cell
 
 
 BATCH_ROWS = 20  # items a %aix map summary table lists
