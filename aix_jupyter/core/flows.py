@@ -14,7 +14,6 @@ driver re-raises the original interrupt).
 
 from __future__ import annotations
 
-import copy
 import mimetypes
 import os
 import time
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
-from aix_jupyter.core.errors import AixError, RequestError
+from aix_jupyter.core.errors import RequestError
 from aix_jupyter.core.events import EventHook, RunEvent
 from aix_jupyter.core.polling import FINAL_GRACE, PollSchedule
 from aix_jupyter.core.protocol import (
@@ -42,21 +41,6 @@ from aix_jupyter.core.transport import Call, Cancelled, DeadlineExceeded, Transp
 
 CANCEL_BUDGET = 0.5  # seconds a cancel (DELETE) may take before control returns anyway
 CANCELLED_MESSAGE = "Run cancelled."
-
-
-def scrub(value: Any, secret: str | None) -> Any:
-    """Remove ``secret`` from a response's message (a server may echo the key back)."""
-    if secret and isinstance(value, ModelResponse) and secret in value.error_message:
-        value.error_message = value.error_message.replace(secret, "***")
-    return value
-
-
-def _scrubbed(exc: BaseException, secret: str | None) -> BaseException | None:
-    if secret and isinstance(exc, AixError) and secret in str(exc):
-        clone = copy.copy(exc)
-        clone.args = (str(exc).replace(secret, "***"),)
-        return clone
-    return None
 
 
 class Interrupted(Exception):
@@ -82,22 +66,18 @@ Flow = Generator["Send | Sleep", Any, Any]
 class Emitter:
     """Builds RunEvents for one run and hands them to the hook (if any)."""
 
-    __slots__ = ("hook", "model_id", "secret", "start")
+    __slots__ = ("hook", "model_id", "start")
 
-    def __init__(
-        self, hook: EventHook | None, model_id: str, start: float | None = None, secret: str | None = None
-    ) -> None:
+    def __init__(self, hook: EventHook | None, model_id: str, start: float | None = None) -> None:
         self.hook = hook
         self.model_id = model_id
         self.start = time.monotonic() if start is None else start
-        self.secret = secret
 
     def __call__(self, kind: str, **kw: Any) -> None:
         if self.hook is not None:
             self.hook(RunEvent(kind, self.model_id, time.monotonic() - self.start, **kw))  # type: ignore[arg-type]
 
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
-        scrub(response, self.secret)
         if response.status is ResponseStatus.SUCCESS:
             self("finished", response=response, poll_url=poll_url, polls=polls)
         elif CANCELLED_MESSAGE in response.error_message:
@@ -306,29 +286,19 @@ def status_flow(call: Call) -> Flow:
 
 
 def _step(
-    flow: Flow,
-    value: Any,
-    error: BaseException | None,
-    secret: str | None,
-    interrupt: BaseException | None,
+    flow: Flow, value: Any, error: BaseException | None, interrupt: BaseException | None
 ) -> tuple[bool, Any]:
     """Feed the last I/O outcome to ``flow``: ``(True, result)`` when it ended, else ``(False, next op)``.
 
-    The result and any AixError the flow raises have ``secret`` scrubbed; an ``Interrupted`` thrown
-    back out of the flow re-raises the caller's original interruption.
+    An ``Interrupted`` thrown back out of the flow re-raises the caller's original interruption.
     """
     try:
         op = flow.send(value) if error is None else flow.throw(error)
     except StopIteration as stop:
-        return True, scrub(stop.value, secret)
+        return True, stop.value
     except Interrupted:
         assert interrupt is not None
         raise interrupt from None
-    except AixError as exc:
-        clean = _scrubbed(exc, secret)
-        if clean is None:
-            raise
-        raise clean from None
     return False, op
 
 
@@ -336,12 +306,11 @@ def drive_sync(flow: Flow, transport: Any, cancel: Any = None) -> Any:
     """Run ``flow`` with blocking I/O (``SyncTransport``)."""
     from aix_jupyter.core.transport import sleep_until
 
-    secret = transport.endpoints.api_key
     interrupt: BaseException | None = None
     value: Any = None
     error: BaseException | None = None
     while True:
-        ended, op = _step(flow, value, error, secret, interrupt)
+        ended, op = _step(flow, value, error, interrupt)
         if ended:
             return op
         value, error = None, None
@@ -369,12 +338,11 @@ async def drive_async(flow: Flow, transport: Any, cancel: Any = None) -> Any:
 
     from aix_jupyter.core.transport import asleep_until
 
-    secret = transport.endpoints.api_key
     interrupt: BaseException | None = None
     value: Any = None
     error: BaseException | None = None
     while True:
-        ended, op = _step(flow, value, error, secret, interrupt)
+        ended, op = _step(flow, value, error, interrupt)
         if ended:
             return op
         value, error = None, None

@@ -264,7 +264,6 @@ class Model:
         PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
         emit = flows.Emitter(on_event, self.id, start)
         ep = self.endpoints()
-        emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, emit.start + timeout)
         flow = flows.run_flow(
             self._run_url(ep, True), body, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
@@ -278,7 +277,6 @@ class Model:
 
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
-        emit.secret = ep.api_key
         body = self._body(ep, data, parameters, False, None)
         flow = flows.run_flow(
             self._run_url(ep, False),
@@ -312,7 +310,6 @@ class Model:
         schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
         emit = flows.Emitter(on_event, self.id, schedule.start)
         ep = self.endpoints()
-        emit.secret = ep.api_key
         self._check_poll_url(ep, poll_url)
         return flows.poll_flow(poll_url, schedule, emit, timeout), ep
 
@@ -442,7 +439,6 @@ class Model:
         self._check_streaming()
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
-        emit.secret = ep.api_key
         transport = self._sync(ep)
         body = flows.drive_sync(self._body(ep, data, parameters, True, None), transport, cancel)
         from aix_jupyter.core.transport import Call, Cancelled
@@ -492,17 +488,21 @@ class Model:
             "model_id": self.id,
             "started": emit.start,
             "cancel": cancel,
+            "secret": ep.api_key,
         }
         if not 200 <= raw.status_code < 300:
             content = transport.read_rest(response)
             response.close()
-            failure = protocol.http_failure(protocol.RawReply(raw.status_code, raw.headers, content))
-            flows.scrub(failure, ep.api_key)
+            failure = protocol.http_failure(
+                protocol.RawReply(raw.status_code, raw.headers, content, secret=ep.api_key)
+            )
             return streaming.ModelResponseStreamer(payloads=iter(()), failure=failure, **common)
         if "text/event-stream" not in kind:
             content = transport.read_rest(response)
             response.close()
-            result = protocol.map_run_reply(protocol.RawReply(raw.status_code, raw.headers, content))
+            result = protocol.map_run_reply(
+                protocol.RawReply(raw.status_code, raw.headers, content, secret=ep.api_key)
+            )
             if result.status is ResponseStatus.IN_PROGRESS and result.url:
                 self._check_poll_url(ep, result.url)
                 schedule = PollSchedule(0.5, 300, DEFAULT_MAX_WAIT)
@@ -594,7 +594,6 @@ class Model:
         self._check_streaming()
         emit = flows.Emitter(on_event, self.id)
         ep = self.endpoints()
-        emit.secret = ep.api_key
         client = async_client(ep.run_url)
         transport = AsyncTransport(ep, client)
         common: dict[str, Any] = {
@@ -602,6 +601,7 @@ class Model:
             "model_id": self.id,
             "started": emit.start,
             "cancel": cancel,
+            "secret": ep.api_key,
         }
         try:
             body = await flows.drive_async(self._body(ep, data, parameters, True, None), transport, cancel)
@@ -628,7 +628,7 @@ class Model:
         if not 200 <= raw.status_code < 300 or "text/event-stream" not in kind:
             content = await response.aread()
             await close()
-            reply = protocol.RawReply(raw.status_code, raw.headers, content)
+            reply = protocol.RawReply(raw.status_code, raw.headers, content, secret=ep.api_key)
             if not 200 <= raw.status_code < 300:
                 return streaming.ModelResponseStreamer(
                     payloads=iter(()), failure=protocol.http_failure(reply), **common

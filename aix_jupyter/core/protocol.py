@@ -32,21 +32,86 @@ WIRE_KEYS = frozenset({"options"})  # request keys of the wire itself, not model
 # Raw replies (what the transport hands to the mapping functions)
 
 
+REDACTED = "***"
+
+
+def _secret_forms(secret: str) -> list[bytes]:
+    """The byte forms under which ``secret`` can appear in a reply (raw, and as JSON would escape it)."""
+    forms = [secret.encode("utf-8")]
+    escaped = json.dumps(secret)[1:-1].encode("ascii")
+    if escaped != forms[0]:
+        forms.append(escaped)
+    return forms
+
+
+def scrub_bytes(data: bytes, secret: str | None) -> bytes:
+    """``data`` with every occurrence of ``secret`` replaced by ``***``."""
+    if secret:
+        for form in _secret_forms(secret):
+            if form in data:
+                data = data.replace(form, REDACTED.encode())
+    return data
+
+
+def scrub_value(value: Any, secret: str | None) -> Any:
+    """A decoded JSON value with ``secret`` replaced by ``***`` in every string (keys too), iteratively."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED) if secret in value else value
+    if not isinstance(value, dict | list):
+        return value
+    root: list[Any] = [value]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, item in items:
+            if isinstance(item, str) and secret in item:
+                node[key] = item.replace(secret, REDACTED)
+            elif isinstance(item, dict | list):
+                stack.append(item)
+            if isinstance(key, str) and secret in key:
+                node[key.replace(secret, REDACTED)] = node.pop(key)
+    return root[0]
+
+
 @dataclass(frozen=True)
 class RawReply:
-    """One HTTP answer: status code, lower-cased headers, body bytes."""
+    """One HTTP answer: status code, lower-cased headers, body bytes.
+
+    Built with the API key as ``secret``, the reply holds no trace of it: the key is replaced by
+    ``***`` in the body and the headers here, and in every string the body decodes to (``json``),
+    so nothing mapped from a reply -- response fields, messages, events -- can carry it.
+    """
 
     status_code: int
     headers: Mapping[str, str] = field(default_factory=dict)
     content: bytes = b""
     elapsed: float = 0.0
+    secret: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.secret:
+            object.__setattr__(self, "content", scrub_bytes(self.content, self.secret))
+            headers = {k: v.replace(self.secret, REDACTED) for k, v in self.headers.items()}
+            object.__setattr__(self, "headers", headers)
 
     def json(self) -> Any:
-        """The decoded JSON body, or raise ValueError."""
-        return json.loads(self.content)
+        """The decoded JSON body, or raise ValueError (also for JSON nested too deeply to decode)."""
+        try:
+            value = json.loads(self.content)
+        except RecursionError:
+            raise ValueError(TOO_DEEP) from None
+        if self.secret and b"\\" in self.content:  # an escape may spell the key in other bytes
+            value = scrub_value(value, self.secret)
+        return value
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+TOO_DEEP = "the JSON is nested too deeply to decode"
 
 
 # ---------------------------------------------------------------------------------------------

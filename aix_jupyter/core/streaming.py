@@ -24,6 +24,7 @@ from typing import Any
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import EventHook, RunEvent
+from aix_jupyter.core.protocol import scrub_bytes, scrub_value
 from aix_jupyter.core.response import ModelResponse
 
 DONE = b"[DONE]"
@@ -33,10 +34,11 @@ _loads = json.loads
 class SSEDecoder:
     """Incremental SSE decoder: ``feed(bytes)`` returns the ``data`` payloads of complete events."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_secret")
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str | None = None) -> None:
         self._buf = b""
+        self._secret = secret
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk if self._buf else chunk
@@ -58,7 +60,10 @@ class SSEDecoder:
             payload = _event_data(part)
             if payload is not None:
                 append(payload)
-        return out
+        return self._scrubbed(out) if self._secret else out
+
+    def _scrubbed(self, payloads: list[bytes]) -> list[bytes]:
+        return [scrub_bytes(p, self._secret) for p in payloads]
 
     def flush(self) -> list[bytes]:
         """Payload of a final event not followed by a blank line (stream closed early)."""
@@ -66,7 +71,7 @@ class SSEDecoder:
         if not rest.strip():
             return []
         payload = _event_data(rest.strip(b"\n"))
-        return [payload] if payload is not None else []
+        return self._scrubbed([payload]) if payload is not None else []
 
 
 def _event_data(part: bytes) -> bytes | None:
@@ -163,6 +168,7 @@ class ModelResponseStreamer:
         aclose: Callable[[], Any] | None = None,
         failure: ModelResponse | None = None,
         cancel: threading.Event | None = None,
+        secret: str | None = None,
     ) -> None:
         if iterator is not None and payloads is None:
             payloads = _lines_to_payloads(iterator)
@@ -178,6 +184,7 @@ class ModelResponseStreamer:
         self._closer = closer
         self._aclose = aclose
         self._cancel = cancel
+        self._secret = secret
         self._final: ModelResponse | None = failure
         self._finished = False
         # the hot path applies while nothing special can happen between two chunks
@@ -217,6 +224,7 @@ class ModelResponseStreamer:
         value = _fast_text(payload)
         if value is None:
             kind, value = parse_payload(payload)
+            value = scrub_value(value, self._secret)  # an escape may spell the key in other bytes
             if kind == END:
                 return self._end(ModelResponse(status=ResponseStatus.SUCCESS, data="", completed=True))
             if kind == ERROR:

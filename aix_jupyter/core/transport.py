@@ -68,6 +68,36 @@ RETRY_STATUS_POST = frozenset({429, 503})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
+class _KeyFilter(logging.Filter):
+    """Redacts the keys this process sends from the records of httpx and httpcore.
+
+    httpcore logs every response's headers at DEBUG, so a server echoing the key in a header
+    would put it in a log line. Installed on those loggers the first time a key is sent.
+    """
+
+    keys: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(key in message for key in self.keys):
+            for key in self.keys:
+                message = message.replace(key, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_key_filter = _KeyFilter()
+_LIBRARY_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy")
+
+
+def _guard_logs(key: str) -> None:
+    if key not in _KeyFilter.keys:
+        if not _KeyFilter.keys:
+            for name in _LIBRARY_LOGGERS:
+                logging.getLogger(name).addFilter(_key_filter)
+        _KeyFilter.keys.add(key)
+
+
 class Cancelled(Exception):
     """Internal: the caller's cancel event was set while waiting."""
 
@@ -242,6 +272,7 @@ class Transport:
         key = self.endpoints.api_key
         if call.auth and key:
             self.check_url(call.url, what=f"{call.what} URL")
+            _guard_logs(key)
             headers["x-api-key"] = key
             if call.auth == "backend":
                 headers["Authorization"] = f"Token {key}"
@@ -267,9 +298,9 @@ def _timeout(deadline: float | None, hold: float = 0.0) -> httpx.Timeout:
     return httpx.Timeout(remaining + 1.0, connect=min(CONNECT_TIMEOUT, remaining + 0.5))
 
 
-def _raw(response: httpx.Response, content: bytes) -> RawReply:
+def _raw(response: httpx.Response, content: bytes, secret: str | None) -> RawReply:
     headers = {k.lower(): v for k, v in response.headers.items()}
-    return RawReply(response.status_code, headers, content)
+    return RawReply(response.status_code, headers, content, secret=secret)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,7 +431,7 @@ class SyncTransport(Transport):
                 )
             except Exception as exc:
                 raise _failure(exc, call) from None
-            reply = _raw(response, response.content)
+            reply = _raw(response, response.content, self.endpoints.api_key)
             if abandoned.is_set() and on_orphan is not None:
                 on_orphan(reply)  # the caller left (cancel, Ctrl-C): clean up what it started
             return reply
@@ -488,8 +519,7 @@ class SyncTransport(Transport):
         except Cancelled:
             abandoned.set()
             raise
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return response, RawReply(response.status_code, headers)
+        return response, _raw(response, b"", self.endpoints.api_key)
 
     def read_rest(self, response: httpx.Response) -> bytes:
         try:
@@ -501,7 +531,7 @@ class SyncTransport(Transport):
         """Batches of SSE event payloads read from ``response``."""
         from aix_jupyter.core.streaming import SSEDecoder
 
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(self.endpoints.api_key)
         feed = decoder.feed
         try:
             for raw in response.iter_bytes():
@@ -601,7 +631,7 @@ class AsyncTransport(Transport):
                 )
             except Exception as exc:
                 raise _failure(exc, call) from None
-            return _raw(response, response.content)
+            return _raw(response, response.content, self.endpoints.api_key)
 
         return await await_within(do(), deadline, cancel)
 
@@ -654,13 +684,12 @@ class AsyncTransport(Transport):
                 raise _failure(exc, call) from None
 
         response = await await_within(do(), None, cancel)
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return response, RawReply(response.status_code, headers)
+        return response, _raw(response, b"", self.endpoints.api_key)
 
     async def aiter_payloads(self, response: httpx.Response) -> AsyncIterator[list[bytes]]:
         from aix_jupyter.core.streaming import SSEDecoder
 
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(self.endpoints.api_key)
         feed = decoder.feed
         try:
             async for raw in response.aiter_bytes():
