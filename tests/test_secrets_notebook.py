@@ -50,6 +50,7 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def shell() -> Any:
     ip = InteractiveShell.instance()
+    ip.config.pop("AixMagics", None)  # settings another test may have left on the shared shell
     load_ipython_extension(ip)
     yield ip
     aix_jupyter.unload_ipython_extension(ip)
@@ -75,7 +76,7 @@ def test_magic_outputs_never_show_an_echoed_key(wire, shell, caplog, verb, echo)
     wire.script("POST /api/v2/execute", ECHOES[echo]())
     shown = _rendered(shell, f"%aix {verb} echo hello there")
     shown += [r.getMessage() for r in caplog.records]
-    assert wire.seen("POST", "/api/v2/execute"), "the run reached the server"
+    assert wire.seen("POST", "/api/v2/execute"), ("the run reached the server", shown[:4])
     assert not [t for t in shown if KEY in t]
     assert any("***" in t for t in shown), "the echo was shown, redacted"
 

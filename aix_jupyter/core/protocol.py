@@ -212,15 +212,6 @@ def local_files(data: Any) -> list[str]:
     return [path] if path else []
 
 
-def replace_files(data: Any, links: Mapping[str, str]) -> Any:
-    """A copy of ``data`` with each uploaded local path replaced by its link."""
-    if isinstance(data, Mapping):
-        return {k: links.get(v, v) if isinstance(v, str) else v for k, v in data.items()}
-    if isinstance(data, str):
-        return links.get(data, data)
-    return data
-
-
 def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check ``parameters`` against a ``ModelParameters`` schema; return the checked values.
 
@@ -238,6 +229,31 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
     out.update({k: checked[k] for k in given})
     out.update({k: v for k, v in (parameters or {}).items() if k in WIRE_KEYS})
     return out
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run's request, checked and built before anything is sent: its body, and the local files
+    it names (uploaded first, their links then replacing the paths in the body)."""
+
+    body: dict[str, Any]
+    files: tuple[str, ...] = ()
+
+    def body_with(self, links: Mapping[str, str]) -> dict[str, Any]:
+        """The body with each uploaded file's path replaced by its link."""
+        if not links:
+            return self.body
+        return {k: links.get(v, v) if isinstance(v, str) else v for k, v in self.body.items()}
+
+
+def run_request(
+    schema: Any, data: Any, parameters: Mapping[str, Any] | None, stream: bool = False
+) -> RunRequest:
+    """THE request builder of a run: parameters checked against ``schema`` (``validate_parameters``),
+    the body built (``build_payload``: anything JSON cannot carry raises here, so nothing is sent
+    on bad input), and the local files ``data`` names."""
+    checked = validate_parameters(schema, data, parameters)
+    return RunRequest(build_payload(data, checked, stream), tuple(local_files(data)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,13 +374,9 @@ def response_from_body(body: Mapping[str, Any], status: ResponseStatus, **overri
     return response
 
 
-def map_run_reply(reply: RawReply) -> ModelResponse:
-    """The reply to a run POST (v1 or v2) as a ModelResponse.
-
-    IN_PROGRESS (with ``url`` = the poll URL), SUCCESS, or FAILED with a one-line message.
-    A 2xx reply without ``status`` is IN_PROGRESS with ``data`` as the poll URL; IN_PROGRESS
-    without a poll URL, an unknown status, and a reply carrying ``error_code`` are FAILED.
-    """
+def _reply_body(reply: RawReply) -> dict[str, Any] | ModelResponse:
+    """The JSON object of a reply, or the FAILED response it already is (HTTP error, not a JSON
+    object, an ``error_code``)."""
     if not 200 <= reply.status_code < 300:
         return http_failure(reply)
     body = _decode(reply)
@@ -372,12 +384,29 @@ def map_run_reply(reply: RawReply) -> ModelResponse:
         return body
     if _has_error_code(body):
         return response_from_body(body, ResponseStatus.FAILED, completed=True)
+    return body
+
+
+def map_run_reply(reply: RawReply) -> ModelResponse:
+    """The reply to a run POST (v1 or v2) as a ModelResponse.
+
+    IN_PROGRESS (with ``url`` = the poll URL), SUCCESS, or FAILED with a one-line message.
+    A 2xx reply without ``status`` is IN_PROGRESS with ``data`` as the poll URL; IN_PROGRESS
+    without a poll URL, an unknown status, and a reply carrying ``error_code`` are FAILED.
+    """
+    body = _reply_body(reply)
+    if isinstance(body, ModelResponse):
+        return body
     raw = body.get("status", ResponseStatus.IN_PROGRESS.value)
     status = _parse_status(raw)
     if status is None:
         return failed(f"The server answered with an unknown status {raw!r}.", **_extras(body))
     if status is ResponseStatus.IN_PROGRESS:
         poll_url = body.get("data")
+        if isinstance(poll_url, str) and any(ord(c) < 33 or ord(c) == 127 for c in poll_url):
+            return failed(
+                f"The server gave a poll URL with white space or control characters: {poll_url[:80]!r}."
+            )
         if isinstance(poll_url, str) and poll_url.startswith(("http://", "https://")):
             extra = {k: v for k, v in body.items() if k not in ("status", "data", "completed", "url")}
             return ModelResponse(status=status, completed=False, url=poll_url, **extra)
@@ -403,13 +432,9 @@ def map_poll_reply(reply: RawReply) -> ModelResponse:
     A body with neither ``completed`` nor a valid status, or with an unknown status, is FAILED
     (completed), so a poll loop ends instead of hanging.
     """
-    if not 200 <= reply.status_code < 300:
-        return http_failure(reply)
-    body = _decode(reply)
+    body = _reply_body(reply)
     if isinstance(body, ModelResponse):
         return body
-    if _has_error_code(body):
-        return response_from_body(body, ResponseStatus.FAILED, completed=True)
     raw = body.get("status")
     status = _parse_status(raw)
     if raw is not None and status is None:
