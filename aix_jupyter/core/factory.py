@@ -69,43 +69,46 @@ def _listing(body: Any, page_number: int, api_key: str | None) -> dict[str, Any]
     }
 
 
+# the plans of ModelFactory's methods (each gives a classmethod and its async twin)
+
+
+def _get(
+    cls: type[ModelFactory], model_id: str | None = None, name: str | None = None, api_key: str | None = None
+) -> Plan[Model]:
+    """The model with id ``model_id`` (or, with ``name=``, the one of that name), from the server.
+
+    Raises RequestError when the server has no such model or answers something unusable.
+    """
+    ep = resolve_endpoints(api_key=api_key)
+    call, what = _get_call(ep, model_id, name)
+    return Plan(flows.json_flow(call, what), ep, finish=lambda meta, _: _model(meta, api_key))
+
+
+def _list(
+    cls: type[ModelFactory],
+    query: str = "",
+    function: Any = None,
+    page_number: int = 0,
+    page_size: int = 20,
+    *,
+    suppliers: Sequence[Any] | None = None,
+    ownership: Sequence[Any] | None = None,
+    is_finetunable: bool | None = None,
+    api_key: str | None = None,
+) -> Plan[dict[str, Any]]:
+    """Search models: ``{"items": [Model], "total": int, "page_total": int, "page_number": int}``
+    (and ``results``, the SDK's other name for ``items``)."""
+    ep = resolve_endpoints(api_key=api_key)
+    filters = {"suppliers": suppliers, "ownership": ownership, "isFineTunable": is_finetunable}
+    call = _list_call(ep, query, function, page_number, page_size, filters)
+    flow = flows.json_flow(call, "Listing Models Error")
+    return Plan(flow, ep, finish=lambda body, _: _listing(body, page_number, api_key))
+
+
 class ModelFactory:
     """``ModelFactory.get(model_id)`` / ``get(name=...)``, ``ModelFactory.list(...)``, ``aget``/``alist``."""
 
-    @classmethod
-    def _get(
-        cls, model_id: str | None = None, name: str | None = None, api_key: str | None = None
-    ) -> Plan[Model]:
-        """The model with id ``model_id`` (or, with ``name=``, the one of that name), from the server.
-
-        Raises RequestError when the server has no such model or answers something unusable.
-        """
-        ep = resolve_endpoints(api_key=api_key)
-        call, what = _get_call(ep, model_id, name)
-        return Plan(flows.json_flow(call, what), ep, finish=lambda meta, _: _model(meta, api_key))
-
-    @classmethod
-    def _list(
-        cls,
-        query: str = "",
-        function: Any = None,
-        page_number: int = 0,
-        page_size: int = 20,
-        *,
-        suppliers: Sequence[Any] | None = None,
-        ownership: Sequence[Any] | None = None,
-        is_finetunable: bool | None = None,
-        api_key: str | None = None,
-    ) -> Plan[dict[str, Any]]:
-        """Search models: ``{"items": [Model], "total": int, "page_total": int, "page_number": int}``
-        (and ``results``, the SDK's other name for ``items``)."""
-        ep = resolve_endpoints(api_key=api_key)
-        filters = {"suppliers": suppliers, "ownership": ownership, "isFineTunable": is_finetunable}
-        call = _list_call(ep, query, function, page_number, page_size, filters)
-        flow = flows.json_flow(call, "Listing Models Error")
-        return Plan(flow, ep, finish=lambda body, _: _listing(body, page_number, api_key))
-
-    get = classmethod(sync_api(_get.__func__))
-    aget = classmethod(async_api(_get.__func__, "aget"))
-    list = classmethod(sync_api(_list.__func__))
-    alist = classmethod(async_api(_list.__func__, "alist"))
+    get = classmethod(sync_api(_get))
+    aget = classmethod(async_api(_get, "aget"))
+    list = classmethod(sync_api(_list))
+    alist = classmethod(async_api(_list, "alist"))

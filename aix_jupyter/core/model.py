@@ -138,6 +138,7 @@ class Model:
 
     @property
     def backend_url(self) -> str:
+        """Base of the platform API (metadata, delete, fine-tune, upload)."""
         return self._backend_url or self.endpoints().backend_url
 
     @backend_url.setter
@@ -156,6 +157,7 @@ class Model:
         return self.model_params if len(self.model_params) else None
 
     def add_additional_info_for_benchmark(self, display_name: str, configuration: dict[str, Any]) -> None:
+        """Record a display name and configuration for benchmarks (as the SDK's method does)."""
         self.additional_info["displayName"] = display_name
         self.additional_info["configuration"] = configuration
 
@@ -375,7 +377,7 @@ class Model:
         url = self._run_url(ep, True)
         flow = flows.stream_flow(url, request, ep.backend_url, timeout=timeout, max_wait=max_wait, emit=emit)
         deadline = emit.start + timeout
-        common = {
+        common: dict[str, Any] = {
             "on_event": on_event,
             "model_id": self.id,
             "started": emit.start,
