@@ -111,7 +111,7 @@ class RawReply:
         return self.headers.get(name.lower())
 
 
-TOO_DEEP = "the JSON is nested too deeply to decode"
+TOO_DEEP = "JSON nested too deeply to decode"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +328,9 @@ def _decode(reply: RawReply) -> dict[str, Any] | ModelResponse:
     """The JSON object of a 2xx reply, or the FAILED response that says why there is none."""
     try:
         body = reply.json()
-    except ValueError:
+    except ValueError as exc:
+        if str(exc) == TOO_DEEP:
+            return failed(f"The server answered HTTP {reply.status_code} with {TOO_DEEP}.")
         kind = reply.header("content-type") or "no content type"
         return failed(f"The server answered HTTP {reply.status_code} with a body that is not JSON ({kind}).")
     if not isinstance(body, dict):

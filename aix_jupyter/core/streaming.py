@@ -128,7 +128,7 @@ def parse_payload(payload: bytes) -> tuple[int, Any]:
         return END, None
     try:
         value = _loads(payload.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or nested too deeply to decode): plain text
         return CHUNK, payload.decode("utf-8", "replace")
     if isinstance(value, dict):
         if "data" in value:

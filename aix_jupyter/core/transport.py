@@ -51,6 +51,7 @@ import random
 import socket
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -313,7 +314,7 @@ class Transport:
             )
 
     def headers(self, call: Call) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **call.headers}
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate", **call.headers}
         key = self.endpoints.api_key
         if call.auth and key:
             self.check_url(call.url, what=f"{call.what} URL")
@@ -373,48 +374,80 @@ def _too_large(call: Call, what: str, limit: int, setting: str) -> ReplyTooLarge
     )
 
 
-class BodyReader:
-    """A reply body read up to ``reply_limit()``: ``add`` each chunk; ReplyTooLarge past the cap."""
+class _Reader:
+    """What the body readers share: the size cap and content decoding with bounded output.
 
-    __slots__ = ("_parts", "call", "limit", "secret")
+    Bodies are read raw and inflated here, ``room`` bytes at a time, so a small compressed reply
+    cannot inflate past the cap in one step (a gzip bomb costs at most the cap).
+    """
+
+    __slots__ = ("_inflater", "call", "limit", "secret", "total")
 
     def __init__(self, call: Call, secret: str | None) -> None:
         self.call, self.secret = call, secret
         self.limit = reply_limit()
-        self._parts = bytearray()
+        self.total = 0
+        self._inflater: Any = None
 
-    def start(self, response: httpx.Response) -> None:
+    def start(self, response: httpx.Response, what: str = "the reply") -> None:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            raise _too_large(self.call, "the reply", self.limit, "AIX_MAX_REPLY_BYTES")
+            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflater = zlib.decompressobj(47)  # a gzip or zlib header, detected
+        elif encoding not in ("", "identity"):
+            raise TransportFailure(
+                f"{self.call.what}: the reply is in an encoding that was not asked for ({encoding[:40]!r})",
+                kind="invalid",
+            )
 
-    def add(self, chunk: bytes) -> None:
-        self._parts += chunk
-        if len(self._parts) > self.limit:
-            raise _too_large(self.call, "the reply", self.limit, "AIX_MAX_REPLY_BYTES")
+    def inflate(self, raw: bytes, what: str = "the reply") -> bytes:
+        """``raw`` decoded; ReplyTooLarge once everything read exceeds the cap."""
+        if self._inflater is not None:
+            try:
+                raw = self._inflater.decompress(raw, self.limit - self.total + 1)
+            except zlib.error:
+                raise TransportFailure(
+                    f"{self.call.what}: the reply's compression is corrupt", kind="network"
+                ) from None
+            if self._inflater.unconsumed_tail:
+                raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+        self.total += len(raw)
+        if self.total > self.limit:
+            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+        return raw
+
+
+class BodyReader(_Reader):
+    """A whole reply body read up to ``reply_limit()``: ``start``, then ``add`` each raw read."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, call: Call, secret: str | None) -> None:
+        super().__init__(call, secret)
+        self._parts = bytearray()
+
+    def add(self, raw: bytes) -> None:
+        self._parts += self.inflate(raw)
 
     def reply(self, response: httpx.Response) -> RawReply:
         return _raw(response, bytes(self._parts), self.secret)
 
 
-class EventReader:
-    """Decodes a stream's reads into batches of event payloads, counting them against the caps."""
+class EventReader(_Reader):
+    """Decodes a stream's raw reads into batches of event payloads, within the caps."""
 
-    __slots__ = ("_decoder", "call", "limit", "total")
+    __slots__ = ("_decoder",)
 
     def __init__(self, call: Call, secret: str | None) -> None:
         from aix_jupyter.core.streaming import SSEDecoder
 
-        self.call = call
-        self.limit = reply_limit()
-        self.total = 0
+        super().__init__(call, secret)
         self._decoder = SSEDecoder(secret, max_event=event_limit())
 
     def feed(self, raw: bytes) -> list[bytes]:
-        self.total += len(raw)
-        if self.total > self.limit:
-            raise _too_large(self.call, "the stream", self.limit, "AIX_MAX_REPLY_BYTES")
-        return self._decoder.feed(raw)
+        return self._decoder.feed(self.inflate(raw, "the stream"))
 
     def end(self) -> list[bytes]:
         return self._decoder.flush()
@@ -613,7 +646,7 @@ class SyncTransport(Transport):
             if not exchange.attach(response):
                 raise Cancelled()
             reader.start(response)
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():
                 reader.add(chunk)
         except Cancelled:
             raise
@@ -715,7 +748,8 @@ class SyncTransport(Transport):
 
         def pump() -> None:
             try:
-                for raw in response.iter_bytes():
+                reader.start(response, "the stream")
+                for raw in response.iter_raw():
                     batch = reader.feed(raw)
                     if batch and not put(batch):
                         return
@@ -840,7 +874,7 @@ class AsyncTransport(Transport):
         reader = self.reader(call)
         try:
             reader.start(response)
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.aiter_raw():
                 reader.add(chunk)
         except Exception as exc:
             raise _failure(exc, call) from None
@@ -884,8 +918,9 @@ class AsyncTransport(Transport):
     ) -> AsyncIterator[list[bytes]]:
         """Batches of SSE payloads of an opened stream; closing the iterator closes the stream."""
         reader = self.event_reader(opened.call)
-        chunks = opened.response.aiter_bytes()
+        chunks = opened.response.aiter_raw()
         try:
+            reader.start(opened.response, "the stream")
             while True:
                 try:
                     raw = await await_within(chunks.__anext__(), deadline, cancel)
