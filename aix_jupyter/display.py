@@ -14,9 +14,8 @@ MIME bundle plus output metadata, and shows it.
 * :func:`show_response` -- the IPython display hook for ``ModelResponse`` that ``%load_ext``
   registers (by type name, importing nothing): a response returned by the magic, or by
   ``model.run()`` in a cell, is shown as the bundle above, as one ``display_data`` output.
-* :class:`StreamView` -- chunks as they arrive, ending with the same single static output.
-* :func:`frontend` -- ``"live"`` (a notebook frontend a person is looking at), ``"kernel"`` (a kernel
-  driven by nbclient/nbconvert/nbval) or ``"terminal"`` (terminal IPython, plain shells).
+* :class:`StreamView` -- chunks as they arrive, ending with the same single static output, in the
+  way the frontend (:mod:`aix_jupyter.frontend`) calls for.
 
 Importing this module imports nothing heavy (no httpx, pydantic or ipywidgets).
 """
@@ -35,15 +34,21 @@ import re
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from IPython import get_ipython
+from IPython.display import publish_display_data
+
+from aix_jupyter import frontend
+from aix_jupyter.frontend import Frontend
 
 Bundle = dict[str, Any]
-Frontend = Literal["live", "kernel", "terminal"]
 
 METADATA_KEY = "aix_jupyter"
 REDACTED = "***"
@@ -69,6 +74,8 @@ class Provenance:
     streamed: bool = False
 
     def to_metadata(self, response: Any = None) -> dict[str, Any]:
+        """The JSON-ready ``metadata["aix_jupyter"]`` entry (secrets redacted), with the response's
+        status, run time, credits and usage when given."""
         meta: dict[str, Any] = {"model_id": self.model_id}
         if self.version:
             meta["model_version"] = str(self.version)
@@ -251,8 +258,6 @@ def _media_bundle(mime: str, src: str) -> Bundle:
             bundle[mime] = payload
             return bundle
     if src.startswith("data:") and mime == "image/svg+xml" and ";base64" not in src.split(",", 1)[0]:
-        from urllib.parse import unquote
-
         bundle[mime] = unquote(src.split(",", 1)[1])
         return bundle
     quoted = html.escape(src, quote=True)
@@ -378,8 +383,6 @@ def publish(
     update: bool = False,
 ) -> None:
     """Publish a response as one ``display_data`` output (or update the one with ``display_id``)."""
-    from IPython.display import publish_display_data
-
     data, metadata = response_bundle(response, provenance)
     transient = {"display_id": display_id} if display_id else None
     publish_display_data(data, metadata, transient=transient, update=update)
@@ -394,16 +397,8 @@ def mark_shown(response: Any) -> None:
 
 
 def _execution_count() -> int:
-    ip = _ipython()
+    ip = get_ipython()
     return int(getattr(ip, "execution_count", 0) or 0) if ip is not None else 0
-
-
-def _ipython() -> Any:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return None
-    return get_ipython()
 
 
 def show_response(response: Any) -> None:
@@ -415,36 +410,13 @@ def show_response(response: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# where we are
-# ---------------------------------------------------------------------------------------------
-def frontend(ip: Any = None) -> Frontend:
-    """Which kind of frontend runs the current cell.
-
-    ``live``: an interactive notebook frontend (JupyterLab, Notebook 7, VS Code); ``kernel``: a
-    kernel driven by a headless executor (nbclient, nbconvert, papermill, nbval), recognised as the
-    progress bar recognises it (the execute request does not allow stdin, see
-    ``aix_jupyter.widgets.progress``); ``terminal``: terminal IPython or a plain shell. The
-    environment variable ``AIX_JUPYTER_FRONTEND=live|kernel|terminal`` overrides the guess.
-    """
-    forced = (os.environ.get("AIX_JUPYTER_FRONTEND") or "").strip().lower()
-    if forced in ("live", "kernel", "terminal"):
-        return forced  # type: ignore[return-value]
-    ip = ip if ip is not None else _ipython()
-    if ip is None or getattr(ip, "kernel", None) is None:
-        return "terminal"
-    from aix_jupyter.widgets.progress import headless_execution
-
-    return "kernel" if headless_execution() else "live"
-
-
-# ---------------------------------------------------------------------------------------------
 # streaming
 # ---------------------------------------------------------------------------------------------
 class StreamView:
     """Shows a stream's chunks as they arrive and ends with one static output.
 
     ``live``: one output updated in place (``update_display``), finally replaced by the response's
-    bundle, so the saved notebook holds exactly that output. ``kernel`` (nbval, nbconvert): nobody
+    bundle, so the saved notebook holds exactly that output. ``headless`` (nbval, nbconvert): nobody
     watches, and those tools ignore in-place updates, so nothing is shown until the end and the
     final output is the same single ``display_data``. ``terminal``: chunks are written to stdout as
     they arrive, which is then the output.
@@ -458,7 +430,7 @@ class StreamView:
         write: Callable[[str], Any] | None = None,
     ) -> None:
         self.model_id = model_id
-        self.mode: Frontend = frontend() if mode == "auto" else mode
+        self.mode: Frontend = frontend.current() if mode == "auto" else mode
         self.text = ""
         self._display_id: str | None = None
         self._last_paint = 0.0
@@ -466,11 +438,8 @@ class StreamView:
         self._write = write or _stdout_write
 
     def start(self) -> None:
+        """Before the first chunk: in a live frontend, show the placeholder output the chunks will update."""
         if self.mode == "live":
-            import uuid
-
-            from IPython.display import publish_display_data
-
             self._display_id = uuid.uuid4().hex
             publish_display_data(
                 {"text/plain": f"{self.model_id}: waiting for the first chunk..."},
@@ -479,6 +448,8 @@ class StreamView:
             )
 
     def chunk(self, text: str) -> None:
+        """Add a chunk of text and show it (live: at most every ``_MIN_UPDATE_INTERVAL`` s; terminal: at
+        once)."""
         if not text:
             return
         self.text += text
@@ -492,8 +463,6 @@ class StreamView:
                 self._last_paint = now
 
     def _paint(self) -> None:
-        from IPython.display import publish_display_data
-
         if self._display_id is None:
             return
         safe = redact(self.text)
@@ -514,7 +483,7 @@ class StreamView:
             if self.text and not self.text.endswith("\n"):
                 self._write("\n")
             mark_shown(response)
-        # kernel mode: the response returned by the magic is the one output
+        # headless: the response returned by the magic is the one output
 
     def abort(self) -> None:
         """The stream ended without a response (error, interrupt): leave what arrived, no more."""

@@ -11,7 +11,14 @@ import os
 
 import pytest
 
-CONFIG_VARS = ("TEAM_API_KEY", "AIXPLAIN_API_KEY", "MODELS_RUN_URL", "BACKEND_URL", "AIX_BACKEND_URL")
+CONFIG_VARS = (
+    "TEAM_API_KEY",
+    "AIXPLAIN_API_KEY",
+    "MODELS_RUN_URL",
+    "BACKEND_URL",
+    "AIX_BACKEND_URL",
+    "AIX_FRONTEND",
+)
 _saved: dict[str, str] = {}
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:  # so that `tests.core.wireserver`, `tests.sdk_venv` import from any test folder
+    sys.path.insert(0, ROOT)
 
 CONFIG_VARS = ("TEAM_API_KEY", "AIXPLAIN_API_KEY", "MODELS_RUN_URL", "BACKEND_URL", "AIX_BACKEND_URL")
 ARTIFACTS = Path(

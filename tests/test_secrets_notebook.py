@@ -42,8 +42,7 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Any:
     with WireServer() as server:
         monkeypatch.setenv("AIX_BACKEND_URL", server.url)
         monkeypatch.setenv("TEAM_API_KEY", KEY)
-        monkeypatch.setenv("AIX_PROGRESS", "text")
-        monkeypatch.delenv("AIX_JUPYTER_FRONTEND", raising=False)
+        monkeypatch.delenv("AIX_FRONTEND", raising=False)  # no kernel: the "terminal" frontend
         yield server
 
 

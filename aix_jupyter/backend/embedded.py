@@ -1,9 +1,10 @@
 """The embedded backend: started on first use inside this process (e.g. the Jupyter kernel).
 
-``ensure_running()`` is what the client core's configuration seam calls when nothing else is
-configured. It is thread-safe and idempotent: the first call binds 127.0.0.1 on a free port, makes a
-random token and starts uvicorn in a daemon thread (tens of milliseconds; no model is loaded until
-its first run); later calls return the same ``(base_url, token)``.
+``ensure_running()`` is the default backend that the package's top level registers with the client
+core (``config.set_default_backend``), called when nothing else is configured; the core itself never
+imports this module. It is thread-safe and idempotent: the first call binds 127.0.0.1 on a free
+port, makes a random token and starts uvicorn in a daemon thread (tens of milliseconds; no model is
+loaded until its first run); later calls return the same ``(base_url, token)``.
 
 Run URL = ``base_url + "/api/v1/execute"`` (the v2 path ``/api/v2/execute``), backend URL = ``base_url``.
 """

@@ -4,7 +4,9 @@
   server's event loop; the worker thread only computes and hands its outcome back.
 * A per-model semaphore bounds how many runs of one model execute at once, a global one bounds all
   of them; a cap on unfinished jobs makes new submissions fail with :class:`ServerBusy` (HTTP 429).
-* Finished jobs are forgotten after a TTL, so memory stays bounded.
+* Finished jobs are forgotten after a TTL, and the oldest first beyond a count and a byte budget
+  (their results' approximate size), so memory stays bounded; a job drops its inputs when it ends.
+  A forgotten job's id is remembered (a bounded set) so that its poll can say why it is gone.
 * Model code reports progress and notices cancellation through a :class:`JobContext` (passed to the
   runner, and reachable from anywhere in the worker thread with :func:`current_job`).
 """
@@ -27,6 +29,11 @@ from typing import Any
 from aix_jupyter.backend.catalog import ModelSpec
 
 CANCELLED_MESSAGE = "Run cancelled by the client."
+
+#: default byte budget of the finished jobs kept for polling (their results, details and chunks)
+DEFAULT_KEPT_BYTES = 256 * 2**20
+#: how many forgotten job ids are remembered to explain a late poll (32-character ids: ~1 MB at most)
+FORGOTTEN_IDS = 10_000
 
 
 class JobState(StrEnum):
@@ -145,6 +152,28 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def approx_size(value: Any) -> int:
+    """About how many bytes ``value`` (a JSON-like result) holds: string lengths plus a little per item.
+
+    Iterative (a deep value cannot overflow the stack) and linear in the value's size.
+    """
+    size, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes | bytearray):
+            size += len(item) + 40
+        elif isinstance(item, dict):
+            size += 64
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            size += 56 + 8 * len(item)
+            stack.extend(item)
+        else:
+            size += 32
+    return size
+
+
 def error_message(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -174,6 +203,7 @@ class Job:
         self.cancel_event = threading.Event()
         self.finished = asyncio.Event()  # set when the outcome is known to clients
         self.chunks: list[str] = []
+        self.weight = 0  # approximate bytes kept once finished (see JobStore.max_kept_bytes)
         self._listeners: set[asyncio.Queue[str | None]] = set()
         self._thread_done = asyncio.Event()  # set when the worker thread has returned
 
@@ -262,14 +292,23 @@ class JobStore:
     """Creates, runs, tracks, cancels and expires jobs. Lives on one event loop."""
 
     def __init__(
-        self, *, max_pending: int = 64, max_running: int = 8, ttl: float = 600.0, max_kept: int = 1000
+        self,
+        *,
+        max_pending: int = 64,
+        max_running: int = 8,
+        ttl: float = 600.0,
+        max_kept: int = 1000,
+        max_kept_bytes: int = DEFAULT_KEPT_BYTES,
     ) -> None:
         self.max_pending = max_pending
         self.max_running = max_running
         self.ttl = ttl
         self.max_kept = max_kept
+        self.max_kept_bytes = max_kept_bytes
+        self.kept_bytes = 0  # the weight of the finished jobs kept
         self._jobs: dict[str, Job] = {}
         self._ended: deque[Job] = deque()  # finished jobs, in the order they ended
+        self._forgotten: dict[str, str] = {}  # id -> why it was forgotten, oldest first
         self._active: set[str] = set()
         self._model_sems: dict[str, tuple[ModelSpec, asyncio.Semaphore]] = {}
         self._global_sem: asyncio.Semaphore | None = None
@@ -296,6 +335,10 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         self.purge()
         return self._jobs.get(job_id)
+
+    def forgotten(self, job_id: str) -> str | None:
+        """Why the finished job ``job_id`` is no longer kept, or None if it is unknown."""
+        return self._forgotten.get(job_id)
 
     def cancel(self, job: Job) -> bool:
         """Cancel ``job``; False when it had already ended."""
@@ -325,18 +368,32 @@ class JobStore:
         return len(self._active)
 
     def purge(self) -> None:
-        """Forget finished jobs older than the TTL (and the oldest beyond ``max_kept``).
+        """Forget finished jobs older than the TTL, and the oldest beyond ``max_kept`` or ``max_kept_bytes``.
 
         Jobs are dropped from the front of ``_ended`` (oldest first), so the cost is the number of
-        jobs forgotten, not the number kept: it runs on every submit and poll.
+        jobs forgotten, not the number kept: it runs on every submit and poll. The newest finished
+        job is never dropped for its size alone (its client has not had a chance to read it).
         """
         now = time.monotonic()
         while self._ended:
             oldest = self._ended[0]
-            if now - (oldest.ended or now) <= self.ttl and len(self._jobs) <= self.max_kept:
+            if now - (oldest.ended or now) > self.ttl:
+                why = f"it finished more than {self.ttl:g} s ago (the server keeps results that long)"
+            elif len(self._jobs) > self.max_kept:
+                why = f"the server keeps the results of the last {self.max_kept} runs only"
+            elif self.kept_bytes > self.max_kept_bytes and len(self._ended) > 1:
+                why = (
+                    f"newer results filled the server's {self.max_kept_bytes / 2**20:g} MiB "
+                    "budget for finished runs"
+                )
+            else:
                 break
             self._ended.popleft()
             self._jobs.pop(oldest.id, None)
+            self.kept_bytes -= oldest.weight
+            self._forgotten[oldest.id] = why
+            if len(self._forgotten) > FORGOTTEN_IDS:
+                self._forgotten.pop(next(iter(self._forgotten)))
 
     # -- running ------------------------------------------------------------------------------------
     def _model_sem(self, spec: ModelSpec) -> asyncio.Semaphore:
@@ -409,6 +466,9 @@ class JobStore:
         job.result = result
         job.error = error
         job.ended = time.monotonic()
+        job.inputs = {}  # the worker already holds them; a finished job keeps only its reply
+        job.weight = approx_size(result) + approx_size(job.details) + approx_size(job.chunks)
+        self.kept_bytes += job.weight
         self._ended.append(job)
         if state is JobState.SUCCEEDED:
             job.fraction = 1.0

@@ -1,4 +1,8 @@
-"""Run the backend app on uvicorn: in a daemon thread of this process (embedded) or in the foreground."""
+"""Run the backend app on uvicorn: in a daemon thread of this process (embedded) or in the foreground.
+
+Both ways go through :func:`serve`, which puts the connection guard (``guard.py``: request-head
+deadline, connection cap, quiet logs) in front of the app.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,15 @@ import uvicorn
 from starlette.applications import Starlette
 
 from aix_jupyter.backend.app import BackendState
+from aix_jupyter.backend.guard import (
+    ConnectionLimits,
+    guarded_protocol,
+    loop_exception_handler,
+    quiet_logging,
+)
+
+#: the listen() backlog, also the most connections asyncio accepts per loop tick
+BACKLOG = 128
 
 
 def is_loopback(host: str) -> bool:
@@ -38,7 +51,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.listen(128)
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -47,10 +60,16 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def uvicorn_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, limits: ConnectionLimits | None = None, **kwargs: Any) -> uvicorn.Config:
+    """uvicorn's settings for the backend, with the connection guard (default limits if none given)."""
     # log_config=None: leave the host process's logging alone (a kernel, a test run).
     return uvicorn.Config(
         app,
+        http=guarded_protocol(limits or ConnectionLimits()),
+        backlog=BACKLOG,
+        timeout_keep_alive=5,
+        proxy_headers=False,  # no proxy in front by default: X-Forwarded-* would be client-chosen
+        ws="none",  # the wire has no WebSocket endpoint
         log_config=None,
         log_level="warning",
         access_log=False,
@@ -61,18 +80,32 @@ def uvicorn_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
     )
 
 
+async def serve(server: uvicorn.Server, sock: socket.socket, limits: ConnectionLimits) -> None:
+    """Serve on ``sock`` until ``server.should_exit``, with the guard's logging on this loop."""
+    quiet_logging()
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler(limits))
+    await server.serve(sockets=[sock])
+
+
 class BackendServer:
-    """uvicorn serving ``app`` on ``host:port`` from a daemon thread."""
+    """uvicorn serving ``app`` on ``host:port`` from a daemon thread, behind the connection guard."""
 
     def __init__(
-        self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None
+        self,
+        app: Starlette,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.token = token
+        self.limits = limits or ConnectionLimits()
         self._sock = bind_socket(host, port)
         self.port: int = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn_config(app))
+        self._server = uvicorn.Server(uvicorn_config(app, self.limits))
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -102,7 +135,7 @@ class BackendServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            asyncio.run(serve(self._server, self._sock, self.limits))
         except BaseException as exc:
             self._error = exc
         finally:

@@ -15,9 +15,10 @@ Environment (read on every call, never frozen at import):
 1. explicit ``url=`` / ``backend_url=`` (per ``Model``) win;
 2. else ``AIX_BACKEND_URL``, else ``MODELS_RUN_URL`` / ``BACKEND_URL``;
 3. else, when an API key is configured, the hosted platform defaults;
-4. else the embedded backend: ``aix_jupyter.backend.embedded.ensure_running()`` (imported
-   through importlib here and nowhere else) returns ``(base_url, token)``; the token is then
-   used as the API key.
+4. else the default backend: the provider registered with ``set_default_backend`` (in
+   ``core.hooks``; the package registers its embedded backend, see ``aix_jupyter/__init__.py``) returns
+   ``(base_url, token)``; the token is then used as the API key. With none registered this is
+   a ConfigurationError: the core itself knows no server.
 
 The API key is only ever sent to the origins (scheme, host, port) of the run and backend URLs
 that the endpoints resolved to; see ``Endpoints.may_receive_key``.
@@ -25,7 +26,6 @@ that the endpoints resolved to; see ``Endpoints.may_receive_key``.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -33,11 +33,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aix_jupyter.core.errors import ConfigurationError
+from aix_jupyter.core.hooks import DefaultBackend as DefaultBackend  # re-exported: config is the seam
+from aix_jupyter.core.hooks import default_backend
+from aix_jupyter.core.hooks import set_default_backend as set_default_backend
 
 PLATFORM_RUN_URL = "https://models.aixplain.com/api/v1/execute"
 PLATFORM_BACKEND_URL = "https://platform-api.aixplain.com"
 RUN_PATH = "/api/v1/execute"
-EMBEDDED_MODULE = "aix_jupyter.backend.embedded"
 
 _session_key: str | None = None
 _lock = threading.Lock()
@@ -138,16 +140,17 @@ class Endpoints:
         )
 
 
-def _embedded() -> tuple[str, str]:
-    try:
-        module: Any = importlib.import_module(EMBEDDED_MODULE)
-    except ImportError as exc:
+NO_SERVER_HINT = "set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire server"
+
+
+def _default() -> tuple[str, str]:
+    provider = default_backend()
+    if provider is None:
         raise ConfigurationError(
-            "no API key or URL is configured and the embedded backend is unavailable "
-            f"({exc}); set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire server"
-        ) from None
-    base_url, token = module.ensure_running()
-    return str(base_url).rstrip("/"), str(token)
+            f"no API key or URL is configured and no default backend is registered; {NO_SERVER_HINT}"
+        )
+    base_url, token = provider()
+    return _check_url(str(base_url), "the default backend's URL"), str(token)
 
 
 def resolve_endpoints(
@@ -178,7 +181,7 @@ def resolve_endpoints(
     if key:
         return Endpoints(PLATFORM_RUN_URL, PLATFORM_BACKEND_URL, key, False, "platform", trusted)
     with _lock:
-        base_url, token = _embedded()
+        base_url, token = _default()
     return Endpoints(base_url + RUN_PATH, base_url, token, True, "embedded", trusted)
 
 
@@ -209,8 +212,11 @@ def describe_config() -> dict[str, Any]:
         )
     elif key:
         info.update(mode="platform", run_url=PLATFORM_RUN_URL, backend_url=PLATFORM_BACKEND_URL)
-    else:
+    elif default_backend() is not None:
         info.update(mode="embedded", run_url=None, backend_url=None)
         info["note"] = "no key or URL configured: runs go to the embedded backend (started on first use)"
+    else:
+        info.update(mode="none", run_url=None, backend_url=None)
+        info["note"] = f"no key or URL configured and no default backend registered: {NO_SERVER_HINT}"
     info["trusted_hosts"] = list(_trusted_from_env())
     return info

@@ -3,6 +3,7 @@
     AixError
     ├── ConfigurationError      bad or conflicting configuration (keys, URLs)
     ├── ParameterError          a parameter or input that fails the model's schema (also a ValueError)
+    │   └── UnknownParameterError   a name the schema does not define (also an AttributeError)
     ├── RequestError            the server could not be reached or answered something unusable
     │   └── UnsafePollURLError  a poll URL on a host the API key is not configured for
     └── RunCancelled            a run was cancelled (KeyboardInterrupt, cancel())
@@ -28,6 +29,10 @@ class ParameterError(AixError, ValueError):
     def __init__(self, message: str, *, parameter: str | None = None) -> None:
         super().__init__(message)
         self.parameter = parameter
+
+
+class UnknownParameterError(ParameterError, AttributeError):
+    """``params.nope`` / ``params["nope"]``; an AttributeError too, so ``hasattr`` and ``getattr`` work."""
 
 
 class RequestError(AixError):

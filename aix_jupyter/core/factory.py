@@ -73,11 +73,16 @@ def _listing(body: Any, page_number: int, api_key: str | None) -> dict[str, Any]
 
 
 def _get(
-    cls: type[ModelFactory], model_id: str | None = None, name: str | None = None, api_key: str | None = None
+    cls: type[ModelFactory],
+    model_id: str | None = None,
+    name: str | None = None,
+    api_key: str | None = None,
+    use_cache: bool = False,
 ) -> Plan[Model]:
-    """The model with id ``model_id`` (or, with ``name=``, the one of that name), from the server.
+    """The model ``model_id`` (or called ``name``), fetched from the server each time.
 
     Raises RequestError when the server has no such model or answers something unusable.
+    ``use_cache`` is accepted as the SDK's and changes nothing: there is no model cache here.
     """
     ep = resolve_endpoints(api_key=api_key)
     call, what = _get_call(ep, model_id, name)
@@ -88,9 +93,9 @@ def _list(
     cls: type[ModelFactory],
     query: str = "",
     function: Any = None,
+    *,
     page_number: int = 0,
     page_size: int = 20,
-    *,
     suppliers: Sequence[Any] | None = None,
     ownership: Sequence[Any] | None = None,
     is_finetunable: bool | None = None,

@@ -1,13 +1,17 @@
 """Fine-tune status: ``FinetuneStatus`` and the pure mapping of ``/sdk/finetune/{id}/ml-logs``.
 
+``FinetuneStatus`` has the SDK's fields and its dataclass-json methods (``to_dict``, ``to_json``,
+``from_dict``, ``from_json``).
+
 Fixes over the SDK: a failure raises (instead of returning None and logging), and fractional
 epochs work (entries are grouped by their float epoch, not ``int(epoch)``).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,13 +29,78 @@ class FinetuneStatus:
     training_loss: float | None = None
     validation_loss: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, encode_json: bool = False) -> dict[str, Any]:
+        """The fields by name, as the SDK's: the statuses stay enums, already JSON-ready (``str`` enums),
+        so ``encode_json`` changes nothing here either."""
         return asdict(self)
+
+    def to_json(
+        self,
+        *,
+        skipkeys: bool = False,
+        ensure_ascii: bool = True,
+        check_circular: bool = True,
+        allow_nan: bool = True,
+        indent: int | str | None = None,
+        separators: tuple[str, str] | None = None,
+        default: Callable[[Any], Any] | None = None,
+        sort_keys: bool = False,
+        **kw: Any,
+    ) -> str:
+        """The fields as JSON (the statuses as their values), as the SDK's ``to_json()``."""
+        return json.dumps(
+            self.to_dict(),
+            skipkeys=skipkeys,
+            ensure_ascii=ensure_ascii,
+            check_circular=check_circular,
+            allow_nan=allow_nan,
+            indent=indent,
+            separators=separators,
+            default=default,
+            sort_keys=sort_keys,
+            **kw,
+        )
+
+    @classmethod
+    def from_dict(cls, kvs: Mapping[str, Any], *, infer_missing: bool = False) -> FinetuneStatus:
+        """The inverse of ``to_dict()``: statuses given as text become enums (unknown text stays text).
+
+        As the SDK's, a missing status raises KeyError, or is None with ``infer_missing``.
+        """
+        statuses = {}
+        for key in ("status", "model_status"):
+            if kvs.get(key) is None and not infer_missing:
+                raise KeyError(key)
+            statuses[key] = None if kvs.get(key) is None else _asset_status(kvs[key], key)
+        return cls(
+            status=statuses["status"],  # type: ignore[arg-type]  # None only when asked for
+            model_status=statuses["model_status"],  # type: ignore[arg-type]
+            epoch=kvs.get("epoch"),
+            training_loss=kvs.get("training_loss"),
+            validation_loss=kvs.get("validation_loss"),
+        )
+
+    @classmethod
+    def from_json(
+        cls,
+        s: str | bytes,
+        *,
+        parse_float: Callable[[str], Any] | None = None,
+        parse_int: Callable[[str], Any] | None = None,
+        parse_constant: Callable[[str], Any] | None = None,
+        infer_missing: bool = False,
+        **kw: Any,
+    ) -> FinetuneStatus:
+        """The inverse of ``to_json()``."""
+        kvs = json.loads(s, parse_float=parse_float, parse_int=parse_int, parse_constant=parse_constant, **kw)
+        return cls.from_dict(kvs, infer_missing=infer_missing)
 
 
 def _asset_status(value: Any, what: str) -> AssetStatus | str:
     if value is None:
         raise RequestError(f"fine-tune status reply has no '{what}'")
+    if isinstance(value, AssetStatus):
+        return value
     try:
         return AssetStatus(str(value).lower())
     except ValueError:

@@ -1,13 +1,18 @@
 """Run, stream, poll, cancel and metadata flows, written once for both the sync and the async API.
 
-Each flow is a generator that *describes* the I/O it needs -- it yields operations (``Attempt``,
+Each flow is a generator that *describes* the I/O it needs -- it yields operations (``Send``,
 ``Sleep``, ``Open``, ``ReadRest``) and receives their results -- and holds all the protocol
-decisions: the retry policy (``send``), uploads, reply mapping, the poll schedule, events,
-cancellation. Two small drivers execute the operations: ``drive_sync`` (``SyncTransport``:
-threads, ``time``) and ``drive_async`` (``AsyncTransport``: asyncio); every operation calls the
-transport method of the same name, so the drivers differ only by an ``await``. A ``Plan`` is one
-public operation ready to run (its flow, its endpoints, what to make of the flow's result); the
-public sync and async methods are both made from one plan method (``sync_api`` / ``async_api``).
+decisions: uploads, reply mapping, the poll schedule, events, cancellation (the retry policy of one
+``Send`` is a flow too: ``transport.attempts``). Two small drivers execute the operations:
+``drive_sync`` (``SyncTransport``: threads, ``time``) and ``drive_async`` (``AsyncTransport``:
+asyncio); every operation calls the transport method of the same name, so the drivers differ only by
+an ``await``. A ``Plan`` is one public operation ready to run (its flow, its endpoints, what to make
+of the flow's result); the public sync and async methods are both made from one plan method
+(``sync_api`` / ``async_api``).
+
+Time. A flow reads the time only from its run's clock (``Emitter.clock``, ``PollSchedule.clock``;
+``time.monotonic`` unless a test gives a fake one) and waits only by yielding ``Sleep``, so a
+scripted transport with a fake clock drives a flow exactly and instantly (tests/core/scripted.py).
 
 Errors reach a flow as exceptions thrown into it at its ``yield``: ``TransportFailure`` (after
 retries), ``DeadlineExceeded``, ``Cancelled`` (the caller's cancel event) and ``Interrupted``
@@ -45,15 +50,7 @@ from aix_jupyter.core.protocol import (
     retry_after_seconds,
 )
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.core.transport import (
-    MAX_ATTEMPTS,
-    Call,
-    Cancelled,
-    DeadlineExceeded,
-    Opened,
-    Retries,
-    TransportFailure,
-)
+from aix_jupyter.core.transport import Call, Cancelled, DeadlineExceeded, Opened, TransportFailure
 
 if TYPE_CHECKING:
     from aix_jupyter.core.config import Endpoints
@@ -71,15 +68,33 @@ class Interrupted(Exception):
 
 
 @dataclass
-class Attempt:
-    """One request and its whole reply (``send`` makes the attempts of one request)."""
+class Send:
+    """One request and its whole reply, with the retry policy (``transport.send``; ``retry=False``:
+    one attempt). The flow gets the reply, or ``TransportFailure`` once the retries are spent."""
 
     call: Call
     deadline: float | None = None
     cancellable: bool = True
+    retry: bool = True
 
     def run(self, transport: Any, cancel: threading.Event | None) -> Any:
-        return transport.attempt(self.call, self.deadline, cancel if self.cancellable else None)
+        return transport.send(
+            self.call,
+            deadline=self.deadline,
+            cancel=cancel if self.cancellable else None,
+            max_attempts=None if self.retry else 1,
+        )
+
+
+@dataclass
+class Attempt:
+    """One attempt of a ``Send`` (``transport.attempts`` makes them): one request, its whole reply."""
+
+    call: Call
+    deadline: float | None = None
+
+    def run(self, transport: Any, cancel: threading.Event | None) -> Any:
+        return transport.attempt(self.call, self.deadline, cancel)
 
 
 @dataclass
@@ -112,41 +127,30 @@ class ReadRest:
         return transport.read_rest(self.opened, self.deadline, cancel)
 
 
-Op = Attempt | Sleep | Open | ReadRest
+Op = Send | Attempt | Sleep | Open | ReadRest
 Flow = Generator[Op, Any, Any]
-
-
-def send(call: Call, deadline: float | None = None, *, cancellable: bool = True, retry: bool = True) -> Flow:
-    """One request with the retry policy (``transport.retry_delay``): the reply, or TransportFailure."""
-    retries = Retries(call, deadline, None, MAX_ATTEMPTS if retry else 1)
-    while True:
-        retries.start()
-        try:
-            reply: RawReply = yield Attempt(call, deadline, cancellable)
-        except TransportFailure as exc:
-            delay = retries.after_failure(exc)
-            if delay is None:
-                raise
-        else:
-            delay = retries.after_reply(reply)
-            if delay is None:
-                return reply
-        yield Sleep(delay)
 
 
 class Emitter:
     """Builds RunEvents for one run and hands them to the hook (if any)."""
 
-    __slots__ = ("hook", "model_id", "start")
+    __slots__ = ("clock", "hook", "model_id", "start")
 
-    def __init__(self, hook: EventHook | None, model_id: str, start: float | None = None) -> None:
+    def __init__(
+        self,
+        hook: EventHook | None,
+        model_id: str,
+        start: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.hook = hook
         self.model_id = model_id
-        self.start = time.monotonic() if start is None else start
+        self.clock = clock  # the run's clock: event times, the deadline, the poll schedule
+        self.start = clock() if start is None else start
 
     def __call__(self, kind: str, **kw: Any) -> None:
         if self.hook is not None:
-            self.hook(RunEvent(kind, self.model_id, time.monotonic() - self.start, **kw))  # type: ignore[arg-type]
+            self.hook(RunEvent(kind, self.model_id, self.clock() - self.start, **kw))  # type: ignore[arg-type]
 
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
         if response.status is ResponseStatus.SUCCESS:
@@ -165,11 +169,13 @@ def timed_out(timeout: float, poll_url: str | None) -> ModelResponse:
     return failed(f"{NO_RESPONSE} (no result within {timeout:g} s{hint})", completed=False, url=poll_url)
 
 
-def cancel_flow(poll_url: str, budget: float | None = CANCEL_BUDGET) -> Flow:
+def cancel_flow(
+    poll_url: str, budget: float | None = CANCEL_BUDGET, clock: Callable[[], float] = time.monotonic
+) -> Flow:
     """DELETE <poll url>; True when the server says it cancelled the job."""
-    deadline = None if budget is None else time.monotonic() + budget
+    deadline = None if budget is None else clock() + budget
     try:
-        reply = yield from send(
+        reply = yield Send(
             Call("DELETE", poll_url, what="cancel"), deadline, cancellable=False, retry=budget is None
         )
     except (TransportFailure, DeadlineExceeded):
@@ -187,7 +193,7 @@ def cancel_flow(poll_url: str, budget: float | None = CANCEL_BUDGET) -> Flow:
 
 def _cancelled(emit: Emitter, poll_url: str | None, polls: int) -> Flow:
     if poll_url:
-        yield from cancel_flow(poll_url)
+        yield from cancel_flow(poll_url, clock=emit.clock)
     response = failed(CANCELLED_MESSAGE, completed=True, url=poll_url)
     return emit.end(response, poll_url, polls)
 
@@ -195,7 +201,7 @@ def _cancelled(emit: Emitter, poll_url: str | None, polls: int) -> Flow:
 def poll_once_flow(poll_url: str, deadline: float | None = None) -> Flow:
     """One poll: the mapped reply (transport failures become FAILED, not completed)."""
     try:
-        reply = yield from send(Call("GET", poll_url, what="poll"), deadline)
+        reply = yield Send(Call("GET", poll_url, what="poll"), deadline)
     except TransportFailure as exc:
         return failed(f"{NO_RESPONSE} {exc}", completed=False, url=poll_url)
     except DeadlineExceeded:
@@ -210,10 +216,10 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
             hold = schedule.hold()
             headers = {"Prefer": f"wait={hold}"} if hold else {}
             deadline = schedule.deadline + (FINAL_GRACE if schedule.final else 0.0)
-            sent = time.monotonic()
+            sent = schedule.clock()
             call = Call("GET", poll_url, headers=headers, what="poll")
             try:
-                reply: RawReply = yield from send(call, deadline)
+                reply: RawReply = yield Send(call, deadline)
             except DeadlineExceeded:
                 return emit.end(timed_out(timeout, poll_url), poll_url, schedule.polls)
             except TransportFailure as exc:
@@ -225,7 +231,7 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
                 return emit.end(response, poll_url, schedule.polls + 1)
             progress, eta = poll_progress(response)
             schedule.observe(
-                elapsed=time.monotonic() - sent,
+                elapsed=schedule.clock() - sent,
                 preference_applied=reply.header("preference-applied"),
                 progress=progress is not None or eta is not None,
             )
@@ -245,7 +251,7 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
     except Cancelled:
         return (yield from _cancelled(emit, poll_url, schedule.polls))
     except Interrupted:
-        yield from cancel_flow(poll_url)
+        yield from cancel_flow(poll_url, clock=schedule.clock)
         emit("cancelled", poll_url=poll_url, polls=schedule.polls, message="interrupted")
         raise
 
@@ -261,7 +267,7 @@ def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
         auth="backend",
         what="file upload",
     )
-    reply = yield from send(call, deadline)
+    reply = yield Send(call, deadline)
     if not 200 <= reply.status_code < 300:
         raise RequestError(
             f"file upload of {name!r} failed: " + http_error_message(reply.status_code, error_details(reply))
@@ -282,7 +288,7 @@ def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
         content=content,
         what="file upload",
     )
-    reply = yield from send(put, deadline)
+    reply = yield Send(put, deadline)
     if not 200 <= reply.status_code < 300:
         raise RequestError(f"file upload of {name!r} failed: PUT answered HTTP {reply.status_code}")
     link = info.get("downloadUrl") or info.get("url") or info.get("key")
@@ -317,7 +323,7 @@ def run_flow(
         body = yield from body_flow(request, backend_url, deadline)
         try:
             call = Call("POST", url, json_body=body, what="run", cancel_orphan=True)
-            reply = yield from send(call, deadline)
+            reply = yield Send(call, deadline)
         except DeadlineExceeded:
             return emit.end(timed_out(timeout, None))
         except TransportFailure as exc:
@@ -332,7 +338,7 @@ def run_flow(
         emit("submitted", poll_url=response.url)
         if not poll:
             return response
-        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
+        schedule = PollSchedule(wait_time, timeout, max_wait, start=start, clock=emit.clock)
         return (yield from poll_flow(response.url, schedule, emit, timeout))  # type: ignore[arg-type]
     emit("submitted")
     if not poll and response.status is ResponseStatus.SUCCESS:
@@ -368,8 +374,9 @@ def stream_flow(
             return http_failure(reply)
         result = map_run_reply(reply)
         if result.status is ResponseStatus.IN_PROGRESS and result.url:
-            schedule = PollSchedule(0.5, timeout, max_wait, start=emit.start)
-            return (yield from poll_flow(result.url, schedule, Emitter(None, emit.model_id), timeout))
+            schedule = PollSchedule(0.5, timeout, max_wait, start=emit.start, clock=emit.clock)
+            quiet = Emitter(None, emit.model_id, emit.start, emit.clock)
+            return (yield from poll_flow(result.url, schedule, quiet, timeout))
         return result
     except Cancelled:
         return failed(CANCELLED_MESSAGE)
@@ -380,7 +387,7 @@ def stream_flow(
 
 def json_flow(call: Call, what: str, deadline: float | None = None) -> Flow:
     """Send a metadata request; return the decoded JSON of a 2xx reply or raise RequestError."""
-    reply = yield from send(call, deadline)
+    reply = yield Send(call, deadline)
     if not 200 <= reply.status_code < 300:
         raise RequestError(f"{what}: " + http_error_message(reply.status_code, error_details(reply)))
     try:
@@ -393,7 +400,8 @@ def json_flow(call: Call, what: str, deadline: float | None = None) -> Flow:
 
 def status_flow(call: Call) -> Flow:
     """Send a request; return the RawReply whatever its status."""
-    return (yield from send(call))
+    reply = yield Send(call)
+    return reply
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,17 +51,8 @@ def _params(value: Any) -> ModelParameters:
         return ModelParameters()
     if isinstance(value, ModelParameters):
         return ModelParameters([p.model_copy(deep=True) for p in value.values()])
-    if isinstance(value, Mapping):
-        entries = []
-        for name, entry in value.items():
-            entry = dict(entry) if isinstance(entry, Mapping) else {"values": [{"value": entry}]}
-            entry.setdefault("name", name)
-            sdk_value = entry.pop("value", None)  # the SDK's to_dict() form carries "value"
-            if sdk_value is not None and not entry.get("values"):
-                items = sdk_value if isinstance(sdk_value, list) else [sdk_value]
-                entry["values"] = [{"value": v} for v in items]
-            entries.append(entry)
-        return ModelParameters(entries)
+    if isinstance(value, Mapping):  # the SDK's {name: entry} form (its to_dict() carries "value")
+        return ModelParameters({k: e if isinstance(e, Mapping) else {"value": e} for k, e in value.items()})
     return ModelParameters(list(value))
 
 
@@ -161,27 +152,35 @@ class Model:
         self.additional_info["displayName"] = display_name
         self.additional_info["configuration"] = configuration
 
-    def to_dict(self, include_api_key: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict; ``from_dict`` restores the model from it (the key only if asked)."""
+    def to_dict(self, *, include_api_key: bool = False) -> dict[str, Any]:
+        """The SDK's dict (its keys first, in its order), then what its form loses; ``from_dict`` reads it.
+
+        JSON-ready; the API key only if asked. Each parameter carries this project's extensions
+        (``minValue``, ...) besides the SDK's description, so validation survives a round trip.
+        """
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "description": self.description,
             "supplier": copy.deepcopy(self.supplier),
+            "additional_info": {
+                k: copy.deepcopy(v) for k, v in self.additional_info.items() if v not in (None, [], {})
+            },
+            "input_params": copy.deepcopy(self.input_params),
+            "output_params": copy.deepcopy(self.output_params),
+            "model_params": {
+                p.name: copy.deepcopy({**p.to_dict(), **p.extensions()}) for p in self.model_params.values()
+            },
+            "function": self.function,
+            "status": self.status,
             "version": self.version,
-            "function": None if self.function is None else str(self.function),
             "is_subscribed": self.is_subscribed,
             "cost": copy.deepcopy(self.cost),
             "created_at": self.created_at.isoformat()
             if isinstance(self.created_at, datetime)
             else self.created_at,
-            "input_params": copy.deepcopy(self.input_params),
-            "output_params": copy.deepcopy(self.output_params),
-            "model_params": {p.name: p.to_wire() for p in self.model_params.values()},
             "supports_streaming": self.supports_streaming,
-            "function_type": str(self.function_type),
-            "status": str(self.status),
-            "additional_info": copy.deepcopy(self.additional_info),
+            "function_type": self.function_type,
         }
         if self._url:
             out["url"] = self._url
@@ -203,7 +202,7 @@ class Model:
             description=data.get("description", ""),
             api_key=data.get("api_key"),
             supplier=copy.deepcopy(data.get("supplier", "aiXplain")),
-            version=data.get("version"),
+            version=data.get("version", "1.0"),  # the SDK's default here (the constructor's is None)
             function=data.get("function"),
             is_subscribed=data.get("is_subscribed", False),
             cost=copy.deepcopy(data.get("cost")),

@@ -225,7 +225,10 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
     from_data = {k: v for k, v in data.items() if k in schema} if isinstance(data, Mapping) else {}
     data_given = not isinstance(data, Mapping) or data.get("data") is not None
     checked = schema.validate_request({**from_data, **given}, data_given=data_given)
-    out = {k: v for k, v in schema.to_dict().items() if k not in from_data}
+    # values set on the schema, checked again (``parameters["x"].value = v`` does not check, as in the SDK)
+    out = {
+        p["name"]: schema[p["name"]].check(p["value"]) for p in schema.to_list() if p["name"] not in from_data
+    }
     out.update({k: checked[k] for k in given})
     out.update({k: v for k, v in (parameters or {}).items() if k in WIRE_KEYS})
     return out

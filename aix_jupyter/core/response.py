@@ -1,12 +1,17 @@
 """``ModelResponse``: the result of a run, a poll or one streamed chunk (SDK-compatible).
 
-Fields and defaults as the SDK: ``status``, ``data=""``, ``details={}``, ``completed=False``,
-``error_message=""``, ``used_credits=0.0``, ``run_time=0.0``, ``usage=None``, ``url=None``,
-``error_code=None``, ``asset=None``; every other keyword is kept as an additional field.
+Fields, defaults, ``to_dict()`` order and ``repr`` as the SDK 0.2.48: ``status``, ``data=""``,
+``details={}``, ``completed=False``, ``error_message=""``, ``used_credits=0.0``, ``run_time=0.0``,
+``usage=None``, ``url=None``, ``error_code=None``, ``asset=None``; any other keyword is kept as an
+additional field.
 
 ``r[key]``, ``r.get(key, default)`` and ``key in r`` look at the fields, then the additional
 fields, then the wire aliases ``usedCredits`` / ``runTime``. ``r[key] = v`` works for existing
 keys. ``to_dict()`` flattens the additional fields to the top level.
+
+On purpose unlike the SDK (tests/core/test_differential.py lists each): ``status`` is always a
+``ResponseStatus`` (text is parsed, unknown text is FAILED), ``==`` compares content (so a response
+is not hashable), and ``repr`` cuts values longer than 200 characters.
 """
 
 from __future__ import annotations
@@ -29,6 +34,18 @@ FIELDS: tuple[str, ...] = (
     "asset",
 )
 ALIASES = {"usedCredits": "used_credits", "runTime": "run_time"}
+#: the order of the SDK's ``to_dict()``
+DICT_FIELDS: tuple[str, ...] = (*FIELDS[:8], "asset", "url", "error_code")
+
+
+class _NoDetails:
+    """The default of ``details``: a new ``{}`` each time (``details=None`` stays None, as in the SDK)."""
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+_NO_DETAILS: Any = _NoDetails()
 
 
 def _status(value: Any) -> ResponseStatus:
@@ -49,7 +66,7 @@ class ModelResponse:
         self,
         status: ResponseStatus | str,
         data: Any = "",
-        details: dict[str, Any] | list[Any] | None = None,
+        details: dict[str, Any] | list[Any] | None = _NO_DETAILS,
         completed: bool = False,
         error_message: str = "",
         used_credits: float = 0.0,
@@ -62,7 +79,7 @@ class ModelResponse:
     ) -> None:
         self.status = _status(status)
         self.data = data
-        self.details = {} if details is None else details
+        self.details = {} if details is _NO_DETAILS else details
         self.completed = completed
         if not error_message and kwargs.get("error"):
             error_message = str(kwargs["error"])
@@ -137,32 +154,33 @@ class ModelResponse:
 
     # -- text -----------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        parts = [f"status={self.status}"]
+        """The SDK's form (text values quoted with ``'...'``, as it writes them); long values are cut."""
+        parts = [f"status={self.status}"] if self.status else []
         if self.data:
-            parts.append(f"data={_short(self.data)}")
+            parts.append(f"data='{_short(self.data)}'")
         if self.details:
             parts.append(f"details={_short(self.details)}")
         if self.completed:
-            parts.append("completed=True")
+            parts.append(f"completed={self.completed}")
         if self.error_message:
-            parts.append(f"error_message={self.error_message!r}")
+            parts.append(f"error_message='{_short(self.error_message)}'")
         if self.used_credits:
             parts.append(f"used_credits={self.used_credits}")
         if self.run_time:
             parts.append(f"run_time={self.run_time}")
         if self.usage:
-            parts.append(f"usage={self.usage}")
+            parts.append(f"usage={_short(self.usage)}")
         if self.asset:
-            parts.append(f"asset={self.asset}")
+            parts.append(f"asset={_short(self.asset)}")
         if self.url:
-            parts.append(f"url={self.url!r}")
+            parts.append(f"url='{self.url}'")
         if self.error_code:
-            parts.append(f"error_code={self.error_code!r}")
-        parts.extend(f"{k}={_short(v)}" for k, v in self.additional_fields.items())
+            parts.append(f"error_code='{self.error_code}'")
+        parts.extend(f"{k}={_short(v, quote=True)}" for k, v in self.additional_fields.items())
         return f"ModelResponse({', '.join(parts)})"
 
     def to_dict(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in FIELDS}
+        out = {name: getattr(self, name) for name in DICT_FIELDS}
         out.update(self.additional_fields)
         return out
 
@@ -172,6 +190,7 @@ class ModelResponse:
         return self.status is ResponseStatus.SUCCESS
 
 
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
+def _short(value: Any, limit: int = 200, *, quote: bool = False) -> str:
+    """``str(value)`` (``repr`` when ``quote``), cut to ``limit`` characters."""
+    text = repr(value) if quote else str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

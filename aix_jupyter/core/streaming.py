@@ -412,8 +412,12 @@ def _as_text(value: Any) -> str:
 
 
 def _lines_to_payloads(lines: Iterable[str | bytes]) -> Iterator[list[bytes]]:
-    """Batches of event payloads from SSE lines given one at a time (the SDK's form of input)."""
-    raw = ((line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n" for line in lines)
+    """Batches of event payloads from SSE lines given one at a time (the SDK's form of input).
+
+    As the SDK, each line is one event (the lines need no blank line between them); unlike it, a
+    blank line is no chunk.
+    """
+    raw = ((line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n\n" for line in lines)
     return decode_stream(raw)
 
 

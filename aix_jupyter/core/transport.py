@@ -293,11 +293,36 @@ class Retries:
         return delay
 
 
+def attempts(call: Call, deadline: float | None, max_attempts: int) -> Any:
+    """The retry policy of one request, as a flow (see ``flows``): it yields ``Attempt`` and
+    ``Sleep`` operations, and returns the reply or raises the last TransportFailure."""
+    from aix_jupyter.core.flows import Attempt, Sleep
+
+    retries = Retries(call, deadline, None, max_attempts)
+    while True:
+        retries.start()
+        try:
+            reply: RawReply = yield Attempt(call, deadline)
+        except TransportFailure as exc:
+            delay = retries.after_failure(exc)
+            if delay is None:
+                raise
+        else:
+            delay = retries.after_reply(reply)
+            if delay is None:
+                return reply
+        yield Sleep(delay)
+
+
 class Transport:
     """What both I/O shells share: the endpoints, header building and the key's boundary."""
 
-    def __init__(self, endpoints: Endpoints) -> None:
+    def __init__(self, endpoints: Endpoints, *, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.endpoints = endpoints
+        self.max_attempts = max_attempts
+
+    def attempts(self, call: Call, deadline: float | None, max_attempts: int | None) -> Any:
+        return attempts(call, deadline, self.max_attempts if max_attempts is None else max_attempts)
 
     def check_url(self, url: str, *, what: str = "poll URL") -> None:
         """Raise UnsafePollURLError when the key would go to a host it is not configured for."""
@@ -639,6 +664,19 @@ def _wait(job: _Job, exchange: _Exchange, deadline: float | None, cancel: Any, k
 class SyncTransport(Transport):
     """Blocking I/O: each request runs in a pooled worker thread the caller waits for in slices."""
 
+    def send(
+        self,
+        call: Call,
+        *,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+        max_attempts: int | None = None,
+    ) -> RawReply:
+        """``call`` with the retry policy; raise TransportFailure / Cancelled / DeadlineExceeded."""
+        from aix_jupyter.core.flows import drive_sync
+
+        return drive_sync(self.attempts(call, deadline, max_attempts), self, cancel)
+
     def _read(self, response: Any, call: Call, exchange: _Exchange) -> RawReply:
         """The whole body of ``response`` (capped), in the worker; the response is closed after."""
         reader = self.reader(call)
@@ -848,8 +886,8 @@ class AsyncTransport(Transport):
     has a client of its own, closed with the stream.
     """
 
-    def __init__(self, endpoints: Endpoints) -> None:
-        super().__init__(endpoints)
+    def __init__(self, endpoints: Endpoints, **kw: Any) -> None:
+        super().__init__(endpoints, **kw)
         self._clients: dict[bool, httpx.AsyncClient] = {}
 
     def client(self, url: str) -> httpx.AsyncClient:
@@ -857,6 +895,19 @@ class AsyncTransport(Transport):
         if local not in self._clients:
             self._clients[local] = async_client(url)
         return self._clients[local]
+
+    async def send(
+        self,
+        call: Call,
+        *,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+        max_attempts: int | None = None,
+    ) -> RawReply:
+        """``SyncTransport.send`` for asyncio."""
+        from aix_jupyter.core.flows import drive_async
+
+        return await drive_async(self.attempts(call, deadline, max_attempts), self, cancel)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

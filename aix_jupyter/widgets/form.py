@@ -58,7 +58,7 @@ def control_kind(param: Parameter, *, primary: bool = False) -> str:
     if param.is_number:
         if param.min_value is not None and param.max_value is not None:
             return "int-slider" if param.is_integer else "float-slider"
-        if param.value is None:  # nothing to pre-fill: an empty field means "not set"
+        if param.current is None:  # nothing to pre-fill: an empty field means "not set"
             return "number-text"
         return "int-text" if param.is_integer else "float-text"
     if param.data_type == "json":
@@ -75,7 +75,8 @@ def _label(param: Parameter) -> str:
 
 
 def _option_label(option: Any) -> str:
-    return str(option.label) if option.label not in (None, "") else str(option.value)
+    label = option.get("label")
+    return str(label) if label not in (None, "") else str(option.get("value"))
 
 
 class ParamControl:
@@ -91,6 +92,7 @@ class ParamControl:
         self.error.add_class("aix-error")
         self._setting = False
         self._listeners: list[Callable[[ParamControl], None]] = []
+        self.upload: w.FileUpload | None = None  # media parameters: the upload button beside the path
         self.widget = self._build()
         self.input.tooltip = param.help()
         self.row = w.HBox([self.widget, self.error], layout=w.Layout(align_items="center", **ROW_LAYOUT))
@@ -99,98 +101,21 @@ class ParamControl:
 
     # -- construction ----------------------------------------------------------------------------
     def _build(self) -> w.Widget:
-        param, kind = self.param, self.kind
-        initial = param.value
-        common: dict[str, Any] = {"description": _label(param), "style": DESCRIPTION_STYLE}
-        if kind == "fixed":
-            shown = (
-                "" if initial is None else (json.dumps(initial) if not isinstance(initial, str) else initial)
-            )
-            self.input = w.Text(value=shown, disabled=True, **common)
-        elif kind == "dropdown":
-            options: list[tuple[str, Any]] = [(_option_label(o), o.value) for o in param.available_options]
-            if initial is None:
-                options.insert(0, ("(not set)", _UNSET))
-            self.input = w.Dropdown(
-                options=options, value=initial if initial is not None else _UNSET, **common
-            )
-        elif kind == "select-multiple":
-            options = [(_option_label(o), o.value) for o in param.available_options]
-            chosen = tuple(v for v in (initial or []) if v in [value for _, value in options])
-            self.input = w.SelectMultiple(options=options, value=chosen, rows=min(6, len(options)), **common)
-        elif kind == "tags":
-            self.input = w.TagsInput(value=[str(v) for v in (initial or [])], allow_duplicates=False)
-        elif kind == "checkbox":
-            self.input = w.Checkbox(value=bool(initial), indent=True, **common)
-        elif kind in ("int-slider", "float-slider"):
-            lo, hi = param.min_value, param.max_value
-            assert lo is not None and hi is not None
-            value = initial if initial is not None else lo
-            if kind == "int-slider":
-                self.input = w.IntSlider(
-                    value=int(value), min=int(lo), max=int(hi), step=int(param.step or 1) or 1, **common
-                )
-            else:
-                step = float(param.step or (hi - lo) / 100 or 0.01)
-                self.input = w.FloatSlider(
-                    value=float(value),
-                    min=float(lo),
-                    max=float(hi),
-                    step=step,
-                    readout_format=".3g",
-                    **common,
-                )
-        elif kind == "int-text":
-            self.input = w.IntText(value=int(initial or 0), **common)
-        elif kind == "float-text":
-            self.input = w.FloatText(value=float(initial or 0.0), **common)
-        elif kind == "number-text":
-            self.input = w.Text(value="", placeholder="not set (a number)", **common)
-        elif kind == "json":
-            text = "" if initial is None else json.dumps(initial, indent=2)
-            self.input = w.Textarea(value=text, placeholder="JSON", rows=3, **common)
-        elif kind == "media":
-            self.input = w.Text(
-                value="" if initial is None else str(initial), placeholder="path or URL", **common
-            )
-            accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type, "")
-            self.upload = w.FileUpload(accept=accept, multiple=False, description="Upload")
-            self.upload.observe(self._uploaded, names="value")
-            box = w.HBox([self.input, self.upload])
-            return box
-        elif kind == "textarea":
-            self.input = w.Textarea(
-                value="" if initial is None else str(initial),
-                placeholder=param.description or param.name,
-                rows=3,
-                continuous_update=True,
-                layout=w.Layout(width="100%"),
-                **common,
-            )
-            self._grow()
-        else:
-            self.input = w.Text(value="" if initial is None else str(initial), **common)
-        if kind == "tags":
-            box = w.HBox([w.Label(_label(param), layout=w.Layout(width="130px")), self.input])
-            return box
-        if kind in ("textarea", "json"):
-            self.input.layout.width = "100%"
-        return self.input
-
-    def _grow(self) -> None:
-        text = str(self.input.value or "")
-        lines = text.count("\n") + 1 + len(text) // 90
-        self.input.rows = max(3, min(20, lines))
+        """The parameter's control (``self.input``) and what the row shows (it or a box around it)."""
+        common: dict[str, Any] = {"description": _label(self.param), "style": DESCRIPTION_STYLE}
+        self.input, shown = BUILDERS[self.kind](self, common)
+        return shown
 
     # -- events ---------------------------------------------------------------------------------
     def observe(self, listener: Callable[[ParamControl], None]) -> None:
+        """Call ``listener(control)`` whenever the control's value changes."""
         self._listeners.append(listener)
 
     def _changed(self, change: Mapping[str, Any]) -> None:
         if not self._setting:
             self.touched = True
         if self.kind == "textarea":
-            self._grow()
+            _grow(self.input)
         for listener in list(self._listeners):
             listener(self)
 
@@ -229,9 +154,9 @@ class ParamControl:
         if kind == "tags":
             return list(value) if value or self.touched or self.param.is_set else None
         if kind == "checkbox":
-            has_value = self.param.value is not None
+            has_value = self.param.current is not None
             return bool(value) if (has_value or self.touched) else None
-        if kind in ("int-text", "float-text") and self.param.value is None and not self.touched:
+        if kind in ("int-text", "float-text") and self.param.current is None and not self.touched:
             return None
         return value
 
@@ -299,6 +224,140 @@ class ParamControl:
             listener(self)
 
 
+# -- one builder per control kind: (control, common keyword arguments) -> (input widget, shown widget) --
+Built = tuple[w.ValueWidget, w.Widget]
+
+
+def _fixed(control: ParamControl, common: dict[str, Any]) -> Built:
+    value = control.param.current
+    shown = "" if value is None else (value if isinstance(value, str) else json.dumps(value))
+    box = w.Text(value=shown, disabled=True, **common)
+    return box, box
+
+
+def _dropdown(control: ParamControl, common: dict[str, Any]) -> Built:
+    param = control.param
+    options: list[tuple[str, Any]] = [(_option_label(o), o.get("value")) for o in param.available_options]
+    if param.current is None:
+        options.insert(0, ("(not set)", _UNSET))
+    box = w.Dropdown(options=options, value=param.current if param.current is not None else _UNSET, **common)
+    return box, box
+
+
+def _select_multiple(control: ParamControl, common: dict[str, Any]) -> Built:
+    options = [(_option_label(o), o.get("value")) for o in control.param.available_options]
+    values = [value for _, value in options]
+    chosen = tuple(v for v in (control.param.current or []) if v in values)
+    box = w.SelectMultiple(options=options, value=chosen, rows=min(6, len(options)), **common)
+    return box, box
+
+
+def _tags(control: ParamControl, common: dict[str, Any]) -> Built:
+    box = w.TagsInput(value=[str(v) for v in (control.param.current or [])], allow_duplicates=False)
+    return box, w.HBox([w.Label(_label(control.param), layout=w.Layout(width="130px")), box])
+
+
+def _checkbox(control: ParamControl, common: dict[str, Any]) -> Built:
+    box = w.Checkbox(value=bool(control.param.current), indent=True, **common)
+    return box, box
+
+
+def _slider(control: ParamControl, common: dict[str, Any]) -> Built:
+    param = control.param
+    lo, hi = param.min_value, param.max_value
+    assert lo is not None and hi is not None
+    value = param.current if param.current is not None else lo
+    box: w.ValueWidget
+    if control.kind == "int-slider":
+        int_step = int(param.step or 1) or 1
+        box = w.IntSlider(value=int(value), min=int(lo), max=int(hi), step=int_step, **common)
+    else:
+        float_step = float(param.step or (hi - lo) / 100 or 0.01)
+        box = w.FloatSlider(
+            value=float(value), min=float(lo), max=float(hi), step=float_step, readout_format=".3g", **common
+        )
+    return box, box
+
+
+def _int_text(control: ParamControl, common: dict[str, Any]) -> Built:
+    box = w.IntText(value=int(control.param.current or 0), **common)
+    return box, box
+
+
+def _float_text(control: ParamControl, common: dict[str, Any]) -> Built:
+    box = w.FloatText(value=float(control.param.current or 0.0), **common)
+    return box, box
+
+
+def _number_text(control: ParamControl, common: dict[str, Any]) -> Built:
+    box = w.Text(value="", placeholder="not set (a number)", **common)
+    return box, box
+
+
+def _json(control: ParamControl, common: dict[str, Any]) -> Built:
+    value = control.param.current
+    text = "" if value is None else json.dumps(value, indent=2)
+    box = w.Textarea(value=text, placeholder="JSON", rows=3, **common)
+    box.layout.width = "100%"
+    return box, box
+
+
+def _media(control: ParamControl, common: dict[str, Any]) -> Built:
+    param = control.param
+    box = w.Text(
+        value="" if param.current is None else str(param.current), placeholder="path or URL", **common
+    )
+    accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type or "", "")
+    upload = w.FileUpload(accept=accept, multiple=False, description="Upload")
+    upload.observe(control._uploaded, names="value")
+    control.upload = upload
+    return box, w.HBox([box, upload])
+
+
+def _textarea(control: ParamControl, common: dict[str, Any]) -> Built:
+    param = control.param
+    box = w.Textarea(
+        value="" if param.current is None else str(param.current),
+        placeholder=param.description or param.name,
+        rows=3,
+        continuous_update=True,
+        layout=w.Layout(width="100%"),
+        **common,
+    )
+    _grow(box)
+    return box, box
+
+
+def _text(control: ParamControl, common: dict[str, Any]) -> Built:
+    box = w.Text(value="" if control.param.current is None else str(control.param.current), **common)
+    return box, box
+
+
+BUILDERS: dict[str, Callable[[ParamControl, dict[str, Any]], Built]] = {
+    "fixed": _fixed,
+    "dropdown": _dropdown,
+    "select-multiple": _select_multiple,
+    "tags": _tags,
+    "checkbox": _checkbox,
+    "int-slider": _slider,
+    "float-slider": _slider,
+    "int-text": _int_text,
+    "float-text": _float_text,
+    "number-text": _number_text,
+    "json": _json,
+    "media": _media,
+    "textarea": _textarea,
+    "text": _text,
+}
+"""Control kind (``control_kind``) -> the function that builds its widgets."""
+
+
+def _grow(box: w.Textarea) -> None:
+    """Give a text area as many rows as its content needs (3 to 20)."""
+    text = str(box.value or "")
+    box.rows = max(3, min(20, text.count("\n") + 1 + len(text) // 90))
+
+
 class ParameterForm:
     """All of a model's parameters as controls; ``values()`` are ready for ``model.run``."""
 
@@ -343,6 +402,7 @@ class ParameterForm:
 
     @property
     def valid(self) -> bool:
+        """True when every control holds a valid value."""
         return not self.errors
 
     def values(self) -> dict[str, Any]:
@@ -355,6 +415,7 @@ class ParameterForm:
         return out
 
     def set(self, **values: Any) -> None:
+        """Set parameters from Python (each value checked first; an unknown name raises ParameterError)."""
         for name, value in values.items():
             if name not in self.controls:
                 raise ParameterError(

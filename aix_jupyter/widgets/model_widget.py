@@ -18,7 +18,7 @@ happens to run at the time. Streamed text is repainted at most ``stream_interval
 When a run ends, a static copy of the result is written as a normal output (so a saved notebook
 opened without a kernel shows it): into a placeholder output displayed right after the widget
 (``update_display_data`` addressed by display id). Outside a live widget frontend (nbconvert, nbval,
-terminal IPython; see ``aix_jupyter.widgets.progress``) a run started from Python instead writes the
+terminal IPython; see ``aix_jupyter.frontend``) a run started from Python instead writes the
 text progress line (stderr) and the plain result as ordinary outputs of the cell that waits for it:
 ``run()``/``stream()``, or ``wait()`` after ``run(wait=False)``; never from the background thread,
 so they cannot land in an unrelated cell. (A ModelWidget nested inside another container has no
@@ -39,13 +39,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import ipywidgets as w
+from IPython import get_ipython
+from IPython.display import display
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.parameters import ModelParameters
+from aix_jupyter.core.response import ModelResponse
+from aix_jupyter.display import Provenance, mark_shown, publish, redact, remember, response_bundle
+from aix_jupyter.progress import resolve_mode
 from aix_jupyter.widgets.form import ParameterForm
-from aix_jupyter.widgets.progress import WidgetProgress, resolve_mode
+from aix_jupyter.widgets.progress import WidgetProgress
 
 Origin = Literal["button", "python"]
 
@@ -210,8 +215,6 @@ class ModelWidget(w.VBox):
 
     def _ipython_display_(self) -> None:
         """Show the widget, then an (empty) output that receives the static copy of each result."""
-        from IPython.display import display
-
         display(self._repr_mimebundle_(), raw=True)
         if self.static_copy:
             self._static_id = self._static_id or f"aix-result-{uuid.uuid4().hex}"
@@ -220,6 +223,7 @@ class ModelWidget(w.VBox):
     # -- state ----------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
+        """True while a run started by this widget is going."""
         job = self._job
         return job is not None and not job.finished
 
@@ -327,10 +331,6 @@ class ModelWidget(w.VBox):
             sys.stderr.flush()
         if response is None or not self.static_copy:
             return
-        from IPython import get_ipython
-
-        from aix_jupyter.display import mark_shown, publish
-
         if get_ipython() is None:
             return  # plain Python: no notebook output to write to (the response is returned)
         if job.text_line or not job.published:
@@ -407,8 +407,6 @@ class ModelWidget(w.VBox):
         self.cancel_button.disabled = True
 
     def _stream(self, job: _Job, hook: Callable[[RunEvent], None]) -> Any:
-        from aix_jupyter.core.response import ModelResponse
-
         streamer = self.model.run_stream(
             job.data, parameters=job.parameters, on_event=hook, cancel=job.cancel
         )
@@ -442,8 +440,6 @@ class ModelWidget(w.VBox):
 
     # -- results --------------------------------------------------------------------------------
     def _provenance(self, job: _Job) -> Any:
-        from aix_jupyter.display import Provenance
-
         return Provenance(
             model_id=self.model.id,
             version=getattr(self.model, "version", None),
@@ -453,8 +449,6 @@ class ModelWidget(w.VBox):
         )
 
     def _show(self, job: _Job, response: Any) -> None:
-        from aix_jupyter.display import redact, remember, response_bundle
-
         provenance = self._provenance(job)
         remember(response, provenance)
         self.response = response
@@ -497,10 +491,6 @@ class ModelWidget(w.VBox):
         job.provenance = provenance
         if job.text_line or self._static_id is None:
             return
-        from IPython import get_ipython
-
-        from aix_jupyter.display import publish
-
         if get_ipython() is None:
             return
         publish(response, provenance, display_id=self._static_id, update=True)

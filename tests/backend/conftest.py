@@ -62,11 +62,24 @@ def make_catalog() -> Catalog:
             time.sleep(seconds / steps)
         return "rested"
 
+    @register_model(id="test/big", catalog=catalog, concurrency=4)
+    def big(size: int) -> str:
+        """A result of ``size`` characters (memory bounds)."""
+        return "x" * size
+
+    @register_model(id="test/surrogate", catalog=catalog, function="text-generation")
+    def surrogate(text: str):
+        """Streams text that UTF-8 cannot encode (a lone surrogate), as a broken tokenizer might."""
+        yield text
+        yield "\ud800"
+        yield "!"
+
     return catalog
 
 
 def start_server(**options) -> BackendServer:
-    jobs = JobStore(**{k: options.pop(k) for k in ("max_pending", "ttl") if k in options})
+    job_options = ("max_pending", "ttl", "max_kept_bytes")
+    jobs = JobStore(**{k: options.pop(k) for k in job_options if k in options})
     app = create_app(make_catalog(), token=TOKEN, jobs=jobs, **options)
     return BackendServer(app, token=TOKEN).start()
 

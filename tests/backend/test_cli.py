@@ -33,13 +33,15 @@ def read_until(proc: subprocess.Popen, marker: str, timeout: float = 60) -> str:
     return "".join(lines)
 
 
-def aix(*args: str, **kwargs) -> subprocess.Popen:
+def aix(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    """``aix ARGS`` in a subprocess; ``env`` adds to this process's environment (less its AIX_SERVE_TOKEN)."""
+    inherited = {k: v for k, v in os.environ.items() if k != "AIX_SERVE_TOKEN"}
     return subprocess.Popen(
         [sys.executable, "-m", "aix_jupyter.backend.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**inherited, "PYTHONUNBUFFERED": "1", **(env or {})},
         **kwargs,
     )
 

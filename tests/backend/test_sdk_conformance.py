@@ -7,44 +7,20 @@ loopback, exactly as a user would point it at ``aix serve``.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aix_jupyter.backend.models import smollm2
 from aix_jupyter.backend.registry import register_model
+from tests.sdk_venv import run_script, sdk_python
 
 from .conftest import TOKEN
 
 pytestmark = [pytest.mark.sdk, pytest.mark.slow]
 
-SDK_VERSION = "0.2.48"
 SCRIPT = Path(__file__).with_name("sdk_script.py")
-
-
-def sdk_python() -> Path:
-    """The Python of a venv with the official SDK (created on first use, then reused)."""
-    default = Path.home() / ".cache" / "aix_jupyter" / f"sdk-venv-{SDK_VERSION}"
-    venv = Path(os.environ.get("AIX_SDK_VENV", default))
-    python = venv / "bin" / "python"
-    marker = venv / ".aix-complete"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time
-        if not marker.exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-            subprocess.run(
-                [str(python), "-m", "pip", "install", "-q", f"aixplain=={SDK_VERSION}"],
-                check=True,
-                timeout=900,
-            )
-            marker.touch()
-    return python
 
 
 @pytest.fixture(scope="module")
@@ -55,27 +31,16 @@ def sdk_report(server, tmp_path_factory) -> dict:
     def temporary(text: str) -> str:
         return text
 
-    workdir = tmp_path_factory.mktemp("sdk")  # the SDK writes a .cache folder into its working directory
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TEAM_API_KEY", "AIXPLAIN_API_KEY", "MODELS_RUN_URL", "BACKEND_URL", "PYTHONPATH")
-    }
-    env.update(
-        MODELS_RUN_URL=f"{server.base_url}/api/v1/execute",
-        BACKEND_URL=server.base_url,
-        TEAM_API_KEY=TOKEN,
-        AIXPLAIN_ALLOW_INSECURE_URLS="1",
-        AIXPLAIN_UPLOAD_HOST_ALLOWLIST="127.0.0.1",
-        AIXPLAIN_SUPPRESS_V1_DEPRECATION="1",
-        LOG_LEVEL="WARNING",
+    last_line = run_script(
+        python,
+        SCRIPT,
+        base_url=server.base_url,
+        token=TOKEN,
+        workdir=tmp_path_factory.mktemp("sdk"),
+        timeout=600,
         AIX_SDK_WITH_LLM="1" if smollm2.available() else "0",
     )
-    proc = subprocess.run(
-        [str(python), str(SCRIPT)], cwd=workdir, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = json.loads(last_line)
     summary = {name: ("ok" if r["ok"] else r["error"]) for name, r in report.items()}
     print("SDK conformance:", json.dumps(summary, indent=1))
     return report

@@ -432,7 +432,8 @@ def test_finished_jobs_expire_after_the_ttl():
             url = run_v1(c, "local/sentiment-vader", {"data": "ok"})
             assert poll_until_done(c, url)["status"] == "SUCCESS"
             time.sleep(0.4)
-            assert c.get(url).status_code == 404
+            gone = c.get(url)
+            assert gone.status_code == 410 and "finished more than 0.2 s ago" in gone.json()["error"]
     finally:
         server.stop()
 

@@ -86,7 +86,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterat
     }
     for name in ("TEAM_API_KEY", "AIXPLAIN_API_KEY", "MODELS_RUN_URL", "BACKEND_URL", "AIX_BACKEND_URL"):
         env.pop(name, None)
-    env.pop("AIX_PROGRESS", None)
+    env.pop("AIX_FRONTEND", None)
     log = artifacts_dir / "browser-jupyterlab.log"
     cmd = [
         str(jupyter),

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # so that `tests.core.wireserver` imports (also from benchmark scripts)
-    sys.path.insert(0, ROOT)
-
-from aix_jupyter.core.model import Model  # noqa: E402
-from tests.core.wireserver import WireServer  # noqa: E402
+from aix_jupyter.core.model import Model
+from tests.core.wireserver import WireServer  # importable: tests/conftest.py puts the checkout on sys.path
 
 KEY = "sk-test-SECRET-0123456789"
 

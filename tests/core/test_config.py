@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import types
 
 import pytest
 
@@ -28,18 +27,24 @@ def _no_session_key():
 
 
 @pytest.fixture
-def fake_embedded(monkeypatch, server):
-    """A stand-in for aix_jupyter.backend.embedded whose ensure_running points at the wire server."""
+def fake_embedded(server):
+    """A default backend (as the package registers the embedded one) that points at the wire server."""
     calls = []
-    module = types.ModuleType(config.EMBEDDED_MODULE)
 
     def ensure_running():
         calls.append(1)
         return server.url + "/", "tok-EMBEDDED"
 
-    module.ensure_running = ensure_running
-    monkeypatch.setitem(sys.modules, config.EMBEDDED_MODULE, module)
-    return calls
+    previous = config.set_default_backend(ensure_running)
+    yield calls
+    config.set_default_backend(previous)
+
+
+@pytest.fixture
+def no_default_backend():
+    previous = config.set_default_backend(None)
+    yield
+    config.set_default_backend(previous)
 
 
 def test_key_read_at_use_time(monkeypatch):
@@ -110,9 +115,33 @@ def test_no_key_no_url_uses_the_embedded_backend(fake_embedded, server):
 
 
 def test_embedded_backend_unavailable_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, config.EMBEDDED_MODULE, None)  # import fails
-    with pytest.raises(ConfigurationError, match="embedded backend is unavailable"):
+    monkeypatch.setitem(sys.modules, "aix_jupyter.backend.embedded", None)  # import fails
+    with pytest.raises(ConfigurationError, match="embedded backend is unavailable") as info:
         resolve_endpoints()
+    assert "\n" not in str(info.value) and "TEAM_API_KEY" in str(info.value)
+
+
+def test_the_core_alone_knows_no_server(no_default_backend):
+    with pytest.raises(ConfigurationError) as info:
+        resolve_endpoints()
+    assert str(info.value) == (
+        "no API key or URL is configured and no default backend is registered; "
+        "set TEAM_API_KEY, or AIX_BACKEND_URL to an aiXplain-wire server"
+    )
+    info = describe_config()  # says so too, without raising
+    assert info["mode"] == "none" and "no default backend registered" in info["note"]
+
+
+def test_the_default_backend_hook(no_default_backend, server):
+    assert config.default_backend() is None
+    provider = lambda: (server.url, "tok")  # noqa: E731
+    assert config.set_default_backend(provider) is None
+    assert config.default_backend() is provider
+    ep = resolve_endpoints()
+    assert (ep.run_url, ep.api_key, ep.embedded) == (server.url + "/api/v1/execute", "tok", True)
+    with pytest.raises(ConfigurationError, match="the provider must be callable or None, got str"):
+        config.set_default_backend("aix_jupyter.backend.embedded")  # type: ignore[arg-type]
+    assert config.default_backend() is provider
 
 
 def test_set_api_key_wins_and_is_never_shown(monkeypatch):

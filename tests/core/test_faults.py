@@ -1,4 +1,11 @@
-"""Server faults, timeouts, retries, cancellation and interrupts -- sync and async paths."""
+"""Server faults, timeouts, retries, cancellation and interrupts, end to end against a real server.
+
+Sync and async paths. The flows' exact timing (deadlines, the poll schedule, cancel budgets) is
+tested on a fake clock in test_flows_scripted.py; the timing checks here are deliberately
+generous: each bound is far below what the failure it guards against would take (an httpx
+timeout, a server's reply delay, a 10 s held poll), and threads that cancel or interrupt a run
+wait for the server to see the request they interrupt instead of sleeping a guessed time.
+"""
 
 from __future__ import annotations
 
@@ -24,42 +31,55 @@ def timed(fn, *args, **kwargs):
     return result, time.monotonic() - start
 
 
+def wait_for(condition, timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` is true (a server-side fact), or fail the test."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the server never saw the expected request"
+        time.sleep(0.005)
+
+
+def when(condition, action) -> dict[str, float]:
+    """In another thread, do ``action()`` as soon as ``condition()`` holds; the time it did is returned."""
+    done: dict[str, float] = {}
+
+    def go() -> None:
+        wait_for(condition)
+        done["at"] = time.monotonic()
+        action()
+
+    threading.Thread(target=go, daemon=True).start()
+    return done
+
+
+def held_polls(server, n: int):
+    """True once the server has received ``n`` polls (with a holding server, the n-th is being held)."""
+    return lambda: len(server.seen("GET", "/api/v1/data/")) >= n
+
+
 # -- timeouts hold whatever the server does ------------------------------------------------------
 @pytest.mark.parametrize("timeout", [1.0, pytest.param(2.0, marks=pytest.mark.slow)])
 def test_run_timeout_holds_against_a_server_that_never_answers(mode, server, model, timeout):
     server.script("POST /api/v2/execute", Reply(hang=True))
     response, took = timed(call, mode, model, "run", "x", timeout=timeout)
     assert response.status is ResponseStatus.FAILED and response.completed is False
+    # the run's deadline, not the transport's own read timeout (deadline + 1 s: "Model Run: ...")
     assert response.error_message.startswith("No response from the service.")
-    assert timeout - 0.05 <= took <= timeout + 0.5
+    assert timeout - 0.05 <= took < timeout + 0.9
 
 
 def test_run_timeout_holds_against_a_slow_answer(mode, server, model):
     server.script("POST /api/v2/execute", Reply(delay=5, json={"status": "SUCCESS", "data": "late"}))
     response, took = timed(call, mode, model, "run", "x", timeout=1)
-    assert response.status is ResponseStatus.FAILED and took <= 1.5
+    assert response.status is ResponseStatus.FAILED and response.error_message.startswith("No response")
+    assert took < 3  # the answer comes at 5 s
 
 
 def test_run_timeout_holds_against_a_trickling_answer(mode, server, model):
     server.script("POST /api/v2/execute", Reply(json={"status": "SUCCESS", "data": "x" * 50}, trickle=0.2))
     response, took = timed(call, mode, model, "run", "x", timeout=1)
-    assert response.status is ResponseStatus.FAILED and took <= 1.5
-
-
-@pytest.mark.slow
-def test_sync_poll_timeout_holds_when_the_job_never_ends(mode, server, model):
-    server.job_seconds = 60
-    started = model.run_async("x")
-    response, took = timed(call, mode, model, "sync_poll", started.url, wait_time=0.2, timeout=1.5)
-    assert response.status is ResponseStatus.FAILED and response.completed is False
-    assert response.url == started.url  # the job may still be running: resume with sync_poll(response.url)
-    assert 1.45 <= took <= 2.0
-
-
-def test_run_timeout_covers_submit_and_polls(mode, server, model):
-    server.job_seconds = 60
-    response, took = timed(call, mode, model, "run", "x", timeout=1.2, wait_time=0.3)
-    assert response.status is ResponseStatus.FAILED and 1.15 <= took <= 1.7
+    assert response.status is ResponseStatus.FAILED and response.error_message.startswith("No response")
+    assert took < 3  # the whole answer takes ~15 s, and every byte comes within the read timeout
 
 
 def test_sync_poll_timeout_holds_when_a_poll_never_answers(mode, server, model):
@@ -67,7 +87,9 @@ def test_sync_poll_timeout_holds_when_a_poll_never_answers(mode, server, model):
     started = model.run_async("x")
     server.script("GET /api/v1/data/", Reply(hang=True), Reply(hang=True), Reply(hang=True))
     response, took = timed(call, mode, model, "sync_poll", started.url, timeout=1)
-    assert response.status is ResponseStatus.FAILED and took <= 1.5
+    assert response.status is ResponseStatus.FAILED and response.url == started.url
+    # the poll's deadline, not the transport's read timeout (deadline + 1 s: "did not answer in time")
+    assert "no result within 1 s" in response.error_message and took < 1.9
 
 
 # -- retries ------------------------------------------------------------------------------------
@@ -104,22 +126,9 @@ def test_429_retry_after_is_honoured(mode, server, model):
 def test_429_retry_after_beyond_the_deadline_fails_at_once(mode, server, model):
     server.script("POST /api/v2/execute", Reply(429, json={"error": "later"}, headers={"Retry-After": "30"}))
     response, took = timed(call, mode, model, "run", "x", timeout=5)
-    assert response.status is ResponseStatus.FAILED and took < 1
+    assert response.status is ResponseStatus.FAILED and took < 4  # neither the 30 s nor the 5 s deadline
+    assert len(server.seen("POST")) == 1
     assert response.error_message == "Rate limit exceeded: Please try again later. Details: later"
-
-
-def test_poll_retry_after_on_in_progress_sets_the_next_poll(mode, server, model):
-    server.job_seconds = 60
-    started = model.run_async("x")
-    server.script(
-        "GET /api/v1/data/",
-        Reply(json={"completed": False}, headers={"Retry-After": "1"}),
-        Reply(json={"completed": True, "status": "SUCCESS", "data": "ok"}),
-    )
-    response = call(mode, model, "sync_poll", started.url, wait_time=0.2, timeout=10)
-    assert response.data == "ok"
-    first, second = server.seen("GET", "/api/v1/data/")
-    assert second.at - first.at >= 0.95
 
 
 def test_connection_refused(mode):
@@ -147,8 +156,9 @@ def test_non_json_poll_reply_ends_the_poll(mode, server, model):
     server.job_seconds = 60
     started = model.run_async("x")
     server.script("GET /api/v1/data/", Reply(body=b"garbage"))
-    response, took = timed(call, mode, model, "sync_poll", started.url, timeout=30)
-    assert response.status is ResponseStatus.FAILED and took < 2
+    response = call(mode, model, "sync_poll", started.url, timeout=30)
+    assert response.status is ResponseStatus.FAILED
+    assert len(server.seen("GET", "/api/v1/data/")) == 1  # no second poll
 
 
 def test_reply_without_status_is_a_job(mode, server, model):
@@ -165,8 +175,8 @@ def test_in_progress_without_data_fails(mode, server, model):
 
 
 def test_poll_404_fails_at_once(mode, server, model):
-    response, took = timed(call, mode, model, "sync_poll", server.poll_url("missing"), timeout=30)
-    assert response.status is ResponseStatus.FAILED and took < 1
+    response = call(mode, model, "sync_poll", server.poll_url("missing"), timeout=30)
+    assert response.status is ResponseStatus.FAILED and len(server.seen("GET")) == 1
     assert response.error_message.startswith("Resource not found")
 
 
@@ -184,8 +194,9 @@ def test_error_code_in_a_poll_ends_the_poll(mode, server, model):
     server.job_seconds = 60
     started = model.run_async("x")
     server.script("GET /api/v1/data/", Reply(json={"completed": False, "error_code": "E1"}))
-    response, took = timed(call, mode, model, "sync_poll", started.url, timeout=30)
-    assert response.status is ResponseStatus.FAILED and response.error_code == "E1" and took < 1
+    response = call(mode, model, "sync_poll", started.url, timeout=30)
+    assert response.status is ResponseStatus.FAILED and response.error_code == "E1"
+    assert len(server.seen("GET", "/api/v1/data/")) == 1
     assert response.error_message == GENERIC
 
 
@@ -194,8 +205,9 @@ def test_unknown_or_missing_status_ends_the_poll(mode, server, model, body):
     server.job_seconds = 60
     started = model.run_async("x")
     server.script("GET /api/v1/data/", Reply(json=body))
-    response, took = timed(call, mode, model, "sync_poll", started.url, timeout=30)
-    assert response.status is ResponseStatus.FAILED and response.error_message and took < 1
+    response = call(mode, model, "sync_poll", started.url, timeout=30)
+    assert response.status is ResponseStatus.FAILED and response.error_message
+    assert len(server.seen("GET", "/api/v1/data/")) == 1
 
 
 def test_supplier_error_in_a_poll(mode, server, model):
@@ -319,20 +331,24 @@ def test_polled_events_carry_progress_and_eta(mode, server, model):
 
 def test_holding_server_answers_when_the_job_ends(mode, server, model):
     server.job_seconds = 1.0
-    response, took = timed(call, mode, model, "run", "x", wait_time=0.5)
+    response = call(mode, model, "run", "x", wait_time=0.5)
     assert response.status is ResponseStatus.SUCCESS
-    assert took < 1.25  # noticed at once, not at the next scheduled poll
-    assert all("wait=" in r.headers.get("prefer", "") for r in server.seen("GET", "/api/v1/data/"))
+    polls = server.seen("GET", "/api/v1/data/")
+    assert all("wait=" in r.headers.get("prefer", "") for r in polls)
+    job = next(iter(server.jobs.values()))
+    # the poll that brought the result reached the server before the job ended: it was held
+    # until the end, instead of the end waiting for the next scheduled poll
+    assert polls[-1].at < job.started + job.seconds and len(polls) <= 2
 
 
-def test_cancel_event_ends_the_run_and_deletes_the_job(mode, server, model):
+def test_cancel_from_another_thread_ends_a_held_poll_and_deletes_the_job(mode, server, model):
     server.job_seconds = 60
     cancel = threading.Event()
-    threading.Timer(0.4, cancel.set).start()
     events = []
-    response, took = timed(call, mode, model, "run", "x", cancel=cancel, on_event=events.append)
+    cancelled = when(held_polls(server, 2), cancel.set)  # the 2nd poll is held for up to 10 s
+    response = call(mode, model, "run", "x", cancel=cancel, on_event=events.append)
+    assert time.monotonic() - cancelled["at"] < 5
     assert response.status is ResponseStatus.FAILED and "cancelled" in response.error_message
-    assert took < 0.8
     assert len(server.seen("DELETE", "/api/v1/data/")) == 1
     assert events[-1].kind == "cancelled"
     assert next(iter(server.jobs.values())).cancelled
@@ -365,7 +381,7 @@ def test_cancel_event_ends_a_stream(mode, server, model):
         chunks = consume(model.run_stream("x", cancel=cancel, on_event=events.append))
     else:
         chunks = asyncio.run(aconsume())
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # the whole stream takes 10 s
     assert chunks[-1].status is ResponseStatus.FAILED and "cancelled" in chunks[-1].error_message
     assert events[-1].kind == "cancelled"
 
@@ -373,11 +389,10 @@ def test_cancel_event_ends_a_stream(mode, server, model):
 def test_keyboard_interrupt_cancels_the_job_and_reraises(server, model):
     server.job_seconds = 60
     events = []
-    threading.Timer(0.4, _thread.interrupt_main).start()
-    start = time.monotonic()
+    interrupted = when(held_polls(server, 2), _thread.interrupt_main)
     with pytest.raises(KeyboardInterrupt):
         model.run("x", on_event=events.append)
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - interrupted["at"] < 5  # the held poll would last 10 s
     assert len(server.seen("DELETE", "/api/v1/data/")) == 1
     assert events[-1].kind == "cancelled"
 
@@ -387,14 +402,15 @@ def test_asyncio_cancellation_cancels_the_job(server, model):
 
     async def go():
         task = asyncio.create_task(model.arun("x"))
-        await asyncio.sleep(0.4)
+        while not held_polls(server, 2)():
+            await asyncio.sleep(0.005)
         task.cancel()
         start = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await task
         return time.monotonic() - start
 
-    assert asyncio.run(go()) < 0.7
+    assert asyncio.run(go()) < 5  # the held poll would last 10 s
     assert len(server.seen("DELETE", "/api/v1/data/")) == 1
 
 
@@ -403,13 +419,11 @@ def test_a_job_started_after_the_cancel_is_cancelled_too(server, model):
     job = server.start_job("echo", "late", seconds=60)
     server.script(
         "POST /api/v2/execute",
-        Reply(delay=0.6, json={"status": "IN_PROGRESS", "data": server.poll_url(job.id)}),
+        Reply(delay=3, json={"status": "IN_PROGRESS", "data": server.poll_url(job.id)}),
     )
     cancel = threading.Event()
-    threading.Timer(0.2, cancel.set).start()
+    when(lambda: server.seen("POST"), cancel.set)
     response, took = timed(model.run, "x", cancel=cancel)
-    assert "cancelled" in response.error_message and took < 0.5
-    deadline = time.monotonic() + 3
-    while not server.seen("DELETE") and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert "cancelled" in response.error_message and took < 2.5  # before the server's answer
+    wait_for(lambda: server.seen("DELETE"))
     assert server.seen("DELETE")[0].path == f"/api/v1/data/{job.id}" and job.cancelled

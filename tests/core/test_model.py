@@ -149,6 +149,22 @@ def test_check_finetune_status(mode, server):
         call(mode, Model("nope", url=server.run_url), "check_finetune_status")  # raises, not None
 
 
+def test_finetune_status_json_round_trip():
+    status = FinetuneStatus(AssetStatus.COMPLETED, AssetStatus.ONBOARDED, 3.0, 0.1, 0.2)
+    assert json.loads(status.to_json()) == {
+        "status": "completed",
+        "model_status": "onboarded",
+        "epoch": 3.0,
+        "training_loss": 0.1,
+        "validation_loss": 0.2,
+    }
+    assert FinetuneStatus.from_json(status.to_json()) == status == FinetuneStatus.from_dict(status.to_dict())
+    assert FinetuneStatus.from_dict({"status": "draft", "model_status": "x"}).model_status == "x"
+    with pytest.raises(KeyError):
+        FinetuneStatus.from_dict({"model_status": "draft"})
+    assert FinetuneStatus.from_dict({"model_status": "draft"}, infer_missing=True).status is None
+
+
 # -- pure SDK methods -----------------------------------------------------------------------------
 def test_repr():
     assert repr(Model("m1", name="Echo")) == "Model: Echo by aiXplain (id=m1)"
@@ -161,7 +177,8 @@ def test_get_parameters():
     m = Model("m", model_params=default_metadata("m")["params"])
     params = m.get_parameters()
     assert list(params) == ["text", "temperature"]
-    assert params.temperature.value == 0.7
+    assert params.temperature is None  # as the SDK: a value is what was set, defaults stay defaults
+    assert params["temperature"].default == 0.7 and params["temperature"].current == 0.7
 
 
 def test_add_additional_info_for_benchmark():
@@ -195,7 +212,7 @@ def test_to_dict_from_dict_round_trip_is_lossless():
     back = Model.from_dict(copy.deepcopy(d))
     assert back.to_dict() == d
     assert back.status is AssetStatus.DRAFT
-    assert back.model_params.temperature.value == 1.5
+    assert back.model_params.temperature == 1.5
     assert back.function is Function.TRANSLATION and back.function_type is FunctionType.UTILITY
     assert back.created_at == m.created_at
     assert back.additional_info == {"extra_field": [1, 2]}
@@ -231,7 +248,7 @@ def test_from_dict_reads_the_sdk_form():
         },
     }
     m = Model.from_dict(sdk_form)
-    assert m.model_params.temperature.value == 0.3
+    assert m.model_params.temperature == 0.3
     assert m.function is Function.TEXT_GENERATION
 
 

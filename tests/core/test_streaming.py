@@ -34,6 +34,13 @@ def test_sdk_style_constructor_from_lines():
     assert streamer.status is ResponseStatus.SUCCESS and streamer.text == "adata: b"
 
 
+def test_sdk_style_lines_need_no_blank_line_between_them():
+    lines = iter(['data: {"data": "a"}', 'data: {"data": {"text": "b"}}', "data: plain", "data: [DONE]"])
+    streamer = ModelResponseStreamer(lines)
+    assert [c.data for c in streamer] == ["a", "b", "plain", ""]  # one chunk a line, as the SDK
+    assert streamer.status is ResponseStatus.SUCCESS
+
+
 def test_events_for_chunks_and_the_end():
     events = []
     lines = iter(['data: {"data": "a"}', "", "data: [DONE]", ""])

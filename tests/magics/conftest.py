@@ -26,8 +26,7 @@ class Cell:
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch):
     """The IPython singleton with the extension loaded (unloaded again after the test)."""
-    monkeypatch.setenv("AIX_PROGRESS", "text")
-    monkeypatch.delenv("AIX_JUPYTER_FRONTEND", raising=False)
+    monkeypatch.delenv("AIX_FRONTEND", raising=False)  # no kernel: the "terminal" frontend
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "aix_jupyter")
     yield shell

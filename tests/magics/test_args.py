@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from aix_jupyter import magic_args as ma
-from aix_jupyter import magic_complete as mc
-from aix_jupyter import magic_input as mi
 from aix_jupyter.core.errors import AixError, ParameterError
 from aix_jupyter.core.parameters import ModelParameters
+from aix_jupyter.magics import args as ma
+from aix_jupyter.magics import complete as mc
+from aix_jupyter.magics import inputs as mi
 
 SCHEMA = ModelParameters(
     [

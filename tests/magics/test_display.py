@@ -158,7 +158,7 @@ def test_stream_view_live_updates_one_output_and_ends_with_the_bundle(ip, cell, 
     assert cell("final").outputs[0].data["text/plain"] == "Hello world"  # ...but a later cell shows it
 
 
-def test_stream_view_terminal_writes_chunks_and_kernel_shows_only_the_end():
+def test_stream_view_terminal_writes_chunks_and_headless_shows_only_the_end():
     written: list[str] = []
     view = d.StreamView("m", mode="terminal", write=written.append)
     view.start()
@@ -166,17 +166,17 @@ def test_stream_view_terminal_writes_chunks_and_kernel_shows_only_the_end():
     view.chunk("b")
     view.finish(ok("ab"))
     assert written == ["a", "b", "\n"]
-    quiet = d.StreamView("m", mode="kernel", write=written.append)
+    quiet = d.StreamView("m", mode="headless", write=written.append)
     quiet.start()
     quiet.chunk("zzz")
     quiet.finish(ok("zzz"))
     assert written == ["a", "b", "\n"] and quiet.text == "zzz"
 
 
-def test_frontend_guess(ip, monkeypatch):
-    assert d.frontend(ip) == "terminal"  # no kernel
-    monkeypatch.setenv("AIX_JUPYTER_FRONTEND", "kernel")
-    assert d.frontend(ip) == "kernel"
+def test_stream_view_follows_the_frontend(ip, monkeypatch):
+    assert d.StreamView("m").mode == "terminal"  # no kernel
+    monkeypatch.setenv("AIX_FRONTEND", "headless")
+    assert d.StreamView("m").mode == "headless"
 
 
 def test_table_and_card_render_text_and_html():

@@ -8,7 +8,6 @@ stream shows nothing until it ends and then exactly one ``display_data``; an int
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ LLM_STREAM = "%aix stream local/smollm2-135m --max_tokens 8 --temperature 0 Say 
 @pytest.fixture(scope="module")
 def kernel():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TEAM_API_KEY": "", "AIXPLAIN_API_KEY": ""}
-    for name in ("AIX_PROGRESS", "AIX_JUPYTER_FRONTEND", "AIX_BACKEND_URL", "MODELS_RUN_URL", "BACKEND_URL"):
+    for name in ("AIX_FRONTEND", "AIX_BACKEND_URL", "MODELS_RUN_URL", "BACKEND_URL"):
         env.pop(name, None)
     km, kc = start_new_kernel(kernel_name="python3", env=env)
     try:
@@ -76,13 +75,54 @@ def test_user_error_is_one_line_and_stops_execution(kernel):
     assert not of(msgs, "display_data", "execute_result")
 
 
+# Prints POLLED once the magic's run has polled its job and waits for the next poll (the main
+# thread is in the core's sleep_until): the signal to interrupt the kernel, at a known point.
+SIGNAL_ON_POLL = """
+import sys as _sys, threading as _threading, time as _time
+m = get_ipython().magics_manager.registry['AixMagics']
+_hook = type(m)._hook
+_main = _threading.main_thread().ident
+
+def _when_waiting():
+    while True:
+        frame = _sys._current_frames().get(_main)
+        while frame is not None and frame.f_code.co_name != "sleep_until":
+            frame = frame.f_back
+        if frame is not None:
+            print("POLLED", flush=True)
+            return
+        _time.sleep(0.002)  # checking a condition, not waiting for time to pass
+
+def _signalling_hook(model_id, progress):
+    inner = _hook(m, model_id, progress)
+    def on_event(event):
+        inner(event)
+        if event.kind == "polled" and not getattr(m, "_signalled", False):
+            m._signalled = True
+            _threading.Thread(target=_when_waiting, daemon=True).start()
+    return on_event
+m._hook = _signalling_hook
+"""
+
+
 @pytest.mark.slow
 def test_kernel_interrupt_cancels_the_run(kernel):
     km, kc = kernel
-    threading.Timer(1.5, km.interrupt_kernel).start()
+    run(kc, SIGNAL_ON_POLL, allow_stdin=False)
+    msgs: list[dict] = []
+
+    def on_output(msg: dict) -> None:  # interrupt once the job runs on the server and was polled
+        msgs.append(msg)
+        if msg["msg_type"] == "stream" and "POLLED" in msg["content"]["text"]:
+            km.interrupt_kernel()
+
     started = time.monotonic()
-    reply, msgs = run(kc, "%aix run local/countdown --seconds 60 never", allow_stdin=False, ok=False)
-    assert time.monotonic() - started < 30
+    reply = kc.execute_interactive(
+        "%aix run local/countdown --seconds 60 never", allow_stdin=False, output_hook=on_output, timeout=120
+    )
+    run(kc, "del m._hook", allow_stdin=False)
+    assert "POLLED" in stream_text(msgs, "stdout")
+    assert time.monotonic() - started < 50  # generous: the 60 s job did not run to its end
     assert reply["content"]["ename"] == "RunCancelled"
     (error,) = of(msgs, "error")
     assert len(error["content"]["traceback"]) == 1 and "interrupted" in error["content"]["traceback"][0]

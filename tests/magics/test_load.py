@@ -20,7 +20,7 @@ HEAVY = (
     "aix_jupyter.widgets",
 )
 
-LAZY = ("aix_jupyter.display", "aix_jupyter.magic_input", "aix_jupyter.magic_complete", "getpass")
+LAZY = ("aix_jupyter.display", "aix_jupyter.magics.inputs", "aix_jupyter.magics.complete", "getpass")
 
 SCRIPT = """
 import json, sys
@@ -53,6 +53,13 @@ def test_load_ext_imports_nothing_heavy():
     assert "aix_jupyter.magics" in state["after_load"]
     lazy = [m for m in LAZY if m in set(state["after_load"])]
     assert lazy == [], f"imported at load time although only commands need them: {lazy}"
+
+
+def test_the_magics_package_keeps_its_entry_points():
+    from aix_jupyter.magics import AixMagics, load_ipython_extension, unload_ipython_extension
+    from aix_jupyter.magics.magic import AixMagics as Defined
+
+    assert AixMagics is Defined and callable(load_ipython_extension) and callable(unload_ipython_extension)
 
 
 def test_load_twice_and_unload(ip):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
 import re
 import sys
 import threading
@@ -12,9 +13,58 @@ import pytest
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError, RunCancelled
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.magic_args import MagicUsageError, RunFailed
+from aix_jupyter.magics.errors import MagicUsageError, RunFailed
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def main_thread_in(function: str) -> bool:
+    """True while the main thread runs ``function`` (anywhere on its stack)."""
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None and frame.f_code.co_name != function:
+        frame = frame.f_back
+    return frame is not None
+
+
+@contextlib.contextmanager
+def ctrl_c_when(seen: threading.Event, *, waiting_in: str | None = None):
+    """Press Ctrl-C (``interrupt_main``) from another thread as soon as ``seen`` is set (and, with
+    ``waiting_in``, the main thread waits in that function): at a known point of the run, not after
+    a guessed delay."""
+    done = threading.Event()
+
+    def press() -> None:
+        while not done.is_set():
+            if seen.wait(0.05) and (waiting_in is None or main_thread_in(waiting_in)):
+                _thread.interrupt_main()
+                return
+
+    helper = threading.Thread(target=press, daemon=True)
+    helper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        helper.join()
+
+
+def on_run_event(monkeypatch, magics, kind: str) -> threading.Event:
+    """An event set when the magic's next run reports a ``kind`` event (submitted, polled...)."""
+    seen = threading.Event()
+    original = magics._hook
+
+    def hook(model_id, progress):
+        inner = original(model_id, progress)
+
+        def on_event(event):
+            inner(event)
+            if event.kind == kind:
+                seen.set()
+
+        return on_event
+
+    monkeypatch.setattr(magics, "_hook", hook)
+    return seen
 
 
 def error_text(out) -> str:
@@ -174,13 +224,11 @@ def test_cancel_a_running_job(cell, ip):
     assert "nothing to cancel" in cell("%aix cancel job").stdout
 
 
-def test_ctrl_c_cancels_the_run_on_the_server(cell, magics):
-    timer = threading.Timer(1.0, _thread.interrupt_main)
-    timer.start()
-    try:
+def test_ctrl_c_cancels_the_run_on_the_server(cell, magics, monkeypatch):
+    polled = on_run_event(monkeypatch, magics, "polled")  # the job runs on the server and was polled once
+    with ctrl_c_when(polled, waiting_in="sleep_until"):  # ... and the run waits for the next poll
         out = cell("%aix run local/countdown --seconds 30 never")
-    finally:
-        timer.cancel()
+    assert polled.is_set()
     assert_short_error(out, RunCancelled, "local/countdown", "interrupted")
     urls = [u for u, m in magics.jobs.items() if m == "local/countdown"]
     assert urls, "the run's poll URL was not seen"
@@ -202,8 +250,8 @@ def test_stream_prints_chunks_then_returns_the_whole_text(cell):
 
 @pytest.mark.llm
 @pytest.mark.slow
-def test_stream_live_updates_one_output_and_ends_static(cell, magics):
-    magics.stream_display = "live"
+def test_stream_live_updates_one_output_and_ends_static(cell, monkeypatch):
+    monkeypatch.setenv("AIX_FRONTEND", "live")
     out = cell("%aix run local/smollm2-135m --stream --max_tokens 12 --temperature 0 Say hello")
     assert out.error is None, out.error
     assert len({o.transient["display_id"] for o in out.outputs}) == 1
@@ -225,7 +273,7 @@ def test_stream_live_shows_each_step_then_the_static_output(cell, magics, monkey
     from aix_jupyter import display
 
     monkeypatch.setattr(display, "_MIN_UPDATE_INTERVAL", 0.0)
-    magics.stream_display = "live"
+    monkeypatch.setenv("AIX_FRONTEND", "live")
     out = cell("%%aix run local/typewriter --stream --delay 0.01 -o typed\nalpha beta gamma")
     assert out.error is None, out.error
     texts = [o.data["text/plain"] for o in out.outputs]
@@ -234,16 +282,24 @@ def test_stream_live_shows_each_step_then_the_static_output(cell, magics, monkey
     assert out.result is cell("typed").result
 
 
-def test_ctrl_c_stops_a_stream(cell):
-    timer = threading.Timer(1.2, _thread.interrupt_main)
-    timer.start()
-    try:
+def test_ctrl_c_stops_a_stream(cell, monkeypatch):
+    from aix_jupyter import display
+
+    second_chunk = threading.Event()
+    chunk = display.StreamView.chunk
+
+    def counting_chunk(view, text):
+        chunk(view, text)
+        if view.text.split() == ["a", "b"]:
+            second_chunk.set()
+
+    monkeypatch.setattr(display.StreamView, "chunk", counting_chunk)
+    with ctrl_c_when(second_chunk):
         out = cell("%aix stream local/typewriter --delay 0.5 a b c d e f g h i j")
-    finally:
-        timer.cancel()
     assert isinstance(out.error, RunCancelled), out.error
     assert "local/typewriter: interrupted" in error_text(out)
     assert out.stdout.startswith("a b")  # what had arrived stays
+    assert "j" not in out.stdout.split()  # ... and the stream stopped there
 
 
 def test_stream_on_a_model_that_does_not_stream(cell):

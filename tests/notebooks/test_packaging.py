@@ -29,7 +29,7 @@ TOOLS = {
     "jupyterlab",
     "ruff",
     "mypy",
-    "llama-cpp-python",
+    "xllamacpp",
     "ipykernel",
     "notebook",
     "jupyter-server",

@@ -9,7 +9,7 @@ import pytest
 
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.parameters import ModelParameters, Parameter
-from aix_jupyter.widgets.form import ParameterForm, control_kind
+from aix_jupyter.widgets.form import BUILDERS, ParameterForm, control_kind
 
 SCHEMA = [
     {"name": "text", "dataType": "text", "required": True, "description": "What to process."},
@@ -210,3 +210,12 @@ def test_upload_fills_the_path_field(form):
         assert handle.read() == b"RIFF"
     form.set(text="t", scale=1)
     assert form.values()["audio"] == path
+
+
+def test_every_control_kind_has_a_builder_and_builds_its_widget():
+    schema = ModelParameters([*SCHEMA, {"name": "gain", "dataType": "number", "defaultValues": [1.5]}])
+    controls = ParameterForm(schema).controls
+    kinds = {control.kind for control in controls.values()}
+    assert kinds == set(BUILDERS)  # the schema above calls for each kind once or more
+    assert isinstance(controls["gain"].input, w.FloatText) and controls["gain"].input.value == 1.5
+    assert controls["gain"].value() == 1.5

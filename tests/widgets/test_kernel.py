@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CELL = """
 from aix_jupyter.core.events import RunEvent
-from aix_jupyter.widgets.progress import make_progress, resolve_mode
+from aix_jupyter.progress import resolve_mode
+from aix_jupyter.widgets.progress import make_progress
 p = make_progress("local/m")
 p(RunEvent("submitted", "local/m", 0.0))
 p(RunEvent("polled", "local/m", 0.2, polls=1))
@@ -30,7 +31,7 @@ print(resolve_mode())
 @pytest.fixture(scope="module")
 def kernel():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("AIX_PROGRESS", None)
+    env.pop("AIX_FRONTEND", None)
     km, kc = start_new_kernel(kernel_name="python3", env=env)
     try:
         yield kc
@@ -80,12 +81,12 @@ def test_interactive_frontend_gets_the_widget(kernel):
 
 @pytest.mark.slow
 def test_environment_override_in_the_kernel(kernel):
-    msgs = run(kernel, "import os; os.environ['AIX_PROGRESS'] = 'text'\n" + CELL, allow_stdin=True)
+    msgs = run(kernel, "import os; os.environ['AIX_FRONTEND'] = 'headless'\n" + CELL, allow_stdin=True)
     try:
         assert streams(msgs, "stdout") == "text\n"
         assert "[aix] local/m finished (2 polls, 0.25 s)\n" in streams(msgs, "stderr")
     finally:
-        run(kernel, "import os; os.environ.pop('AIX_PROGRESS', None)", allow_stdin=True)
+        run(kernel, "import os; os.environ.pop('AIX_FRONTEND', None)", allow_stdin=True)
 
 
 WIDGET_CELL = 'from aix_jupyter import ModelWidget\nw = ModelWidget("local/sentiment-vader")\nw'

@@ -10,15 +10,35 @@ import pytest
 
 from aix_jupyter.core.errors import ConfigurationError
 from aix_jupyter.core.events import RunEvent
-from aix_jupyter.widgets.progress import (
-    SANITIZE_REGEX,
-    TextProgress,
-    WidgetProgress,
-    make_progress,
-    resolve_mode,
-)
+from aix_jupyter.progress import SANITIZE_REGEX, TextProgress, resolve_mode
+from aix_jupyter.widgets.progress import WidgetProgress, make_progress
 
 MODEL = "local/sentiment-vader"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def still_bar(clock: FakeClock) -> WidgetProgress:
+    """A widget bar on the fake clock, without its ticker thread (the test calls ``tick()``)."""
+    progress = WidgetProgress(MODEL, display=False, clock=clock)
+    progress.tick_interval = None
+    return progress
 
 
 def ev(kind, elapsed=0.0, **kw) -> RunEvent:
@@ -115,19 +135,19 @@ def test_nothing_written_when_closed_before_any_event():
     assert out.getvalue() == ""
 
 
-def test_widget_bar_states_and_colours():
-    progress = WidgetProgress(MODEL, display=False)
+def test_widget_bar_states_and_colours(clock):
+    progress = still_bar(clock)
     assert repr(progress.widget) == f"[aix] {MODEL} waiting"
     assert progress.label.value == "ready"
     progress(ev("submitted"))
     assert "aix-indeterminate" in progress.bar._dom_classes  # no server progress: indeterminate
     assert progress.bar.value == 0.0
-    assert progress.label.value.startswith("running · 0 polls · ")
-    time.sleep(0.3)
+    assert progress.label.value == "running · 0 polls · 0.00 s"
+    clock.advance(0.5)  # past min_interval (0.3 s): the next event is drawn
     progress(ev("polled", 0.5, polls=2, progress=0.5, eta=12))
     assert "aix-indeterminate" not in progress.bar._dom_classes
     assert progress.bar.value == 0.5
-    assert progress.label.value.startswith("running 50% ETA 12 s · 2 polls · ")
+    assert progress.label.value == "running 50% ETA 12 s · 2 polls · 0.50 s"
     progress(ev("finished", 0.9, polls=3))
     assert (progress.bar.value, progress.bar.bar_style) == (1.0, "success")
     assert progress.label.value == "finished · 3 polls · 0.90 s"
@@ -148,26 +168,74 @@ def test_widget_bar_states_and_colours():
     progress.close()
 
 
-def test_widget_elapsed_ticks_between_polls():
+def test_widget_rate_limits_redraws_between_events(clock):
+    progress = still_bar(clock)
+    progress(ev("submitted"))
+    clock.advance(0.1)
+    progress(ev("polled", 0.1, polls=1, progress=0.2))
+    assert progress.bar.value == 0.0  # 0.1 s after the last draw: not drawn (min_interval 0.3 s)
+    assert progress.progress == 0.2  # ... though the state has it
+    clock.advance(0.25)
+    progress(ev("polled", 0.35, polls=2, progress=0.4))
+    assert progress.bar.value == 0.4 and progress.label.value == "running 40% · 2 polls · 0.35 s"
+    clock.advance(0.01)
+    progress(ev("finished", 0.36, polls=2))  # a final state is always drawn
+    assert progress.label.value == "finished · 2 polls · 0.36 s"
+
+
+def test_tick_redraws_the_elapsed_time_unless_an_event_just_did(clock):
+    progress = still_bar(clock)
+    progress(ev("submitted"))
+    assert progress.label.value == "running · 0 polls · 0.00 s"
+    clock.advance(0.2)
+    assert progress.tick(0.5) is True
+    assert progress.label.value == "running · 0 polls · 0.00 s"  # drawn 0.2 s ago: no extra message
+    clock.advance(1.1)
+    assert progress.tick(0.5) is True
+    assert progress.label.value == "running · 0 polls · 1.3 s"  # counts on between polls
+    clock.advance(60.5)
+    progress.tick(0.5)
+    assert progress.label.value == "running · 0 polls · 1 min 02 s"
+    progress(ev("finished", 62.0))
+    assert progress.tick(0.5) is False  # over: the ticker thread stops
+
+
+def test_eta_counts_down_between_polls(clock):
+    progress = TextProgress(MODEL, stream=io.StringIO(), live=False, clock=clock)
+    progress(ev("polled", 1.0, polls=1, progress=0.25, eta=9.0))
+    clock.advance(4.0)
+    assert progress.status() == "running 25% ETA 5.0 s"
+    clock.advance(10.0)
+    assert progress.status() == "running 25% ETA 0.00 s"  # never negative
+
+
+@pytest.mark.slow
+def test_widget_ticker_thread_redraws_without_events():
+    """End to end with the real clock and thread; generous bound, the loop ends as soon as it ticks."""
     progress = WidgetProgress(MODEL, display=False)
     progress(ev("submitted"))
     first = progress.label.value
-    time.sleep(1.3)
+    deadline = time.monotonic() + 20
+    while progress.label.value == first and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert progress.label.value != first  # the ticker redrew the elapsed time without any event
     progress(ev("finished", 1.3))
     progress.close()
+    assert progress._ticker is None
 
 
 def test_mode_resolution(monkeypatch):
-    monkeypatch.delenv("AIX_PROGRESS", raising=False)
+    monkeypatch.delenv("AIX_FRONTEND", raising=False)
     assert resolve_mode("auto") == "text"  # plain Python, no kernel
     assert isinstance(make_progress(MODEL), TextProgress)
     assert isinstance(make_progress(MODEL, mode="widget", display=False), WidgetProgress)
-    monkeypatch.setenv("AIX_PROGRESS", "widget")
+    monkeypatch.setenv("AIX_FRONTEND", "live")
     assert resolve_mode() == "widget"
     assert resolve_mode("text") == "text"  # the argument wins over the environment
-    monkeypatch.setenv("AIX_PROGRESS", "fancy")
-    with pytest.raises(ConfigurationError, match="AIX_PROGRESS must be one of auto, widget, text; got 'fan"):
+    monkeypatch.setenv("AIX_FRONTEND", "fancy")
+    with pytest.raises(
+        ConfigurationError, match="AIX_FRONTEND must be one of auto, live, headless, terminal; got 'fan"
+    ):
         resolve_mode()
     with pytest.raises(ConfigurationError, match="progress mode must be one of"):
         resolve_mode("bar")

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aix_jupyter.magic_args import IDENTIFIER, MagicUsageError
+from aix_jupyter.magics.args import IDENTIFIER
+from aix_jupyter.magics.errors import MagicUsageError
 
 
 class _Namespace(Mapping[str, Any]):
@@ -65,6 +66,7 @@ class RunInput:
 
 
 def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
+    """What the run's input is: nothing, a variable's dict (the request itself), an existing file, or text."""
     if raw is None or not raw.strip():
         return RunInput(None, "none")
     stripped = raw.strip()

@@ -1,7 +1,7 @@
 """The ``%aix`` / ``%%aix`` magics: a thin front end over the client core.
 
-Parsing lives in :mod:`aix_jupyter.magic_args`, input handling in :mod:`aix_jupyter.magic_input`,
-completion in :mod:`aix_jupyter.magic_complete`, rendering in :mod:`aix_jupyter.display`; this
+Parsing lives in :mod:`aix_jupyter.magics.args`, input handling in :mod:`aix_jupyter.magics.inputs`,
+completion in :mod:`aix_jupyter.magics.complete`, rendering in :mod:`aix_jupyter.display`; this
 module wires them to the core (``ModelFactory``, ``Model.run``/``run_stream``/``run_async``/
 ``poll``/``sync_poll``/``cancel_run``, ``config``). Everything it knows about a model comes from the
 core and the model's parameter schema.
@@ -18,11 +18,13 @@ import time
 from collections import ChainMap
 from typing import TYPE_CHECKING, Any
 
+from IPython.core.completer import context_matcher
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Enum, Float, Int, Unicode
 
-from aix_jupyter import magic_args as ma
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
+from aix_jupyter.magics import args as ma
+from aix_jupyter.magics.errors import MagicUsageError, RunFailed
 
 
 class _LazyModule:
@@ -37,12 +39,12 @@ class _LazyModule:
 
 if TYPE_CHECKING:
     from aix_jupyter import display as aix_display
-    from aix_jupyter import magic_input as mi
     from aix_jupyter.core.model import Model
-    from aix_jupyter.magic_complete import CompletionSource
+    from aix_jupyter.magics import inputs as mi
+    from aix_jupyter.magics.complete import CompletionSource
 else:
     aix_display = _LazyModule("aix_jupyter.display")
-    mi = _LazyModule("aix_jupyter.magic_input")
+    mi = _LazyModule("aix_jupyter.magics.inputs")
 
 
 @magics_class
@@ -62,13 +64,8 @@ class AixMagics(Magics):
     progress = Enum(
         ["auto", "widget", "text", "off"],
         "auto",
-        help="Progress while waiting: a widget bar, a text line, 'auto' (bar in a live frontend), or 'off'.",
-    ).tag(config=True)
-    stream_display = Enum(
-        ["auto", "live", "kernel", "terminal"],
-        "auto",
-        help="How %aix stream shows chunks: 'live' updates one output in place, 'terminal' prints them, "
-        "'kernel' shows only the final output; 'auto' picks from the frontend.",
+        help="Progress while waiting: a widget bar, a text line, 'auto' (the bar in a live frontend, "
+        "see $AIX_FRONTEND), or 'off'.",
     ).tag(config=True)
     models_page_size = Int(100, help="How many models %aix models lists.").tag(config=True)
 
@@ -93,7 +90,7 @@ class AixMagics(Magics):
     def _dispatch(self, line: str, cell: str | None) -> Any:
         args = ma.parse_command(line, default_model=self.default_model, known_models=self._known_ids())
         if cell is not None and not isinstance(args, ma.RunArgs):
-            raise ma.MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
+            raise MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
         if isinstance(args, ma.RunArgs):
             return self._run(args, cell)
         if isinstance(args, ma.PollArgs):
@@ -147,7 +144,7 @@ class AixMagics(Magics):
             return self._info(model_id, model=model)
         if cell is not None:
             if opts.input_text is not None:
-                raise ma.MagicUsageError(
+                raise MagicUsageError(
                     f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
                 )
             opts.input_text = cell
@@ -157,7 +154,7 @@ class AixMagics(Magics):
         provenance = dict(model_id=model.id, version=model.version, parameters=dict(opts.parameters))
         stream = opts.stream or args.command == "stream"
         if stream and not getattr(model, "supports_streaming", False):
-            raise ma.MagicUsageError(f"{model.id} does not stream; use %aix run (see %aix models)")
+            raise MagicUsageError(f"{model.id} does not stream; use %aix run (see %aix models)")
         if args.command == "async":
             response = self._submit(model, data, opts, provenance)
         elif stream:
@@ -179,7 +176,7 @@ class AixMagics(Magics):
             with open(run_input.data, encoding="utf-8") as handle:
                 return handle.read()
         except UnicodeDecodeError:
-            raise ma.MagicUsageError(
+            raise MagicUsageError(
                 f"{run_input.source!r} is not a UTF-8 text file and this model takes text"
             ) from None
 
@@ -187,7 +184,7 @@ class AixMagics(Magics):
     def completion(self) -> CompletionSource:
         """Model ids and schemas for tab completion (what the commands fetched, refreshed as needed)."""
         if self._completion is None:
-            from aix_jupyter.magic_complete import CompletionSource
+            from aix_jupyter.magics.complete import CompletionSource
 
             self._completion = CompletionSource(lambda: self.models_page_size)
         return self._completion
@@ -237,7 +234,7 @@ class AixMagics(Magics):
                     self._jobs.setdefault(url, model_id)
                     message = message.replace("sync_poll(response.url)", f"%aix poll {url} --wait")
                 message += "; give it more time with --timeout SECONDS or %config AixMagics.timeout"
-            raise ma.RunFailed(f"{model_id}: {message}")
+            raise RunFailed(f"{model_id}: {message}")
         aix_display.remember(
             response, aix_display.Provenance(wall_time=time.monotonic() - started, **provenance)
         )
@@ -261,10 +258,10 @@ class AixMagics(Magics):
         return self._finish(response, model.id, provenance, started)
 
     def _stream(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
-        from aix_jupyter.core.enums import ResponseStatus
+        from aix_jupyter.core.enums import ResponseStatus  # (enums cost ~1 ms: not at %load_ext)
         from aix_jupyter.core.response import ModelResponse
 
-        view = aix_display.StreamView(model.id, mode=self.stream_display)  # type: ignore[arg-type]
+        view = aix_display.StreamView(model.id)
         started = time.monotonic()
         view.start()
         streamer = None
@@ -407,9 +404,7 @@ class AixMagics(Magics):
         return ModelWidget(self._get_model(model_id), timeout=self.timeout)
 
     def _config(self) -> aix_display.Card:
-        import sys
-
-        from aix_jupyter.core.config import describe_config, resolve_endpoints
+        from aix_jupyter.core.config import describe_config, resolve_endpoints  # (~1 ms: not at %load_ext)
 
         info = describe_config()
         embedded = sys.modules.get("aix_jupyter.backend.embedded")
@@ -472,7 +467,7 @@ def _price(cost: Any) -> str:
 
 # -- extension entry points -----------------------------------------------------------------------
 # Everything registered here imports its module on first use: loading the extension stays light.
-_RESPONSE_TYPE = ("aix_jupyter.core.response", "ModelResponse")
+_RESPONSE_TYPE = ("aix_jupyter.core.response", "ModelResponse")  # registered by name: not imported
 
 
 def _show_response(response: Any) -> None:
@@ -494,14 +489,12 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register the magics, the completion matcher, the input transformer and the display hook."""
     if id(ipython) in _loaded:
         return
-    from IPython.core.completer import context_matcher
-
     magics = AixMagics(shell=ipython)
     ipython.register_magics(magics)
 
     @context_matcher()
     def aix_matcher(context: Any) -> Any:
-        from aix_jupyter.magic_complete import complete
+        from aix_jupyter.magics.complete import complete
 
         return complete(context, magics.completion, magics.default_model)
 
@@ -516,6 +509,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics, the completion matcher, the input transformer and the display hook."""
     entry = _loaded.pop(id(ipython), None)
     if entry is None:
         return
@@ -529,7 +523,7 @@ def unload_ipython_extension(ipython: Any) -> None:
         ipython.configurables.remove(magics)
     formatter = ipython.display_formatter.ipython_display_formatter
     formatter.deferred_printers.pop(_RESPONSE_TYPE, None)
-    module = importlib.import_module(_RESPONSE_TYPE[0]) if _RESPONSE_TYPE[0] in sys.modules else None
+    module = sys.modules.get(_RESPONSE_TYPE[0])
     if module is not None:
         formatter.type_printers.pop(getattr(module, _RESPONSE_TYPE[1]), None)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)

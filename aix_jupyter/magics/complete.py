@@ -11,8 +11,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from IPython.core.completer import SimpleCompletion, context_matcher
+
 from aix_jupyter.core.errors import AixError
-from aix_jupyter.magic_args import COMMAND_FLAGS, SUBCOMMANDS, MagicUsageError, tokens
+from aix_jupyter.magics.args import COMMAND_FLAGS, SUBCOMMANDS, tokens
+from aix_jupyter.magics.errors import MagicUsageError
 
 CACHE_SECONDS = 60.0
 
@@ -110,12 +113,16 @@ class CompletionSource:
         return list(self._ids[1]) if self._ids else []
 
     def remember_ids(self, ids: Iterable[str]) -> None:
+        """Keep these model ids for completion (a command just listed them)."""
         self._ids = (time.monotonic(), list(ids))
 
     def remember_model(self, model: Any) -> None:
+        """Keep this model's parameter names and their choices for completion."""
         self._schemas[model.id] = (time.monotonic(), {n: _choices(p) for n, p in model.model_params.items()})
 
     def model_ids(self) -> list[str]:
+        """The model ids to complete, listed from the server when the cache is stale (errors: what is
+        known)."""
         if self._ids is None or time.monotonic() - self._ids[0] > CACHE_SECONDS:
             from aix_jupyter.core.factory import ModelFactory
 
@@ -127,6 +134,7 @@ class CompletionSource:
         return self.known_ids()
 
     def parameters(self, model_id: str) -> dict[str, list[str]]:
+        """Parameter name -> value choices of ``model_id``, fetched when not cached (errors: none)."""
         cached = self._schemas.get(model_id)
         if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
             from aix_jupyter.core.factory import ModelFactory
@@ -141,8 +149,6 @@ class CompletionSource:
 
 def complete(context: Any, source: CompletionSource, default_model: str = "") -> dict[str, Any]:
     """An IPython matcher result for the line in ``context`` (``suppress`` others when we answer)."""
-    from IPython.core.completer import SimpleCompletion
-
     line = context.text_until_cursor
     fragment, candidates = completions(
         line, model_ids=source.model_ids, parameter_names=source.parameters, default_model=default_model
@@ -158,7 +164,6 @@ def complete(context: Any, source: CompletionSource, default_model: str = "") ->
 
 def make_matcher(source: CompletionSource, default_model: Callable[[], str]) -> Callable[[Any], Any]:
     """A context matcher (IPython >= 8.6) for ``ip.Completer.custom_matchers``."""
-    from IPython.core.completer import context_matcher
 
     @context_matcher()
     def aix_matcher(context: Any) -> Any:

@@ -21,7 +21,8 @@ unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{
 braces); a name holding a dict is sent as the request itself; a path to an existing file sends the
 file (its text for text models).
 
-Input handling lives in :mod:`aix_jupyter.magic_input`, completion in :mod:`aix_jupyter.magic_complete`.
+Input handling lives in :mod:`aix_jupyter.magics.inputs`, completion in
+:mod:`aix_jupyter.magics.complete`, the errors in :mod:`aix_jupyter.magics.errors`.
 This module is stdlib-only.
 """
 
@@ -34,7 +35,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from aix_jupyter.core.errors import AixError, ParameterError
+from aix_jupyter.core.errors import ParameterError
+from aix_jupyter.magics.errors import MagicUsageError
 
 SUBCOMMANDS: tuple[str, ...] = (
     "run",
@@ -78,25 +80,21 @@ IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _NUMBER = re.compile(r"^-\d|^-\.\d")
 
 
-class MagicUsageError(AixError):
-    """The magic's line does not follow its grammar."""
-
-
-class RunFailed(AixError):
-    """The model answered FAILED."""
-
-
 # ---------------------------------------------------------------------------------------------
 # the schema as the parser needs it (core.parameters.Parameter / ModelParameters fit)
 # ---------------------------------------------------------------------------------------------
 class ParameterLike(Protocol):
+    """What the parser needs of a parameter (``core.parameters.Parameter`` fits)."""
+
     name: str
     data_type: str
     multiple_values: bool
 
-    def check(self, value: Any) -> Any: ...
+    def check(self, value: Any) -> Any:
+        """The value in the parameter's type; raises ParameterError when it does not fit."""
 
-    def help(self) -> str: ...
+    def help(self) -> str:
+        """One line describing the parameter (name, type, default, options)."""
 
 
 Schema = Mapping[str, Any]  # name -> ParameterLike
@@ -107,6 +105,8 @@ Schema = Mapping[str, Any]  # name -> ParameterLike
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Token:
+    """A word of the magic's line and where it is (``start``/``end`` offsets; ``quoted`` if it was)."""
+
     value: str
     start: int
     end: int
@@ -141,6 +141,7 @@ def next_token(line: str, pos: int) -> Token | None:
 
 
 def tokens(line: str) -> list[Token]:
+    """All the shell-like tokens of ``line``."""
     out: list[Token] = []
     pos = 0
     while (tok := next_token(line, pos)) is not None:
@@ -175,6 +176,8 @@ def raw_rest(line: str, pos: int) -> str:
 
 
 def looks_like_model_id(text: str, known: Iterable[str] = ()) -> bool:
+    """True when ``text`` can be a model id (known, ``provider/name``, or a 24-digit hex id), not a
+    subcommand."""
     return "/" in text or bool(_HEX_ID.match(text)) or text in set(known)
 
 
@@ -183,6 +186,8 @@ def looks_like_model_id(text: str, known: Iterable[str] = ()) -> bool:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class RunArgs:
+    """``run``/``stream``/``async``: the model and the unparsed rest of the line."""
+
     command: Literal["run", "stream", "async"]
     model_id: str
     rest: str  # option tokens and input, parsed against the model's schema by parse_run_options
@@ -191,6 +196,8 @@ class RunArgs:
 
 @dataclass
 class RunOptions:
+    """A run's options, parsed against the model's schema by ``parse_run_options``."""
+
     parameters: dict[str, Any] = field(default_factory=dict)
     raw_parameters: dict[str, Any] = field(default_factory=dict)
     out: str | None = None
@@ -203,6 +210,8 @@ class RunOptions:
 
 @dataclass
 class PollArgs:
+    """``poll URL_OR_VAR [--wait] [-o VAR] [--timeout S] [--no-progress]``."""
+
     target: str
     wait: bool = False
     out: str | None = None
@@ -212,23 +221,31 @@ class PollArgs:
 
 @dataclass
 class TargetArgs:  # cancel
+    """``cancel URL_OR_VAR``."""
+
     target: str
 
 
 @dataclass
 class ModelsArgs:
+    """``models [QUERY] [--function F]``."""
+
     query: str = ""
     function: str | None = None
 
 
 @dataclass
 class ModelArgs:  # info, widget
+    """``info [MODEL]`` and ``widget [MODEL]``."""
+
     command: Literal["info", "widget"]
     model_id: str
 
 
 @dataclass
 class SimpleArgs:  # config, login, help
+    """``config``, ``login`` and ``help [SUBCOMMAND]``."""
+
     command: Literal["config", "login", "help"]
     topic: str = ""
 
@@ -237,6 +254,7 @@ Command = RunArgs | PollArgs | TargetArgs | ModelsArgs | ModelArgs | SimpleArgs
 
 
 def usage(command: str | None = None) -> str:
+    """The magic's help text, or one subcommand's usage line."""
     lines = {
         "run": "%aix run MODEL [--param value ...] TEXT  |  %%aix run MODEL [--param value ...] + cell body",
         "stream": "%aix stream MODEL [--param value ...] TEXT   (chunks as they arrive)",
@@ -265,7 +283,7 @@ from the notebook ({{ and }} give braces); a variable holding a dict is sent as 
 of an existing file sends the file (its text for text models).
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
 Settings: %config AixMagics.default_model / timeout / poll_interval / poll_cap / progress /
-stream_display / models_page_size."""
+models_page_size; $AIX_FRONTEND=live|headless|terminal overrides the frontend guess."""
 
 
 def parse_command(line: str, *, default_model: str = "", known_models: Iterable[str] = ()) -> Command:
@@ -405,6 +423,7 @@ def _positive_float(value: str, option: str) -> float:
 # run options, against the model's schema
 # ---------------------------------------------------------------------------------------------
 def valid_options_text(schema: Schema, command: str = "run") -> str:
+    """The options a command accepts for this schema, for error messages (``--name``, ...)."""
     params = ", ".join(f"--{name}" for name in schema) or "none"
     own = [f for f in COMMAND_FLAGS[command] if f not in ("-o", "--out", "-p", "--param")]
     return f"model parameters: {params}; magic options: -o/--out, -p/--param, {', '.join(own)}"

@@ -1,0 +1,43 @@
+"""The one thing the client core lets the code above it plug in: the default backend.
+
+When no API key or URL is configured, ``config.resolve_endpoints`` asks the provider registered
+here for a server. The core ships none: the package's top level registers its embedded backend
+(``aix_jupyter/__init__.py``), so the core itself never imports, or names, the code that serves.
+This module is stdlib-only and tiny: registering costs nothing at ``import aix_jupyter``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aix_jupyter.core.errors import ConfigurationError
+
+DefaultBackend = Callable[[], tuple[str, str]]
+"""Starts (or finds) the default server when nothing is configured; returns ``(base_url, token)``."""
+
+_default_backend: DefaultBackend | None = None
+
+
+def set_default_backend(provider: DefaultBackend | None) -> DefaultBackend | None:
+    """Register what serves runs when no API key or URL is configured (None: nothing); return the
+    provider registered before.
+
+    ``provider()`` is called on each such operation (under a lock, so it need not be thread-safe)
+    and returns ``(base_url, token)``: runs go to ``base_url`` with ``token`` as the API key. It may
+    raise ConfigurationError to say why no server is available.
+    """
+    global _default_backend
+    if provider is not None and not callable(provider):
+        raise ConfigurationError(
+            f"set_default_backend: the provider must be callable or None, got {type(provider).__name__}"
+        )
+    previous, _default_backend = _default_backend, provider
+    return previous
+
+
+def default_backend() -> DefaultBackend | None:
+    """The provider registered with ``set_default_backend``, or None."""
+    return _default_backend
+
+
+__all__ = ["DefaultBackend", "default_backend", "set_default_backend"]
