@@ -321,7 +321,7 @@ class Transport:
         self.endpoints = endpoints
         self.max_attempts = max_attempts
 
-    def attempts(self, call: Call, deadline: float | None, max_attempts: int | None) -> Any:
+    def attempts(self, call: Call, deadline: float | None = None, max_attempts: int | None = None) -> Any:
         return attempts(call, deadline, self.max_attempts if max_attempts is None else max_attempts)
 
     def check_url(self, url: str, *, what: str = "poll URL") -> None:
@@ -664,18 +664,12 @@ def _wait(job: _Job, exchange: _Exchange, deadline: float | None, cancel: Any, k
 class SyncTransport(Transport):
     """Blocking I/O: each request runs in a pooled worker thread the caller waits for in slices."""
 
-    def send(
-        self,
-        call: Call,
-        *,
-        deadline: float | None = None,
-        cancel: threading.Event | None = None,
-        max_attempts: int | None = None,
-    ) -> RawReply:
-        """``call`` with the retry policy; raise TransportFailure / Cancelled / DeadlineExceeded."""
+    def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
+        """``call`` with the retry policy (``limits``: ``deadline``, ``max_attempts``); raise
+        TransportFailure / Cancelled / DeadlineExceeded."""
         from aix_jupyter.core.flows import drive_sync
 
-        return drive_sync(self.attempts(call, deadline, max_attempts), self, cancel)
+        return drive_sync(self.attempts(call, **limits), self, cancel)
 
     def _read(self, response: Any, call: Call, exchange: _Exchange) -> RawReply:
         """The whole body of ``response`` (capped), in the worker; the response is closed after."""
@@ -896,18 +890,11 @@ class AsyncTransport(Transport):
             self._clients[local] = async_client(url)
         return self._clients[local]
 
-    async def send(
-        self,
-        call: Call,
-        *,
-        deadline: float | None = None,
-        cancel: threading.Event | None = None,
-        max_attempts: int | None = None,
-    ) -> RawReply:
+    async def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
         """``SyncTransport.send`` for asyncio."""
         from aix_jupyter.core.flows import drive_async
 
-        return await drive_async(self.attempts(call, deadline, max_attempts), self, cancel)
+        return await drive_async(self.attempts(call, **limits), self, cancel)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
