@@ -60,19 +60,18 @@ class SSEDecoder:
             end = buf.rfind(b"\n\n", start)
             if end < 0:
                 return self._check()
-            whole = bytes(buf[:end])
+            parts = bytes(buf[:end]).split(b"\n\n")
             del buf[: end + 2]
+            self._check()
         else:
-            end = chunk.rfind(b"\n\n")
-            if end < 0:
-                buf += chunk
-                return self._check()
-            whole = chunk[:end]
-            buf += chunk[end + 2 :]
-        self._check()
+            parts = chunk.split(b"\n\n")  # one pass over this read only
+            rest = parts.pop()
+            if rest:  # the start of the next event
+                buf += rest
+                self._check()
         out: list[bytes] = []
         append = out.append
-        for part in whole.split(b"\n\n"):
+        for part in parts:
             if part[:5] == b"data:" and b"\n" not in part:  # the common case: one data line
                 append(part[6:] if part[5:6] == b" " else part[5:])
                 continue

@@ -794,7 +794,7 @@ class SyncTransport(Transport):
                 _kill(response)
                 response.close()
 
-        threading.Thread(target=pump, name="aix-stream", daemon=True).start()
+        run_in_worker(pump)  # a pooled worker reads ahead for the whole stream
         try:
             while True:
                 item = _take(box, deadline, cancel)
