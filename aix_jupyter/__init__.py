@@ -36,6 +36,12 @@ _EXPORTS: dict[str, str] = {
     "RequestError": "aix_jupyter.core.errors",
     "UnsafePollURLError": "aix_jupyter.core.errors",
     "RunCancelled": "aix_jupyter.core.errors",
+    "BatchEvent": "aix_jupyter.core.batch",
+    "BatchInterrupted": "aix_jupyter.core.batch",
+    "BatchResult": "aix_jupyter.core.batch",
+    "Comparison": "aix_jupyter.core.compare",
+    "compare": "aix_jupyter.core.compare",
+    "acompare": "aix_jupyter.core.compare",
     # embedded backend: serve your own Python functions as models
     "register_model": "aix_jupyter.backend.registry",
     "unregister_model": "aix_jupyter.backend.registry",
@@ -87,6 +93,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.backend.registry import RegistrationError as RegistrationError
     from aix_jupyter.backend.registry import register_model as register_model
     from aix_jupyter.backend.registry import unregister_model as unregister_model
+    from aix_jupyter.core.batch import BatchEvent as BatchEvent
+    from aix_jupyter.core.batch import BatchInterrupted as BatchInterrupted
+    from aix_jupyter.core.batch import BatchResult as BatchResult
+    from aix_jupyter.core.compare import Comparison as Comparison
+    from aix_jupyter.core.compare import acompare as acompare
+    from aix_jupyter.core.compare import compare as compare
     from aix_jupyter.core.enums import AssetStatus as AssetStatus
     from aix_jupyter.core.enums import Function as Function
     from aix_jupyter.core.enums import FunctionType as FunctionType

@@ -12,6 +12,14 @@ plain wire server (benchmarks/wireserver.py, its own process), whose model ``sse
   kernel CPU.
 Kernel CPU is the kernel process's user+system time (from /proc) over the wall time of each run.
 Rounds alternate the two.
+
+    .venv/bin/python benchmarks/bench_widget.py --bytes [--chunks 20000] [--label after]
+
+measures instead the bytes one streamed run puts on IOPub, against the size of the text itself: the
+widget streams <chunks> chunks (``tok<i> ``) at 1 000 chunks/s, and the driver adds up the JSON
+content of every IOPub message of the run (comm messages, i.e. widget updates, and display
+messages, i.e. the saved fallback), each kind on its own. The same script measures an older
+checkout when its ``PYTHONPATH`` points there (``--label before``).
 """
 
 from __future__ import annotations
@@ -63,10 +71,69 @@ def _execute(kc: Any, code: str, timeout: float) -> tuple[dict[str, Any], list[d
     return reply, iopub
 
 
+def _content_bytes(messages: list[dict[str, Any]]) -> int:
+    return sum(len(json.dumps(m["content"], ensure_ascii=False).encode()) for m in messages)
+
+
+def measure_bytes(n: int, label: str) -> None:
+    """Bytes on IOPub for one widget stream of ``n`` chunks, by kind, against the text's own size."""
+    from jupyter_client.manager import start_new_kernel
+
+    model_id = f"sse-{n}-{RATE}"
+    text = "".join(f"tok{i} " for i in range(n))
+    with wire_server(OUR_PY) as base:
+        env = {**os.environ, **wire_env(base), "PYTHONUNBUFFERED": "1"}
+        km, kc = start_new_kernel(kernel_name="python3", env=env, cwd="/tmp")
+        try:
+            setup = f"from aix_jupyter import ModelWidget\nw = ModelWidget({model_id!r})\ndisplay(w)\n"
+            _execute(kc, setup, 60)
+            code = f"r = w.stream(text='hi')\nassert r.data == w.text and len(w.text) == {len(text)}\n"
+            _, iopub = _execute(kc, code, 60 + 3 * n / RATE)
+            where = _execute(kc, "import aix_jupyter; print(aix_jupyter.__file__)", 30)[1]
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    source = "".join(m["content"].get("text", "") for m in where if m["msg_type"] == "stream").strip()
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for m in iopub:
+        kinds.setdefault(m["msg_type"], []).append(m)
+    by_kind = {kind: {"messages": len(ms), "bytes": _content_bytes(ms)} for kind, ms in kinds.items()}
+    total = sum(v["bytes"] for v in by_kind.values())
+    comm = by_kind.get("comm_msg", {"bytes": 0})["bytes"]
+    text_bytes = len(text.encode())
+    result = {
+        "mode": "bytes",
+        "label": label,
+        "aix_jupyter": source,
+        "chunks": n,
+        "paced_chunks_per_second": RATE,
+        "text_bytes": text_bytes,
+        "iopub_bytes": total,
+        "by_message_type": by_kind,
+        "ratios": {
+            "IOPub bytes / text bytes": round(total / text_bytes, 3),
+            "comm (widget) bytes / text bytes": round(comm / text_bytes, 3),
+        },
+        "target": "bytes <= 2x the text's own size",
+        "met": {
+            "widget traffic (what the stream sends)": comm <= 2 * text_bytes,
+            "all IOPub bytes (with the saved fallback)": total <= 2 * text_bytes,
+        },
+    }
+    print(json.dumps(result, indent=2))
+    save(f"widget-bytes-{label}", result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 3 000 chunks instead of 4 of 5 000")
+    parser.add_argument("--bytes", action="store_true", help="bytes on IOPub for one stream (see above)")
+    parser.add_argument("--chunks", type=int, default=20000, help="--bytes: chunks in the stream")
+    parser.add_argument("--label", default="after", help="--bytes: name of the measured code")
     args = parser.parse_args()
+    if args.bytes:
+        measure_bytes(args.chunks, args.label)
+        return
     from jupyter_client.manager import start_new_kernel
 
     rounds, n = (2, 3000) if args.quick else (4, 5000)

@@ -174,6 +174,32 @@ def _widget(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _widget_bytes(r: dict[str, Any]) -> list[Row]:
+    ratios = r["ratios"]
+    comm, total = ratios["comm (widget) bytes / text bytes"], ratios["IOPub bytes / text bytes"]
+    kinds = r["by_message_type"]
+    fig = (
+        f"{comm:.2f}x the text ({kinds['comm_msg']['bytes'] / 1024:.0f} KiB of widget traffic for "
+        f"{r['text_bytes'] / 1024:.0f} KiB of text, {r['chunks']} chunks); all IOPub {total:.2f}x "
+        f"(+ the saved fallback, text/plain + text/markdown, once)"
+    )
+    before = RESULTS / "widget-bytes-before.json"
+    if before.exists():
+        old = json.loads(before.read_text())["ratios"]
+        fig += (
+            f"; before: {old['comm (widget) bytes / text bytes']:.1f}x, "
+            f"all IOPub {old['IOPub bytes / text bytes']:.1f}x"
+        )
+    return [
+        (
+            "5. widget streaming: bytes sent for a 20 000-chunk stream",
+            fig,
+            "<= 2x the text",
+            f"{_verdict(comm <= 2)} (widget traffic); {_verdict(total <= 2)} (all IOPub)",
+        )
+    ]
+
+
 def _tokens(r: dict[str, Any]) -> list[Row]:
     q = r["ratios"]["stack / raw runtime (tokens/s)"]
     fig = f"{q:.3f}x ({r['tokens_per_second']['stack']:.1f} vs {r['tokens_per_second']['raw']:.1f} tok/s"
@@ -246,14 +272,59 @@ def _backend_rps(r: dict[str, Any]) -> list[Row]:
     return [("B. backend req/s: trivial model / bare Starlette endpoint", fig, "(no target)", "n/a")]
 
 
+def _batch(r: dict[str, Any]) -> list[Row]:
+    q, rate = r["ratios"], r["median_items_per_s"]
+    fig = (
+        f"{q['ours / limit']:.3f}x the limit, {q['ours / raw httpx']:.3f}x raw httpx "
+        f"({rate['ours']:.0f} vs {r['limit_items_per_s']:.0f} vs {rate['httpx']:.0f} items/s; "
+        f"amap {rate['ours-async']:.0f}; {r['inputs']:,} inputs; server saw at most "
+        f"{max(r['server_max_open'].values())} open"
+    )
+    paired = q.get("ours / raw httpx, median of per-round ratios")
+    fig += f"; per-round paired {paired:.2f}x httpx" if paired is not None else ""
+    if "aixplain-threads" in rate:
+        fig += (
+            f"; SDK `run` in a loop {rate['aixplain-loop']:.0f}, in a ThreadPoolExecutor(16) "
+            f"{rate['aixplain-threads']:.0f} items/s"
+        )
+    cpu = r.get("median_client_cpu_us_per_item")
+    fig += f"; client CPU per item {cpu['ours']} vs {cpu['httpx']} us)" if cpu else ")"
+    ok = q["ours / limit"] >= 0.9 and q["ours / raw httpx"] >= 1.0
+    what = "C. batch: `Model.map`, 16 at once, 50 ms model"
+    rows = [(what, fig, ">= 0.9x limit, >= 1.0x httpx", _verdict(ok))]
+    j = r.get("jobs")
+    if j:
+        over, wall = j["over_ideal"], j["median_seconds"]
+        jfig = (
+            f"{over['ours']:.3f}x the ideal {j['ideal_seconds']:g} s ({wall['ours']:.2f} s; amap "
+            f"{over['ours-async']:.3f}x); server saw at most {j['server_max_open']} open"
+        )
+        what = (
+            f"C. batch of {j['inputs']} x {j['job_seconds']:g} s jobs, {j['concurrency']} at once, held polls"
+        )
+        rows.append((what, jfig, "<= 1.15x the ideal", _verdict(j["met"])))
+    mem = r.get("memory")
+    if mem:
+        mfig = (
+            f"{mem['rss_bytes_per_item']:,} B RSS per item kept ({mem['data_bytes_per_item']} B of it "
+            f"input + output; {mem['inputs']:,} items)"
+        )
+        rows.append(
+            ("C. batch memory: RSS growth per result", mfig, "<= 2 KB beyond the data", _verdict(mem["met"]))
+        )
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
     "poll_lag": _poll_lag,
     "sse": _sse,
     "widget": _widget,
+    "widget-bytes-after": _widget_bytes,
     "tokens": _tokens,
     "backend_rps": _backend_rps,
+    "batch": _batch,
 }
 
 

@@ -26,6 +26,7 @@ SCRIPTS = {
     "widget": "bench_widget.py",
     "tokens": "bench_tokens.py",
     "backend_rps": "bench_backend_rps.py",
+    "batch": "bench_batch.py",
 }
 
 

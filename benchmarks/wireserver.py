@@ -10,6 +10,12 @@ Routes (any API key is accepted; every reply is JSON unless stated):
 * POST /api/v2/execute/echo              -> SUCCESS at once, ``data`` = the request's ``data``
 * POST /api/v{1,2}/execute/job-<ms>      -> IN_PROGRESS with a poll URL; the job ends <ms> later
 * POST /api/v1/execute/echo              -> IN_PROGRESS; the job is already finished
+* POST /api/v2/execute/sleep-<ms>        -> SUCCESS after <ms> (``data`` = the request's ``data``);
+  ``GET /stats/open`` -> ``{"open", "max_open"}``: such runs in progress now / at most at once
+  (``DELETE /stats/open`` starts counting ``max_open`` afresh)
+* POST /api/v{1,2}/execute/held-<ms>     -> IN_PROGRESS; a job of <ms> whose polls honour ``Prefer:
+  wait=N`` (held until the job ends or N s pass, answering ``Preference-Applied``); it counts as
+  open (``/stats/open``) until the poll that reports its end. Other jobs' polls are never held.
 * POST /api/v2/execute/sse-<n>[-<rate>]  with ``options.stream`` -> <n> SSE chunks, then
   ``data: [DONE]``; written as fast as possible, or paced at <rate> chunks/s; then the connection closes
 * GET  /api/v1/data/<job>                -> ``{"completed": false}`` or the finished job
@@ -39,6 +45,8 @@ class Job:
     polls: int = 0
     data: str = "done"
     poll_times: list[float] = field(default_factory=list)
+    held: bool = False  # polls honour Prefer: wait (held-<ms> jobs only)
+    closed: bool = False  # a held job's end was reported (it no longer counts as open)
 
 
 JOBS: dict[str, Job] = {}
@@ -46,25 +54,31 @@ _ids = itertools.count(1)
 BASE = ""
 REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 MAX_JOBS = 50_000
+OPEN = {"open": 0, "max_open": 0}  # sleep-<ms> runs in progress
 
 
-def _json_reply(status: int, body: object, keep_alive: bool) -> bytes:
+def _json_reply(status: int, body: object, keep_alive: bool, extra: str = "") -> bytes:
     payload = json.dumps(body).encode()
     head = (
-        f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\n"
+        f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\n{extra}"
         f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
         f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
     )
     return head.encode() + payload
 
 
-def _new_job(duration_s: float, data: str = "done") -> str:
+def _new_job(duration_s: float, data: str = "done", held: bool = False) -> str:
     if len(JOBS) >= MAX_JOBS:
         JOBS.clear()
     job_id = f"j{next(_ids)}"
     now = time.monotonic()
-    JOBS[job_id] = Job(created=now, end=now + duration_s, data=data)
+    JOBS[job_id] = Job(created=now, end=now + duration_s, data=data, held=held)
     return job_id
+
+
+def _opened() -> None:
+    OPEN["open"] += 1
+    OPEN["max_open"] = max(OPEN["max_open"], OPEN["open"])
 
 
 def _model_metadata(model_id: str) -> dict[str, object]:
@@ -123,7 +137,9 @@ async def _stream(writer: asyncio.StreamWriter, n: int, rate: float) -> None:
     await writer.drain()
 
 
-async def _handle(method: str, path: str, body: bytes, writer: asyncio.StreamWriter, keep: bool) -> bool:
+async def _handle(
+    method: str, path: str, body: bytes, writer: asyncio.StreamWriter, keep: bool, prefer: str = ""
+) -> bool:
     """Answer one request; return False when the connection must close."""
     path = path.split("?", 1)[0]
     m = re.fullmatch(r".*/api/v([12])/execute/(.+)", path)
@@ -139,6 +155,23 @@ async def _handle(method: str, path: str, body: bytes, writer: asyncio.StreamWri
         if sm and stream:
             await _stream(writer, int(sm.group(1)), float(sm.group(2) or 0))
             return False
+        zm = re.fullmatch(r"sleep-(\d+)", model)
+        if zm and version == "2":
+            _opened()
+            try:
+                await asyncio.sleep(int(zm.group(1)) / 1000)
+            finally:
+                OPEN["open"] -= 1
+            reply = {"status": "SUCCESS", "completed": True, "data": req.get("data", ""), "usedCredits": 0}
+            writer.write(_json_reply(200, reply, keep))
+            return keep
+        hm = re.fullmatch(r"held-(\d+)", model)
+        if hm:
+            _opened()
+            job_id = _new_job(int(hm.group(1)) / 1000, str(req.get("data", "")), held=True)
+            reply = {"status": "IN_PROGRESS", "data": f"{BASE}/api/v1/data/{job_id}"}
+            writer.write(_json_reply(200, reply, keep))
+            return keep
         jm = re.fullmatch(r"job-(\d+)", model)
         if model == "echo" and version == "2":
             reply = {
@@ -164,6 +197,11 @@ async def _handle(method: str, path: str, body: bytes, writer: asyncio.StreamWri
         if job is None:
             writer.write(_json_reply(404, {"error": "unknown job"}, keep))
             return keep
+        extra = ""
+        wait = re.search(r"wait=([0-9.]+)", prefer) if job.held else None
+        if wait:
+            await asyncio.sleep(max(0.0, min(float(wait.group(1)), job.end - time.monotonic())))
+            extra = f"Preference-Applied: wait={wait.group(1)}\r\n"
         now = time.monotonic()
         job.polls += 1
         job.poll_times.append(now)
@@ -171,7 +209,15 @@ async def _handle(method: str, path: str, body: bytes, writer: asyncio.StreamWri
             reply: dict[str, object] = {"completed": False, "status": "IN_PROGRESS"}
         else:
             reply = {"completed": True, "status": "SUCCESS", "data": job.data, "usedCredits": 0, "runTime": 0}
-        writer.write(_json_reply(200, reply, keep))
+            if job.held and not job.closed:
+                OPEN["open"] -= 1
+                job.closed = True
+        writer.write(_json_reply(200, reply, keep, extra))
+        return keep
+    if path == "/stats/open" and method in ("GET", "DELETE"):
+        if method == "DELETE":
+            OPEN["max_open"] = OPEN["open"]
+        writer.write(_json_reply(200, OPEN, keep))
         return keep
     sm2 = re.fullmatch(r"/stats/(\w+)", path)
     if method == "GET" and sm2:
@@ -207,7 +253,7 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             length = int(headers.get("content-length", "0") or 0)
             body = await reader.readexactly(length) if length else b""
             keep = proto == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-            keep = await _handle(method, path, body, writer, keep)
+            keep = await _handle(method, path, body, writer, keep, headers.get("prefer", ""))
             await writer.drain()
             if not keep:
                 return

@@ -18,7 +18,16 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aix_jupyter"
-JUPYTER = ("IPython", "ipykernel", "ipywidgets", "traitlets", "jupyter_client", "jupyter_core", "nbformat")
+JUPYTER = (
+    "IPython",
+    "ipykernel",
+    "ipywidgets",
+    "anywidget",
+    "traitlets",
+    "jupyter_client",
+    "jupyter_core",
+    "nbformat",
+)
 NOTEBOOK_LAYER = (
     "aix_jupyter.magics",
     "aix_jupyter.widgets",

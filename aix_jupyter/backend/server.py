@@ -122,6 +122,8 @@ class BackendServer:
         return self._thread is not None and self._thread.is_alive() and not self._server.should_exit
 
     def start(self, timeout: float = 10.0) -> BackendServer:
+        if self._thread is not None:  # already serving (``with server.start():``): never a second loop
+            return self
         self._thread = threading.Thread(target=self._run, name=f"aix-backend-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout

@@ -12,5 +12,8 @@ Layout (nothing here imports Jupyter or the backend's code; httpx and pydantic l
     transport   httpx, deadlines, retries, where the API key may go; the sync/async I/O shells
     model       Model (sync methods and their ``a``-prefixed async twins)
     factory     ModelFactory.get / list (+ aget / alist)
+    batch       Model.map / amap: one scheduler over the run flows (bounded, adaptive concurrency,
+                timeout, cancel, resume); BatchResult, BatchEvent, BatchInterrupted
+    compare     compare / acompare: several models on the same inputs; Comparison
     finetune    FinetuneStatus
 """

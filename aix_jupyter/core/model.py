@@ -14,9 +14,9 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aix_jupyter.core import flows, protocol
@@ -31,6 +31,9 @@ from aix_jupyter.core.polling import DEFAULT_MAX_WAIT, PollSchedule
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.core.streaming import ModelResponseStreamer
 from aix_jupyter.core.transport import Call, Opened, Transport
+
+if TYPE_CHECKING:
+    from aix_jupyter.core.batch import BatchEvent, BatchResult
 
 _UNSET: Any = object()
 
@@ -279,6 +282,76 @@ class Model:
 
     run = sync_api(_run)
     arun = async_api(_run, "arun")
+
+    def _run_flow(
+        self,
+        data: Any,
+        parameters: Mapping[str, Any] | None,
+        timeout: float,
+        wait_time: float,
+        max_wait: float,
+        on_event: EventHook | None,
+        start: float,
+    ) -> tuple[flows.Flow, Endpoints]:
+        """The flow of one ``run`` and its endpoints (for the batch scheduler); the input is checked now.
+
+        The run's clock starts here (``start``, the caller's "now", is kept for its signature).
+        """
+        plan = self._run(
+            data,
+            timeout=timeout,
+            parameters=parameters,
+            wait_time=wait_time,
+            on_event=on_event,
+            max_wait=max_wait,
+        )
+        return plan.flow, plan.endpoints
+
+    # -- batch: one scheduler over the run flows, in core/batch.py (map and amap only delegate) --
+    def map(
+        self,
+        inputs: Iterable[Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        concurrency: int = 8,
+        timeout: float = 300,
+        on_event: Callable[[BatchEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+        resume: BatchResult | None = None,
+    ) -> BatchResult:
+        """Run every input, at most ``concurrency`` jobs at once; a ``BatchResult`` in input order.
+
+        ``timeout`` bounds the whole batch; ``cancel`` stops it early (the partial result is
+        returned); Ctrl-C raises ``BatchInterrupted`` with ``.results``. ``resume`` reuses the
+        successes of an earlier ``BatchResult``. Works inside a running event loop (a notebook).
+        """
+        from aix_jupyter.core.batch import Batch, run_batches
+
+        batch = Batch(
+            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
+            on_event=on_event, cancel=cancel, resume=resume,
+        )  # fmt: skip
+        return run_batches([batch])[0]
+
+    async def amap(
+        self,
+        inputs: Iterable[Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        concurrency: int = 8,
+        timeout: float = 300,
+        on_event: Callable[[BatchEvent], None] | None = None,
+        cancel: threading.Event | None = None,
+        resume: BatchResult | None = None,
+    ) -> BatchResult:
+        """The async twin of ``map`` (task cancellation cancels the jobs in flight, then re-raises)."""
+        from aix_jupyter.core.batch import Batch
+
+        batch = Batch(
+            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
+            on_event=on_event, cancel=cancel, resume=resume,
+        )  # fmt: skip
+        return await batch.run()
 
     def _run_async(
         self,

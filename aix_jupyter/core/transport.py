@@ -880,11 +880,14 @@ class AsyncTransport(Transport):
     has a client of its own, closed with the stream.
     """
 
-    def __init__(self, endpoints: Endpoints, **kw: Any) -> None:
+    def __init__(self, endpoints: Endpoints, client: httpx.AsyncClient | None = None, **kw: Any) -> None:
         super().__init__(endpoints, **kw)
+        self._shared = client  # the caller's client for every request (it closes it, not aclose)
         self._clients: dict[bool, httpx.AsyncClient] = {}
 
     def client(self, url: str) -> httpx.AsyncClient:
+        if self._shared is not None:
+            return self._shared
         local = (urlsplit(url).hostname or "").lower() in LOOPBACK
         if local not in self._clients:
             self._clients[local] = async_client(url)

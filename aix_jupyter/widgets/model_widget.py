@@ -15,14 +15,21 @@ directly), never through ``print`` or ``display`` from the thread, so nothing la
 happens to run at the time. Streamed text is repainted at most ``stream_interval`` times a second
 (10 by default) however fast chunks arrive, and the final text is exactly the streamed text.
 
-When a run ends, a static copy of the result is written as a normal output (so a saved notebook
-opened without a kernel shows it): into a placeholder output displayed right after the widget
-(``update_display_data`` addressed by display id). Outside a live widget frontend (nbconvert, nbval,
-terminal IPython; see ``aix_jupyter.frontend``) a run started from Python instead writes the
-text progress line (stderr) and the plain result as ordinary outputs of the cell that waits for it:
-``run()``/``stream()``, or ``wait()`` after ``run(wait=False)``; never from the background thread,
-so they cannot land in an unrelated cell. (A ModelWidget nested inside another container has no
-placeholder: its results then stay inside the widget.)
+The result is shown once. In a live frontend it is inside the widget; the widget's own output also
+carries the latest result as its fallback (``text/plain``, ``text/markdown``... beside the widget
+view, updated in place by display id when a run ends): a frontend that renders the widget does not
+show a fallback, and every other viewer of the saved notebook (GitHub, nbviewer, ``nbconvert``
+without widget state) shows the result instead of the widget. Outside a live widget frontend
+(nbconvert, nbval, terminal IPython; see ``aix_jupyter.frontend``) a run started from Python writes
+the text progress line (stderr) and the plain result as ordinary outputs of the cell that waits for
+it: ``run()``/``stream()``, or ``wait()`` after ``run(wait=False)``; never from the background
+thread, so they cannot land in an unrelated cell. (A ModelWidget nested inside another container
+has no output of its own: a run from Python then also writes the result in the cell that waits.)
+
+Streamed text reaches the browser append-only (:class:`~aix_jupyter.widgets.stream_text.StreamText`:
+each repaint sends only the text that is new), and the finished text is rendered as Markdown there,
+without being sent again. A cancelled run reads "cancelled" (bar, status line, saved fallback)
+while ``response.status`` stays what the server said (``FAILED``).
 """
 
 from __future__ import annotations
@@ -40,27 +47,27 @@ from typing import Any, Literal
 
 import ipywidgets as w
 from IPython import get_ipython
-from IPython.display import display
+from IPython.display import publish_display_data
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.display import Provenance, mark_shown, publish, redact, remember, response_bundle
+from aix_jupyter.display import Bundle, Provenance, mark_shown, publish, redact, remember, response_bundle
 from aix_jupyter.progress import resolve_mode
 from aix_jupyter.widgets.form import ParameterForm
 from aix_jupyter.widgets.progress import WidgetProgress
+from aix_jupyter.widgets.stream_text import StreamText
 
 Origin = Literal["button", "python"]
 
 _STYLE = """<style>
 .aix-model-widget { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 6px 8px; }
-.aix-model-widget .aix-stream-view pre { white-space: pre-wrap; word-break: break-word; margin: 4px 0;
-  font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, 13px); }
 .aix-model-widget .aix-result { max-height: 32em; overflow-y: auto; }
 .aix-model-widget .aix-meta { color: var(--jp-ui-font-color2, #666); font-size: 12px; }
 .aix-model-widget .aix-failed { color: var(--jp-error-color1, #d32f2f); }
+.aix-model-widget .aix-cancelled { color: var(--jp-warn-color1, #f57c00); }
 </style>"""
 
 
@@ -142,7 +149,9 @@ class ModelWidget(w.VBox):
         self._job: _Job | None = None
         self._job_lock = threading.Lock()
         self._text = ""
-        self._static_id: str | None = None
+        self._display_id = f"aix-widget-{uuid.uuid4().hex}"
+        self._displayed = False  # shown as an output of its own (not only inside a container)
+        self._fallback: tuple[Bundle, dict[str, Any]] | None = None  # the latest result, for other viewers
 
         params = model.model_params if isinstance(model.model_params, ModelParameters) else ModelParameters()
         self.form = ParameterForm(params)
@@ -172,7 +181,7 @@ class ModelWidget(w.VBox):
         self.buttons = w.HBox(buttons)
 
         self.progress = WidgetProgress(model.id, display=False, show_model=False)
-        self.stream_view = w.HTML(value="", layout=w.Layout(display="none", width="100%"))
+        self.stream_view = StreamText(layout=w.Layout(display="none", width="100%"))
         self.stream_view.add_class("aix-stream-view")
         self.result = w.Output(layout=w.Layout(width="100%"))
         self.result.add_class("aix-result")
@@ -181,6 +190,8 @@ class ModelWidget(w.VBox):
         self.raw = w.HTML(value="")
         self.raw_box = w.Accordion(children=[self.raw], selected_index=None, layout=w.Layout(display="none"))
         self.raw_box.set_title(0, "Raw response")
+        # filled when opened: a long answer is not sent to the browser a second time unasked
+        self.raw_box.observe(lambda _change: self._fill_raw(), names="selected_index")
         super().__init__(
             children=[
                 self.header,
@@ -214,11 +225,19 @@ class ModelWidget(w.VBox):
         return f"ModelWidget(model={self.model.id!r})"
 
     def _ipython_display_(self) -> None:
-        """Show the widget, then an (empty) output that receives the static copy of each result."""
-        display(self._repr_mimebundle_(), raw=True)
-        if self.static_copy:
-            self._static_id = self._static_id or f"aix-result-{uuid.uuid4().hex}"
-            display({"text/plain": ""}, raw=True, display_id=self._static_id)
+        """Show the widget as one output (addressable by display id: its fallback follows the results)."""
+        data, metadata = self._display_bundle()
+        publish_display_data(data, metadata, transient={"display_id": self._display_id})
+        self._displayed = True
+
+    def _display_bundle(self) -> tuple[Bundle, dict[str, Any]]:
+        """The widget view plus its fallback: the latest result (live runs), else the repr."""
+        view: Bundle = dict(self._repr_mimebundle_())
+        if self._fallback is None:
+            return view, {}
+        data, metadata = self._fallback
+        key = "application/vnd.jupyter.widget-view+json"
+        return {**data, **({key: view[key]} if key in view else {})}, metadata
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -252,7 +271,9 @@ class ModelWidget(w.VBox):
         blocked = running or not self.form.valid
         self.run_button.disabled = blocked
         self.stream_button.disabled = blocked
-        self.cancel_button.disabled = not running
+        job = self._job
+        self.cancel_button.disabled = not running or (job is not None and job.cancel.is_set())
+        self.clear_button.disabled = running
         why = "; ".join(self.form.errors.values())
         self.run_button.tooltip = why or "Run the model"
 
@@ -299,13 +320,17 @@ class ModelWidget(w.VBox):
         if self.running:
             return
         self._text = ""
-        self.stream_view.value = ""
+        self.stream_view.reset()
         self.stream_view.layout.display = "none"
         self.result.outputs = ()
         self.meta.value = ""
         self.raw.value = ""
+        self.raw_box.selected_index = None
         self.raw_box.layout.display = "none"
         self.progress.reset()
+        if self._fallback is not None:  # the saved notebook shows the cleared widget's repr again
+            self._fallback = None
+            self._update_display()
 
     def _python_start(self, stream: bool, wait: bool, values: dict[str, Any]) -> Any:
         if values:
@@ -353,10 +378,11 @@ class ModelWidget(w.VBox):
             job.text_line = text_line
             self._job = job
         self._text = ""
-        self.stream_view.value = ""
+        self.stream_view.reset()
         self.stream_view.layout.display = "" if stream else "none"
         self.result.outputs = ()
         self.meta.value = ""
+        self.raw.value = ""  # an open "Raw response" section is filled again when the run ends
         self.raw_box.layout.display = "none"
         self.progress.reset()
         self.progress.start()
@@ -394,6 +420,9 @@ class ModelWidget(w.VBox):
             message = str(exc) or type(exc).__name__
             hook(RunEvent("failed", self.model.id, time.monotonic() - job.started, message=message))
             self._show_error(f"{type(exc).__name__}: {message}")
+            if self.static_copy:  # the saved fallback must not keep showing an earlier result
+                failed = {"text/plain": redact(f"{type(exc).__name__}: {message}")}
+                self._publish_static(job, (failed, {}), None)
         job.finished = True
         self._end(job)
         if error is not None:
@@ -436,7 +465,7 @@ class ModelWidget(w.VBox):
 
     def _paint_stream(self, text: str) -> None:
         self._text = text
-        self.stream_view.value = f"<pre>{html.escape(text, quote=False)}</pre>"
+        self.stream_view.show(text)  # only what is new goes to the browser
 
     # -- results --------------------------------------------------------------------------------
     def _provenance(self, job: _Job) -> Any:
@@ -454,22 +483,38 @@ class ModelWidget(w.VBox):
         self.response = response
         self.history.append(response)
         ok = getattr(response, "status", None) is ResponseStatus.SUCCESS
+        cancelled = not ok and job.cancel.is_set()
         data, metadata = response_bundle(response, provenance)
+        if job.text_line:
+            self.stream_view.sync()  # a headless executor saves the widget state it saw in trait updates
         if ok and job.stream:
-            self.stream_view.layout.display = "none"  # the result below shows the same text, rendered
-        self.result.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
-        self.meta.value = self._meta_html(response, ok, provenance.wall_time)
+            self.stream_view.markdown = True  # the streamed text, rendered in place: not sent again
+        elif not cancelled:  # a cancelled run has no result: the status line says so
+            self.result.outputs = ({"output_type": "display_data", "data": data, "metadata": metadata},)
+        if cancelled:
+            lines = [self.progress.line()] + ([redact(self._text)] if self._text else [])
+            data = {"text/plain": "\n\n".join(lines)}
+        self.meta.value = self._meta_html(response, ok, provenance.wall_time, cancelled=cancelled)
+        self.raw.value = ""
+        self.raw_box.layout.display = ""
+        self._fill_raw()
+        if self.static_copy:
+            self._publish_static(job, (data, metadata), provenance)
+
+    def _fill_raw(self) -> None:
+        """Show the last response as JSON in the "Raw response" section, once it is opened."""
+        response = self.response
+        if self.raw_box.selected_index is None or response is None or self.raw.value:
+            return
         raw = redact(_jsonable(response.to_dict()) if hasattr(response, "to_dict") else str(response))
         self.raw.value = (
             f"<pre>{html.escape(json.dumps(raw, indent=2, ensure_ascii=False, default=str))}</pre>"
         )
-        self.raw_box.layout.display = ""
-        if self.static_copy:
-            self._publish_static(job, response, provenance)
 
-    def _meta_html(self, response: Any, ok: bool, wall: float | None) -> str:
-        status = str(getattr(response, "status", ""))
-        parts = [f'<span class="{"" if ok else "aix-failed"}">{html.escape(status)}</span>']
+    def _meta_html(self, response: Any, ok: bool, wall: float | None, *, cancelled: bool = False) -> str:
+        status = "cancelled" if cancelled else str(getattr(response, "status", ""))
+        css = "aix-cancelled" if cancelled else "" if ok else "aix-failed"
+        parts = [f'<span class="{css}">{html.escape(status)}</span>']
         credits = getattr(response, "used_credits", None)
         run_time = getattr(response, "run_time", None)
         if isinstance(credits, int | float):
@@ -484,17 +529,22 @@ class ModelWidget(w.VBox):
         text = f'<span class="aix-failed">{html.escape(message, quote=False)}</span>'
         self.meta.value = text
 
-    def _publish_static(self, job: _Job, response: Any, provenance: Any) -> None:
-        """Update the placeholder output after the widget (addressed by display id, so it is never
-        written into whatever cell runs at the time). Headless runs from Python leave it to the
-        cell that waits (``_report``)."""
+    def _publish_static(self, job: _Job, bundle: tuple[Bundle, dict[str, Any]], provenance: Any) -> None:
+        """Make the result the fallback of the widget's own output (addressed by display id, so it is
+        never written into whatever cell runs at the time). Headless runs from Python leave the
+        result to the cell that waits (``_report``)."""
         job.provenance = provenance
-        if job.text_line or self._static_id is None:
+        if job.text_line or not self._displayed or get_ipython() is None:
             return
-        if get_ipython() is None:
-            return
-        publish(response, provenance, display_id=self._static_id, update=True)
+        self._fallback = bundle
+        self._update_display()
         job.published = True
+
+    def _update_display(self) -> None:
+        if not self._displayed or get_ipython() is None:
+            return
+        data, metadata = self._display_bundle()
+        publish_display_data(data, metadata, transient={"display_id": self._display_id}, update=True)
 
     def close(self) -> None:
         """Cancel a run in progress and close this widget and every widget inside it."""

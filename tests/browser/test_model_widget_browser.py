@@ -1,12 +1,14 @@
 """ModelWidget in a real JupyterLab 4 in Chromium: run with the progress bar, stream, cancel.
 
-One notebook with three widgets (sentiment; a fast streaming generator served by the embedded
-backend through ``register_model``; the slow countdown) and a magic, opened once for the module
+One notebook with four widgets (sentiment; a fast streaming generator served by the embedded
+backend through ``register_model``; the slow countdown; a streamed Markdown note) and a magic, each
+result shown once, opened once for the module
 (``notebook`` fixture) and driven by clicks, one step per test so that each fails on its own (the
 last step, the saved notebook, checks the cells whose steps passed). Screenshots of each state go
 to the test-artifacts folder (``browser-failure-<step>.png`` when a step fails):
 ``browser-run-finished.png``, ``browser-stream-growing.png``, ``browser-stream-finished.png``,
-``browser-long-running.png``, ``browser-cancelled.png``, ``browser-magic-progress.png``.
+``browser-long-running.png``, ``browser-cancelled.png``, ``browser-magic-progress.png``,
+``browser-stream-markdown.png``.
 The comm messages the browser receives while streaming are counted on the kernel websocket and
 written to ``browser-stream-rate.json``.
 """
@@ -41,6 +43,14 @@ CELLS = [
     'wc = ModelWidget("local/countdown")\nwc.set(seconds=120)\nwc',
     # the magic's progress bar (make_progress in a live frontend: the widget bar)
     "%aix run local/countdown --seconds 1.5 Magic done",  # the kernel config loads %aix
+    # streamed Markdown: rendered in place by the stream view once the stream ends
+    "@register_model\n"
+    "def notes(topic: str):\n"
+    '    """Streams a short Markdown note."""\n'
+    '    for piece in ["## ", topic, "\\n\\n", "- **first** point\\n", "- `code` & <b>not html</b>\\n"]:\n'
+    "        time.sleep(0.05)\n"
+    "        yield piece\n\n"
+    'wn = ModelWidget("local/notes")\nwn.set(topic="Notes")\nwn',
 ]
 
 
@@ -113,7 +123,7 @@ def page(browser, lab) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def notebook(page, lab, artifacts_dir: Path) -> Notebook:
-    """The notebook opened in JupyterLab with every cell run, once its three widgets are shown."""
+    """The notebook opened in JupyterLab with every cell run, once its four widgets are shown."""
     counter = CommCounter()
     page.on("websocket", counter.attach)
     nb = Notebook(page, _notebook(lab.root), counter, artifacts_dir)
@@ -126,12 +136,26 @@ def notebook(page, lab, artifacts_dir: Path) -> Notebook:
         )
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         nb.widgets = page.locator(".aix-model-widget")
-        nb.widgets.nth(2).wait_for(timeout=90_000)
+        nb.widgets.nth(3).wait_for(timeout=90_000)
     return nb
 
 
-def test_run_fills_the_bar_and_shows_the_result(notebook: Notebook) -> None:
-    """Set a parameter, Run: the bar reaches 100 % (green), the result and its static copy appear."""
+def _cell(page, index: int):
+    return page.locator(".jp-Notebook .jp-Cell").nth(index)
+
+
+def _count_text(cell, text: str) -> int:
+    """How many times ``text`` is shown in a cell's outputs (what a person reads: hidden parts and the
+    widget's header, which describes the model, excluded)."""
+    return cell.locator(".jp-Cell-outputArea").evaluate(
+        "(el, t) => { const n = (s) => s.split(t).length - 1; let c = n(el.innerText);"
+        " el.querySelectorAll('.aix-header').forEach((h) => { c -= n(h.innerText); }); return c; }",
+        text,
+    )
+
+
+def test_run_fills_the_bar_and_shows_the_result_once(notebook: Notebook) -> None:
+    """Set a parameter, Run: the bar reaches 100 % (green), the result appears, once."""
     page, sentiment = notebook.page, notebook.widgets.nth(0)
     with notebook.step("run"):
         run = sentiment.locator("button.aix-run")
@@ -148,11 +172,12 @@ def test_run_fills_the_bar_and_shows_the_result(notebook: Notebook) -> None:
         assert _bar_width(sentiment) == "100%"
         sentiment.locator(".aix-result").get_by_text("POSITIVE").wait_for()
         assert "finished" in sentiment.locator(".aix-progress-label").inner_text()
-        # the static copy: a normal output of the cell, after the widget, for kernel-less viewers
-        cell0 = page.locator(".jp-Notebook .jp-Cell").nth(0)
+        # once: the widget's output carries the result as its fallback, which Lab does not show
+        cell0 = _cell(page, 0)
         outputs = cell0.locator(".jp-Cell-outputArea > .jp-OutputArea-child")
-        outputs.nth(1).get_by_text("POSITIVE").wait_for(timeout=10_000)
-        assert outputs.count() == 2 and outputs.nth(0).locator(".aix-model-widget").count() == 1
+        assert outputs.count() == 1 and outputs.nth(0).locator(".aix-model-widget").count() == 1
+        time.sleep(1.0)  # a copy written after the result would have arrived by now
+        assert outputs.count() == 1 and _count_text(cell0, "POSITIVE") == 1
         sentiment.scroll_into_view_if_needed()
         page.screenshot(path=str(notebook.artifacts / "browser-run-finished.png"), full_page=False)
 
@@ -182,9 +207,15 @@ def test_stream_grows_then_ends_with_every_chunk(notebook: Notebook) -> None:
         ended = time.monotonic()
         assert llm.locator(".aix-progress-label").inner_text().startswith("finished"), lengths
         assert shot and lengths == sorted(lengths) and len(set(lengths)) >= 3, lengths
-        llm.locator(".aix-result").wait_for()
-        final = llm.locator(".aix-result").inner_text().strip()
-        assert final == " ".join(f"word{i}" for i in range(600))  # the exact text, every chunk
+        # the exact text, every chunk, rendered in place as Markdown (one paragraph here), shown once
+        markdown = llm.locator(".aix-stream-view .aix-markdown p")
+        markdown.wait_for()
+        assert markdown.inner_text().strip() == " ".join(f"word{i}" for i in range(600))
+        assert not llm.locator(".aix-stream-view pre").is_visible()
+        time.sleep(1.0)
+        cell1 = _cell(notebook.page, 1)
+        assert _count_text(cell1, "word599") == 1 and _count_text(cell1, "word0 ") == 1
+        assert cell1.locator(".jp-Cell-outputArea > .jp-OutputArea-child").count() == 1
         llm.screenshot(path=str(artifacts / "browser-stream-finished.png"))
         messages = notebook.counter.between(started, ended)
         rate = {"comm_messages": messages, "seconds": round(ended - started, 2)}
@@ -195,26 +226,32 @@ def test_stream_grows_then_ends_with_every_chunk(notebook: Notebook) -> None:
         )  # coalesced: ~10 text repaints + a few progress updates a second
 
 
-def test_cancel_turns_the_bar_orange(notebook: Notebook) -> None:
-    """A long run, cancelled: the bar turns orange and says so; Run is enabled again."""
+def test_cancel_turns_the_bar_orange_and_reads_cancelled(notebook: Notebook) -> None:
+    """A long run, cancelled: Cancel only while it runs, the bar orange, "cancelled" (never FAILED)."""
     page, countdown = notebook.page, notebook.widgets.nth(2)
     with notebook.step("cancel"):
         countdown.scroll_into_view_if_needed()
-        countdown.locator("button.aix-run").click()
+        run, cancel = countdown.locator("button.aix-run"), countdown.locator("button.aix-cancel")
+        assert run.is_enabled() and cancel.is_disabled()  # nothing in flight: nothing to cancel
+        run.click()
         label = countdown.locator(".aix-progress-label")
         page.wait_for_function("el => /^running/.test(el.textContent)", arg=label.element_handle())
         page.wait_for_function("el => /[1-9]\\d* polls?/.test(el.textContent)", arg=label.element_handle())
         page.screenshot(path=str(notebook.artifacts / "browser-long-running.png"))
-        cancel = countdown.locator("button.aix-cancel")
-        assert cancel.is_enabled()
+        assert cancel.is_enabled() and run.is_disabled()  # in flight: Cancel, and no second Run
+        assert countdown.locator("button.aix-clear").is_disabled()
         cancel.click()
         page.wait_for_function(
             "el => /^cancelled/.test(el.textContent)", arg=label.element_handle(), timeout=30_000
         )
         bar = countdown.locator(".widget-hprogress .progress-bar").first
         assert "progress-bar-warning" in (bar.get_attribute("class") or "")
-        page.wait_for_function("el => !el.disabled", arg=countdown.locator("button.aix-run").element_handle())
+        page.wait_for_function("el => !el.disabled", arg=run.element_handle())
         assert cancel.is_disabled()
+        meta = countdown.locator(".aix-meta .aix-cancelled")
+        meta.wait_for()
+        assert meta.inner_text() == "cancelled"
+        assert _count_text(_cell(page, 2), "FAILED") == 0
         page.screenshot(path=str(notebook.artifacts / "browser-cancelled.png"))
 
 
@@ -234,20 +271,37 @@ def test_the_magic_shows_its_own_progress_bar(notebook: Notebook) -> None:
         magic.screenshot(path=str(notebook.artifacts / "browser-magic-progress.png"))
 
 
-def _plain_outputs(cell) -> list[str]:
-    return [
-        o["data"]["text/plain"]
-        for o in cell.outputs
-        if o.output_type == "display_data" and "application/vnd.jupyter.widget-view+json" not in o["data"]
-    ]
+def test_streamed_markdown_is_rendered_in_place(notebook: Notebook) -> None:
+    """A streamed Markdown answer ends rendered (heading, list, bold, code), its HTML escaped, once."""
+    page, notes = notebook.page, notebook.widgets.nth(3)
+    with notebook.step("markdown"):
+        notes.scroll_into_view_if_needed()
+        notes.locator("button.aix-stream").click()
+        rendered = notes.locator(".aix-stream-view .aix-markdown")
+        rendered.locator("h2").wait_for()
+        assert rendered.locator("h2").inner_text() == "Notes"
+        items = rendered.locator("ul > li")
+        assert items.count() == 2
+        assert items.nth(0).locator("strong").inner_text() == "first"
+        assert items.nth(1).locator("code").inner_text() == "code"
+        assert items.nth(1).inner_text() == "code & <b>not html</b>"  # the model's HTML shown, not run
+        assert rendered.locator("b").count() == 0
+        assert _count_text(_cell(page, 4), "first point") == 1
+        notes.screenshot(path=str(notebook.artifacts / "browser-stream-markdown.png"))
 
 
-def test_saved_notebook_keeps_a_static_copy_of_each_result(notebook: Notebook, lab) -> None:
+def _fallbacks(cell) -> list[str]:
+    """The text/plain beside each widget view (what viewers without the widget show), and no other output."""
+    assert all("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs)
+    return [o["data"]["text/plain"] for o in cell.outputs]
+
+
+def test_saved_notebook_keeps_each_result_as_its_widgets_fallback(notebook: Notebook, lab) -> None:
     """Saved, the notebook keeps each result (and the magic's final line) for kernel-less viewers."""
     expected = {
         "run": (0, ["POSITIVE"]),
         "stream": (1, [" ".join(f"word{i}" for i in range(600)) + " "]),
-        "cancel": (2, ["FAILED: Run cancelled."]),
+        "cancel": (2, ["[aix] local/countdown cancelled ("]),
     }
     checkable = [step for step in [*expected, "magic"] if step in notebook.passed]
     if not checkable:
@@ -267,7 +321,10 @@ def test_saved_notebook_keeps_a_static_copy_of_each_result(notebook: Notebook, l
                 assert progress_outputs[0].startswith("[aix] local/countdown finished ("), progress_outputs
             else:
                 index, outputs = expected[step]
-                assert _plain_outputs(saved.cells[index]) == outputs, step
+                got = _fallbacks(saved.cells[index])
+                if step == "cancel":
+                    got = [text[: len(outputs[0])] for text in got]
+                assert got == outputs, step
     missing = sorted({*expected, "magic"} - notebook.passed)
     if missing:
         pytest.skip(f"checked {checkable}; steps {missing} failed, so their outputs were not checked")

@@ -120,7 +120,15 @@ def default_metadata(model_id: str, **extra: Any) -> dict[str, Any]:
     return meta
 
 
+class _Server(ThreadingHTTPServer):
+    # the default listen backlog (5) drops connections opened at once by a batch of clients,
+    # which then wait a whole SYN retransmit (1 s)
+    request_queue_size = 128
+
+
 class WireServer:
+    handler: type[_Handler]  # the request handler class (subclasses may extend it); set below
+
     def __init__(self, *, job_seconds: float = 0.0, hold: bool = True, progress: bool = False) -> None:
         self.job_seconds = job_seconds
         self.hold = hold
@@ -141,10 +149,10 @@ class WireServer:
     def start(self) -> WireServer:
         server = self
 
-        class Handler(_Handler):
+        class Handler(self.handler):  # type: ignore[name-defined,misc]
             wire = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="wireserver", daemon=True
@@ -421,3 +429,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+
+WireServer.handler = _Handler

@@ -101,10 +101,9 @@ def displays(msgs, kind="display_data"):
 def test_model_widget_headless_shows_the_text_line_and_the_plain_result(kernel):
     run(kernel, "%load_ext aix_jupyter", allow_stdin=False)
     shown = run(kernel, WIDGET_CELL, allow_stdin=False)
-    widget, placeholder = displays(shown)
+    (widget,) = displays(shown)  # the widget alone: no placeholder output
     assert widget["data"]["text/plain"] == "ModelWidget(model='local/sentiment-vader')"  # what nbval compares
     assert "application/vnd.jupyter.widget-view+json" in widget["data"]
-    assert placeholder["data"] == {"text/plain": ""} and placeholder["transient"]["display_id"]
     ran = run(kernel, RUN_CELL, allow_stdin=False)
     assert streams(ran, "stderr").startswith("[aix] local/sentiment-vader finished (")
     assert streams(ran, "stderr").count("\n") == 1
@@ -115,15 +114,27 @@ def test_model_widget_headless_shows_the_text_line_and_the_plain_result(kernel):
 
 
 @pytest.mark.slow
-def test_model_widget_live_writes_the_static_copy_after_the_widget(kernel):
+def test_model_widget_live_carries_the_result_as_the_fallback_of_its_own_output(kernel):
     shown = run(kernel, WIDGET_CELL, allow_stdin=True)
-    placeholder = displays(shown)[1]
+    (widget,) = displays(shown)  # one output: the widget view, its repr as the fallback
+    view = widget["data"]["application/vnd.jupyter.widget-view+json"]
     ran = run(kernel, RUN_CELL, allow_stdin=True)
     assert streams(ran, "stderr") == ""  # the widget's own bar shows the progress
     (update,) = displays(ran, "update_display_data")
-    assert update["transient"]["display_id"] == placeholder["transient"]["display_id"]
-    assert update["data"]["text/plain"] == "POSITIVE"
+    assert update["transient"]["display_id"] == widget["transient"]["display_id"]
+    # the same widget view (a live frontend renders it, so the result shows once, inside it) with the
+    # result as the fallback every other viewer of the saved notebook shows
+    assert update["data"]["application/vnd.jupyter.widget-view+json"] == view
+    assert update["data"]["text/plain"] == "POSITIVE" and update["data"]["text/markdown"] == "POSITIVE"
+    assert update["metadata"]["aix_jupyter"]["model_id"] == "local/sentiment-vader"
     assert not displays(ran) and not displays(ran, "execute_result")
+    # shown again later, the widget's output keeps the latest result as its fallback
+    again = run(kernel, "w", allow_stdin=True)
+    assert displays(again)[0]["data"]["text/plain"] == "POSITIVE"
+    # cleared, the widget's outputs show its repr again
+    cleared = run(kernel, "w.clear()", allow_stdin=True)
+    texts = [u["data"]["text/plain"] for u in displays(cleared, "update_display_data")]
+    assert texts == ["ModelWidget(model='local/sentiment-vader')"]
 
 
 @pytest.mark.slow
@@ -140,3 +151,17 @@ def test_background_run_reports_in_the_cell_that_waits_never_in_an_unrelated_one
     assert displays(waited, "execute_result")[0]["data"]["text/plain"] == "'NEGATIVE'"
     again = run(kernel, "w.wait().data", allow_stdin=False)
     assert streams(again, "stderr") == "" and not displays(again)  # reported once
+
+
+@pytest.mark.slow
+def test_model_widget_live_cancelled_run_reads_cancelled_in_its_fallback(kernel):
+    shown = run(kernel, 'wc = ModelWidget("local/countdown")\nwc', allow_stdin=True)
+    (widget,) = displays(shown)
+    code = "import time\nf = wc.run(wait=False, seconds=60)\ntime.sleep(1.0)\nwc.cancel()\n"
+    code += "wc.wait().status.value"
+    ran = run(kernel, code, allow_stdin=True)
+    (update,) = displays(ran, "update_display_data")
+    assert update["transient"]["display_id"] == widget["transient"]["display_id"]
+    assert update["data"]["text/plain"].startswith("[aix] local/countdown cancelled (")
+    assert "FAILED" not in update["data"]["text/plain"]
+    assert displays(ran, "execute_result")[0]["data"]["text/plain"] == "'FAILED'"  # the SDK's status

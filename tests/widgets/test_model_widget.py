@@ -6,6 +6,7 @@ how the stream view's coalescing is checked.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -69,6 +70,8 @@ def test_run_fills_response_history_progress_and_result():
     assert output["data"]["text/plain"] == "POSITIVE"
     assert output["metadata"]["aix_jupyter"]["parameters"] == {"threshold": 0.05}
     assert "SUCCESS" in w.meta.value and "credits 0" in w.meta.value
+    assert w.raw.value == ""  # the raw response is sent to the browser only when its section opens
+    w.raw_box.selected_index = 0
     assert "&quot;POSITIVE&quot;" in w.raw.value or '"POSITIVE"' in w.raw.value
     assert not w.running and not w.run_button.disabled and w.cancel_button.disabled
     second = w.run(data="This is terrible and I hate it.", threshold=0.1)
@@ -102,6 +105,9 @@ def test_cancel_stops_the_run_on_the_server():
     assert response.status is ResponseStatus.FAILED and "cancelled" in response.error_message.lower()
     assert (w.progress.state, w.progress.bar.bar_style) == ("cancelled", "warning")
     assert w.progress.label.value.startswith("cancelled")
+    # the status line reads "cancelled", never FAILED (that stays the SDK's response.status)
+    assert ">cancelled</span>" in w.meta.value and "FAILED" not in w.meta.value
+    assert w.result.outputs == ()  # no "FAILED: Run cancelled." result
     assert w.cancel() is False  # nothing runs any more
     # the server's job is over too (a poll answers with the cancellation, not "still running")
     polled = w.model.poll(w.progress.poll_url)
@@ -129,7 +135,8 @@ def test_invalid_form_blocks_run_with_the_cores_message():
     assert len(response.data) == 3
 
 
-def test_stream_grows_coalesced_and_ends_with_the_exact_text(comms, words_model):
+def test_stream_grows_coalesced_append_only_and_ends_with_the_exact_text(comms, words_model, monkeypatch):
+    monkeypatch.setenv("AIX_FRONTEND", "live")  # what a person watching JupyterLab gets
     w = ModelWidget(words_model)
     assert "Stream" in [b.description for b in w.buttons.children]
     view_id = w.stream_view.comm.comm_id
@@ -139,25 +146,41 @@ def test_stream_grows_coalesced_and_ends_with_the_exact_text(comms, words_model)
     elapsed = time.monotonic() - started
     expected = "".join(f"w{i} " for i in range(WORDS))
     assert response.status is ResponseStatus.SUCCESS
-    assert response.data == expected == w.text
+    assert response.data == expected == w.text == w.stream_view.value
     assert w.progress.chunks == WORDS and w.progress.state == "finished"
-    updates = [(t, data) for t, cid, data in comms if started <= t and data.get("method") == "update"]
-    paints = [
-        (t, d) for t, cid, d in comms if cid == view_id and started <= t and "value" in d.get("state", {})
-    ]
-    assert paints[-1][1]["state"]["value"] == f"<pre>{expected}</pre>"
-    # repaints: at most one per stream_interval (plus the clear at the start and the final one),
-    # far fewer than the chunks
-    assert 3 <= len(paints) <= elapsed / w.stream_interval + 3
+    run = [(t, cid, data) for t, cid, data in comms if started <= t]
+    updates = [(t, data) for t, _, data in run if data.get("method") == "update"]
+    view = [(t, data) for t, cid, data in run if cid == view_id]
+    paints = [(t, d["content"]["append"]) for t, d in view if d.get("method") == "custom"]
+    # append-only: the pieces sent add up to the exact text, and the whole text is never sent again
+    assert "".join(piece for _, piece in paints) == expected
+    states = [d["state"] for _, d in view if d.get("method") == "update"]
+    assert all(len(state.get("value", "")) == 0 for state in states), states
+    assert states[-1] == {"markdown": True}  # the end: rendered as Markdown in place, one small message
+    assert w.result.outputs == ()  # the text is not repeated below the stream view
+    view_bytes = sum(len(json.dumps(d)) for _, d in view)
+    assert view_bytes <= len(expected) + 120 * len(view), (view_bytes, len(expected), len(view))
+    # repaints: at most one per stream_interval (plus the final one), far fewer than the chunks
+    assert 3 <= len(paints) <= elapsed / w.stream_interval + 2
     # every message to the frontend while the text streams (first to last repaint): about 10
     # repaints and 2-3 progress updates a second, however fast the chunks come
-    first, last = paints[1][0], paints[-2][0]
-    steady = [t for t, _ in updates if first <= t <= last]
+    first, last = paints[0][0], paints[-2][0]
+    steady = [t for t, _ in updates if first <= t <= last] + [t for t, _ in paints if first <= t <= last]
     rate = len(steady) / max(last - first, 1e-9)
     print(f"\n{len(steady)} messages in {last - first:.2f} s while streaming = {rate:.1f}/s ({WORDS} chunks)")
-    print(f"{len(updates)} messages for the whole run of {elapsed:.2f} s, start and end included")
+    print(f"stream view: {view_bytes} bytes for {len(expected)} characters of text")
     assert len(steady) <= (last - first) * 20 + 2
-    assert len(updates) <= elapsed * 20 + 25
+    assert len(updates) + len(paints) <= elapsed * 20 + 25
+
+
+def test_stream_without_a_live_frontend_syncs_the_whole_text_once(comms, words_model):
+    """nbclient saves the widget state it saw in trait updates: it gets the whole text at the end."""
+    w = ModelWidget(words_model)
+    view_id = w.stream_view.comm.comm_id
+    response = w.stream(text="q", count=50, delay=0.0)
+    values = [d["state"]["value"] for _, cid, d in comms if cid == view_id and "value" in d.get("state", {})]
+    assert values[-1] == response.data == "".join(f"q{i} " for i in range(50))
+    assert [v for v in values if v] == [response.data]  # once, at the end
 
 
 def test_stream_can_be_cancelled(words_model):
@@ -169,6 +192,26 @@ def test_stream_can_be_cancelled(words_model):
     assert response.status is ResponseStatus.FAILED and "cancelled" in response.error_message.lower()
     assert w.progress.state == "cancelled"
     assert w.text.startswith("x0 x1 x2 ") and len(w.text) < len("x0 ") * 100000
+    # what arrived stays in view, as plain text; the status line says cancelled
+    assert w.stream_view.value == w.text and not w.stream_view.markdown
+    assert w.stream_view.layout.display == "" and ">cancelled</span>" in w.meta.value
+
+
+def test_buttons_follow_the_run_in_flight():
+    w = ModelWidget("local/countdown")
+    buttons = lambda: tuple(b.disabled for b in (w.run_button, w.cancel_button, w.clear_button))  # noqa: E731
+    assert buttons() == (False, True, False)  # idle: Run and Clear, nothing to cancel
+    future = w.run(wait=False, seconds=60)
+    assert buttons() == (True, False, True)  # in flight: only Cancel
+    w.form.controls["seconds"].input.value = 5  # editing the form meanwhile enables nothing
+    assert buttons() == (True, False, True)
+    wait_until(lambda: w.progress.poll_url is not None)
+    w.cancel_button.click()
+    assert buttons() == (True, True, True)  # cancel asked: no second cancel, no new run yet
+    w.form.controls["seconds"].input.value = 6
+    assert buttons() == (True, True, True)
+    future.result(timeout=15)
+    assert buttons() == (False, True, False)  # over: Run again, nothing to cancel
 
 
 def test_buttons_drive_the_same_runs():

@@ -1,0 +1,799 @@
+"""Batch runs: ``Model.map`` / ``Model.amap`` over many inputs, and ``BatchResult``.
+
+A batch is not a loop of ``run`` calls. It is one scheduler over the run flows the model builds
+(``flows.run_flow``), driven by ``flows.drive_async``: each item holds one *slot* from before its
+request is sent until its job has ended (polls and the cancel included), so at most
+``concurrency`` jobs are ever in flight on the server. The sync ``map`` runs the same scheduler
+on a private event loop in a helper thread, so it works where the calling thread already runs a
+loop (a notebook cell), in plain Python and from any thread; its events are handed to
+``on_event`` in the calling thread.
+
+Back-pressure (``Limiter``, pure and clock-free): an HTTP 429/503 answer to a run request means no
+job was started (the core's rule for retrying a POST), so the item gives its slot back and is
+queued again after the server's ``Retry-After``; no new item starts before then. Each push-back
+halves the effective concurrency (at most once per round of requests: answers to requests sent
+before the last cut do not cut again); each success raises it by 1/limit (about +1 per round),
+never above ``concurrency``. A connection that could not be opened is retried the same way, at
+most ``MAX_ATTEMPTS`` times (the transport's limit), without lowering the concurrency. Nothing
+that may have started a job is ever sent twice.
+
+Stopping. ``timeout`` bounds the whole batch; ``cancel`` (a ``threading.Event``), Ctrl-C and task
+cancellation stop it early. Then no item is started any more, the jobs in flight are cancelled on
+the server (``DELETE``, bounded by the flows' cancel budget) and control returns within about a
+second. Every item of a sized input that did not finish is a FAILED response saying why; for a
+generator, the items consumed so far are kept and the rest is never read.
+
+Events (``BatchEvent``) carry the counts a progress display needs -- done / total, failed, in
+flight, effective concurrency, credits, elapsed (and ``rate`` / ``eta`` from them) -- so a front
+end is a thin consumer:
+
+    started     the batch began (``total`` when the input has a length)
+    run         a per-run ``RunEvent`` of item ``index`` (``run``: submitted, polled, finished, ...)
+    item_finished / item_failed   item ``index`` ended (``response``; ``message`` "reused" for an
+                item taken from ``resume``)
+    concurrency the effective concurrency changed (``concurrency``; ``message`` says why)
+    finished    the batch ended (``message``: "", "cancelled", "timeout" or "interrupted")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from aix_jupyter.core.enums import ResponseStatus
+from aix_jupyter.core.errors import AixError, ParameterError
+from aix_jupyter.core.events import RunEvent
+from aix_jupyter.core.response import ModelResponse
+
+if TYPE_CHECKING:
+    from aix_jupyter.core.flows import Flow
+    from aix_jupyter.core.model import Model
+
+BatchEventKind = Literal["started", "run", "item_finished", "item_failed", "concurrency", "finished"]
+StopReason = Literal["cancelled", "timeout", "interrupted"]
+BatchHook = Callable[["BatchEvent"], None]
+
+MAX_PUSHBACKS = 50  # 429/503 answers one item may get before its run fails with the server's message
+MIN_PAUSE = 0.05  # seconds: the shortest wait after a push-back (Retry-After: 0 must not spin)
+TICK = 0.05  # seconds: how often the scheduler looks at ``cancel`` and the deadline while waiting
+STOP_BUDGET = 0.9  # seconds an interrupted batch waits for its in-flight jobs' cancellation
+RUN_GRACE = 1.0  # an item's own run timeout outlasts the batch deadline, so the batch cancels it
+FIRST_ERRORS = 3  # errors shown in a summary
+SIGNAL_WAIT = 0.1  # seconds: the sync caller waits in slices so that Ctrl-C is noticed at once
+
+_STOP_MESSAGES: dict[str, str] = {
+    "cancelled": "Not run: the batch was cancelled first.",
+    "interrupted": "Not run: the batch was interrupted first.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEvent:
+    """One event of a batch, with a snapshot of its counts (see the module docstring for kinds)."""
+
+    kind: BatchEventKind
+    model_id: str
+    index: int | None  # the item's position in the input (None for batch-wide events)
+    done: int  # items that ended (reused ones included)
+    failed: int  # items that ended FAILED
+    total: int | None  # number of items, when the input has a length
+    in_flight: int  # items holding a slot now
+    concurrency: int  # the effective concurrency now
+    used_credits: float  # credits of the items that ended so far
+    elapsed: float  # seconds since the batch started
+    run: RunEvent | None = None
+    response: ModelResponse | None = None
+    message: str = ""
+
+    @property
+    def rate(self) -> float:
+        """Items ended per second since the batch started (0 before the first)."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate, when the total is known and something has ended."""
+        if self.total is None or not self.done or self.elapsed <= 0:
+            return None
+        return max(0, self.total - self.done) / self.rate
+
+
+class Limiter:
+    """Adaptive concurrency (AIMD) with a pause that honours ``Retry-After``; pure (times are given).
+
+    ``limit`` starts at ``maximum``. ``pushed_back`` halves it (at most once per round: an answer to
+    a request sent before the last cut does not cut again) and pauses new starts for the server's
+    delay; ``succeeded`` adds ``1/limit``, never above ``maximum``. ``effective`` is the integer
+    number of slots, at least 1.
+    """
+
+    __slots__ = ("_last_cut", "in_flight", "limit", "maximum", "paused_until")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.limit = float(maximum)
+        self.in_flight = 0
+        self.paused_until = float("-inf")
+        self._last_cut = float("-inf")
+
+    @property
+    def effective(self) -> int:
+        return max(1, int(self.limit))
+
+    def can_start(self, now: float) -> bool:
+        return self.in_flight < self.effective and now >= self.paused_until
+
+    def pushed_back(self, sent_at: float, now: float, delay: float) -> bool:
+        """A request sent at ``sent_at`` was refused at ``now``; True when ``effective`` changed."""
+        self.paused_until = max(self.paused_until, now + max(delay, MIN_PAUSE))
+        if sent_at < self._last_cut:
+            return False
+        before = self.effective
+        self.limit = max(1.0, self.limit / 2)
+        self._last_cut = now
+        return self.effective != before
+
+    def succeeded(self) -> bool:
+        """An item succeeded; True when ``effective`` changed."""
+        if self.limit >= self.maximum:
+            return False
+        before = self.effective
+        self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
+        return self.effective != before
+
+
+@dataclass(frozen=True, slots=True)
+class PushedBack:
+    """What an item's guarded flow returns when its run request started no job and may be resent."""
+
+    delay: float
+    sent_at: float
+    connect: bool  # the connection could not be opened (not the server pushing back)
+
+
+def guard_run_request(flow: Flow, pushbacks: int, connects: int) -> Flow:
+    """``flow`` with its run POST sent once per attempt, the outcome judged by the core's retry rule.
+
+    The run POST goes out without the transport's own retries. When the core's rule
+    (``transport.retry_delay``) allows resending it -- an HTTP 429/503 answer, or a connection
+    that could not be opened, i.e. no job can have started -- the run flow is closed and a
+    ``PushedBack`` is returned instead, so the scheduler frees the slot and requeues the item.
+    Otherwise the answer goes to the run flow as usual. Every other step passes through untouched.
+    """
+    from aix_jupyter.core.flows import Send
+    from aix_jupyter.core.transport import MAX_ATTEMPTS, TransportFailure, retry_delay
+
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value, error = None, None
+        if not (isinstance(op, Send) and op.call.method == "POST" and op.call.what == "run"):
+            try:
+                value = yield op
+            except BaseException as exc:  # handed on to the run flow, which decides
+                error = exc
+            continue
+        call = op.call
+        sent_at = time.monotonic()
+        try:
+            value = yield replace(op, retry=False)
+        except TransportFailure as exc:
+            delay = retry_delay(call, connects + 1, error=exc, max_attempts=MAX_ATTEMPTS)
+            if delay is None:
+                error = exc
+                continue
+            flow.close()
+            return PushedBack(delay, sent_at, connect=True)
+        except BaseException as exc:
+            error = exc
+            continue
+        delay = retry_delay(call, pushbacks + 1, reply=value, max_attempts=MAX_PUSHBACKS)
+        if delay is not None:
+            flow.close()
+            return PushedBack(delay, sent_at, connect=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def _is_pandas(value: Any, kind: str) -> bool:
+    cls = type(value)
+    return cls.__name__ == kind and cls.__module__.split(".", 1)[0] == "pandas"
+
+
+def batch_inputs(inputs: Any, where: str = "map") -> tuple[Iterable[Any], list[Any] | None, int | None]:
+    """``(items, index, total)``: the items to iterate lazily, a pandas index, and the length if known.
+
+    A single text, dict or DataFrame would iterate as characters, keys or column names -- a
+    silent wrong result -- so they are refused with a one-line error saying what to pass.
+    """
+    if isinstance(inputs, str | bytes):
+        raise ParameterError(
+            f"{where}: inputs is a single text; pass a list of inputs ([text, ...]) or use run()",
+            parameter="inputs",
+        )
+    if isinstance(inputs, Mapping):
+        raise ParameterError(
+            f"{where}: inputs is a single dict; pass a list of inputs ([{{...}}, ...]) or use run()",
+            parameter="inputs",
+        )
+    if _is_pandas(inputs, "DataFrame"):
+        raise ParameterError(
+            f"{where}: inputs is a DataFrame; pass one column (df['text']) or df.to_dict('records')",
+            parameter="inputs",
+        )
+    if _is_pandas(inputs, "Series"):
+        return inputs.tolist(), list(inputs.index), len(inputs)  # Python scalars, not numpy ones
+    if not isinstance(inputs, Iterable):
+        raise ParameterError(
+            f"{where}: inputs must be an iterable of inputs (a list, a generator, a pandas Series), "
+            f"got {type(inputs).__name__}",
+            parameter="inputs",
+        )
+    total = len(inputs) if isinstance(inputs, Sized) else None
+    return inputs, None, total
+
+
+def check_batch_parameters(model: Model, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate ``parameters`` once, before anything is sent (names and values; data comes per item)."""
+    from aix_jupyter.core.protocol import WIRE_KEYS
+
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, Mapping):
+        raise ParameterError(
+            f"parameters must be a dict of name -> value, got {type(parameters).__name__}",
+            parameter="parameters",
+        )
+    schema = model.model_params
+    if len(schema):
+        for name, value in parameters.items():
+            if name not in WIRE_KEYS:
+                schema[name].check(value)  # unknown names and bad values raise, naming the parameter
+    return dict(parameters)
+
+
+def _check_numbers(concurrency: Any, timeout: Any) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ParameterError(
+            f"concurrency must be a whole number >= 1, got {concurrency!r}", parameter="concurrency"
+        )
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ParameterError(f"timeout must be a number of seconds > 0, got {timeout!r}", parameter="timeout")
+
+
+# ---------------------------------------------------------------------------------------------
+# the result
+
+
+def _failed(message: str) -> ModelResponse:
+    from aix_jupyter.core.protocol import failed
+
+    return failed(message)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class BatchResult(Sequence[ModelResponse]):
+    """The responses of a batch, in input order (a ``Sequence[ModelResponse]``).
+
+    For an input with a length there is one response per input; for a generator, one per input
+    consumed (all of them unless the batch was stopped early). ``stopped`` says why a batch ended
+    early ("cancelled", "timeout", "interrupted") or is None; ``input_index`` is the index of a
+    pandas Series input (None otherwise).
+    """
+
+    def __init__(
+        self,
+        responses: Sequence[ModelResponse],
+        inputs: Sequence[Any],
+        *,
+        model: Model | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        index: Sequence[Any] | None = None,
+        wall_time: float = 0.0,
+        concurrency: int = 8,
+        timeout: float = 300,
+        stopped: StopReason | None = None,
+        reused: int = 0,
+    ) -> None:
+        if len(responses) != len(inputs):
+            raise AixError(f"BatchResult: {len(responses)} responses for {len(inputs)} inputs")
+        self._responses = list(responses)
+        self.inputs = list(inputs)
+        self.model = model
+        self.model_id = model.id if model is not None else ""
+        self.parameters = dict(parameters or {})
+        self.input_index = None if index is None else list(index)[: len(self._responses)]
+        self.wall_time = wall_time
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.stopped = stopped
+        self.reused = reused
+
+    # -- Sequence -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._responses)
+
+    @overload
+    def __getitem__(self, i: int) -> ModelResponse: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[ModelResponse]: ...
+
+    def __getitem__(self, i: int | slice) -> ModelResponse | list[ModelResponse]:
+        return self._responses[i]
+
+    def __iter__(self) -> Iterator[ModelResponse]:
+        return iter(self._responses)
+
+    # -- summaries ------------------------------------------------------------------------------
+    @property
+    def ok(self) -> bool:
+        """True when every item succeeded (and the batch was not stopped early)."""
+        return self.stopped is None and all(r.status is ResponseStatus.SUCCESS for r in self._responses)
+
+    @property
+    def failed(self) -> list[int]:
+        """Positions of the items that did not succeed."""
+        return [i for i, r in enumerate(self._responses) if r.status is not ResponseStatus.SUCCESS]
+
+    @property
+    def data(self) -> list[Any]:
+        """The outputs in input order, None for the items that did not succeed."""
+        return [r.data if r.status is ResponseStatus.SUCCESS else None for r in self._responses]
+
+    @property
+    def used_credits(self) -> float:
+        return float(sum(float(r.used_credits or 0) for r in self._responses))
+
+    @property
+    def errors(self) -> list[tuple[int, str]]:
+        """``(position, message)`` of each failed item."""
+        return [(i, self._responses[i].error_message) for i in self.failed]
+
+    # -- follow-ups -----------------------------------------------------------------------------
+    def _again(self) -> tuple[Model, dict[str, Any]]:
+        if self.model is None:
+            raise AixError(
+                "retry_failed: this BatchResult has no model to run; use model.map(..., resume=it)"
+            )
+        inputs: Any = self.inputs
+        if self.input_index is not None:
+            import pandas  # the index came from a Series, so pandas is there
+
+            inputs = pandas.Series(self.inputs, index=self.input_index, dtype=object)
+        options = {"concurrency": self.concurrency, "timeout": self.timeout, "resume": self}
+        return self.model, {"inputs": inputs, "parameters": self.parameters or None, **options}
+
+    def retry_failed(self, **options: Any) -> BatchResult:
+        """Re-run only the items that did not succeed; a new BatchResult (the successes reused)."""
+        model, kwargs = self._again()
+        return model.map(**{**kwargs, **options})
+
+    async def aretry_failed(self, **options: Any) -> BatchResult:
+        """The async twin of ``retry_failed``."""
+        model, kwargs = self._again()
+        return await model.amap(**{**kwargs, **options})
+
+    def to_pandas(self) -> Any:
+        """A DataFrame: input, status, data, error, credits, run_time (indexed like a Series input)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "to_pandas() needs pandas, which is not installed: pip install pandas"
+            ) from None
+        rows = {
+            "input": self.inputs,
+            "status": [str(r.status.value) for r in self._responses],
+            "data": self.data,
+            "error": [r.error_message or None for r in self._responses],
+            "credits": [float(r.used_credits or 0) for r in self._responses],
+            "run_time": [float(r.run_time or 0) for r in self._responses],
+        }
+        return pandas.DataFrame(rows, index=self.input_index)
+
+    # -- display --------------------------------------------------------------------------------
+    def _counts(self) -> str:
+        failed = len(self.failed)
+        text = f"{len(self)} items, {len(self) - failed} succeeded, {failed} failed"
+        if self.reused:
+            text += f" ({self.reused} reused)"
+        if self.stopped:
+            text += f", stopped: {self.stopped}"
+        return f"{text} · {self.used_credits:.4g} credits · {self.wall_time:.2f} s"
+
+    def __repr__(self) -> str:
+        who = f" of {self.model_id}" if self.model_id else ""
+        lines = [f"BatchResult{who}: {self._counts()}"]
+        lines += [f"  [{i}] {_short(message, 120)}" for i, message in self.errors[:FIRST_ERRORS]]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        who = f" of <code>{html.escape(self.model_id)}</code>" if self.model_id else ""
+        errors = "".join(
+            f"<li>[{i}] {html.escape(_short(message, 160))}</li>" for i, message in self.errors[:FIRST_ERRORS]
+        )
+        more = f"<ul>{errors}</ul>" if errors else ""
+        return f"<div class='aix-batch'><b>BatchResult</b>{who}: {html.escape(self._counts())}{more}</div>"
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sync ``map``; ``.results`` is the partial ``BatchResult`` (nothing finished lost)."""
+
+    def __init__(self, results: BatchResult) -> None:
+        done = len(results) - sum(1 for r in results if _never_ran(r))
+        super().__init__(f"batch interrupted with {done} of {len(results)} items ended; see .results")
+        self.results = results
+
+
+def _never_ran(response: ModelResponse) -> bool:
+    return response.error_message.startswith("Not run:")
+
+
+# ---------------------------------------------------------------------------------------------
+# the scheduler
+
+
+class Batch:
+    """The state of one batch run: one instance per ``map``/``amap`` call, driven by ``run()``."""
+
+    def __init__(
+        self,
+        model: Model,
+        inputs: Any,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        concurrency: int = 8,
+        timeout: float = 300,
+        on_event: BatchHook | None = None,
+        cancel: threading.Event | None = None,
+        resume: BatchResult | None = None,
+        wait_time: float = 0.5,
+        max_wait: float | None = None,
+    ) -> None:
+        from aix_jupyter.core.polling import DEFAULT_MAX_WAIT
+
+        _check_numbers(concurrency, timeout)
+        if resume is not None and not isinstance(resume, BatchResult):
+            raise ParameterError(
+                f"resume must be a BatchResult, got {type(resume).__name__}", parameter="resume"
+            )
+        if resume is not None and resume.model_id and resume.model_id != model.id:
+            raise ParameterError(
+                f"resume: that BatchResult is from model {resume.model_id!r}, not {model.id!r}",
+                parameter="resume",
+            )
+        self.model = model
+        self.parameters = check_batch_parameters(model, parameters)
+        items, self.index, self.total = batch_inputs(inputs)
+        self._source: Iterator[tuple[int, Any]] = enumerate(items)
+        self.concurrency = concurrency
+        self.timeout = float(timeout)
+        self.on_event = on_event
+        self.cancel = cancel
+        self.resume = resume
+        self.wait_time = wait_time
+        self.max_wait = DEFAULT_MAX_WAIT if max_wait is None else max_wait
+        self.limiter = Limiter(concurrency)
+        self.stop = threading.Event()  # given to every run flow as its cancel event
+        self.stopped: StopReason | None = None
+        self.inputs: list[Any] = []
+        self.responses: list[ModelResponse | None] = []
+        self.done = self.failures = self.reused = 0
+        self.credits = 0.0
+        self.start = time.monotonic()
+        self.deadline = self.start + self.timeout
+        self.finished_at: float | None = None
+        self._exhausted = False
+        self._requeued: deque[tuple[float, int, int, int]] = deque()  # (ready at, index, pushes, connects)
+
+    # -- events ---------------------------------------------------------------------------------
+    def emit(self, kind: BatchEventKind, index: int | None = None, **kw: Any) -> None:
+        if self.on_event is None:
+            return
+        self.on_event(
+            BatchEvent(
+                kind,
+                self.model.id,
+                index,
+                self.done,
+                self.failures,
+                self.total,
+                self.limiter.in_flight,
+                self.limiter.effective,
+                self.credits,
+                time.monotonic() - self.start,
+                **kw,
+            )
+        )
+
+    def _run_hook(self, index: int) -> Callable[[RunEvent], None] | None:
+        if self.on_event is None:
+            return None
+        return lambda event: self.emit("run", index, run=event)
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def _next_input(self) -> tuple[int, Any] | None:
+        """The next input to run (reused ones are recorded on the way), or None when there is none."""
+        while not self._exhausted:
+            try:
+                i, data = next(self._source)
+            except StopIteration:
+                self._exhausted = True
+                return None
+            self.inputs.append(data)
+            self.responses.append(None)
+            previous = self._reusable(i, data)
+            if previous is None:
+                return i, data
+            self.responses[i] = previous
+            self.done += 1
+            self.reused += 1
+            self.credits += float(previous.used_credits or 0)
+            self.emit("item_finished", i, response=previous, message="reused")
+        return None
+
+    def _reusable(self, i: int, data: Any) -> ModelResponse | None:
+        old = self.resume
+        if old is None or i >= len(old) or old[i].status is not ResponseStatus.SUCCESS:
+            return None
+        with contextlib.suppress(Exception):  # inputs that cannot be compared are simply run again
+            if old.inputs[i] == data:
+                return old[i]
+        return None
+
+    def _record(self, i: int, response: ModelResponse) -> None:
+        self.responses[i] = response
+        self.done += 1
+        self.credits += float(response.used_credits or 0)
+        if response.status is ResponseStatus.SUCCESS:
+            self.emit("item_finished", i, response=response)
+        else:
+            self.failures += 1
+            self.emit("item_failed", i, response=response, message=response.error_message)
+
+    def _halt(self, reason: StopReason) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+        self.stop.set()
+
+    def _check_stop(self, now: float) -> None:
+        if self.stopped is not None:
+            return
+        if self.cancel is not None and self.cancel.is_set():
+            self._halt("cancelled")
+        elif now >= self.deadline:
+            self._halt("timeout")
+
+    def _not_run_message(self) -> str:
+        if self.stopped == "timeout":
+            return f"Not run: the batch timeout of {self.timeout:g} s ran out first."
+        return _STOP_MESSAGES.get(self.stopped or "", "Not run.")
+
+    def _stopped_message(self, response: ModelResponse) -> ModelResponse:
+        """An in-flight item cut by the batch deadline says so (it was cancelled on the server)."""
+        from aix_jupyter.core.flows import CANCELLED_MESSAGE
+
+        if self.stopped == "timeout" and CANCELLED_MESSAGE in response.error_message:
+            response.error_message = (
+                f"No result within the batch timeout of {self.timeout:g} s; the run was cancelled."
+            )
+        return response
+
+    def result(self) -> BatchResult:
+        """The BatchResult as it stands (unfinished items of a sized input FAILED, saying why)."""
+        if self.stopped is not None and self.total is not None:
+            for _, data in itertools.islice(self._source, self.total - len(self.inputs)):
+                self.inputs.append(data)
+                self.responses.append(None)
+        message = self._not_run_message()
+        responses = [r if r is not None else _failed(message) for r in self.responses]
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        return BatchResult(
+            responses,
+            self.inputs,
+            model=self.model,
+            parameters=self.parameters,
+            index=self.index,
+            wall_time=end - self.start,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+            stopped=self.stopped,
+            reused=self.reused,
+        )
+
+    # -- one item -------------------------------------------------------------------------------
+    async def _item(self, transport: Any, i: int, pushes: int, connects: int) -> ModelResponse | PushedBack:
+        from aix_jupyter.core.flows import drive_async
+
+        left = max(0.05, self.deadline - time.monotonic()) + RUN_GRACE
+        try:
+            flow, _ = self.model._run_flow(  # the flow a Model builds for one run (validates the input)
+                self.inputs[i],
+                self.parameters,
+                left,
+                self.wait_time,
+                self.max_wait,
+                self._run_hook(i),
+                time.monotonic(),
+            )
+        except AixError as exc:  # this input cannot be run: it fails, the batch goes on
+            return _failed(str(exc))
+        try:
+            return await drive_async(guard_run_request(flow, pushes, connects), transport, self.stop)
+        except AixError as exc:  # e.g. an upload refused: the item fails with the message
+            return _failed(str(exc))
+
+    def _ended(self, i: int, pushes: int, connects: int, outcome: ModelResponse | PushedBack) -> None:
+        now = time.monotonic()
+        limiter = self.limiter
+        if isinstance(outcome, PushedBack):
+            if outcome.connect:
+                connects += 1
+                limiter.paused_until = max(limiter.paused_until, now + outcome.delay)
+                changed = False
+            else:
+                pushes += 1
+                changed = limiter.pushed_back(outcome.sent_at, now, outcome.delay)
+            self._requeued.append((now + max(outcome.delay, MIN_PAUSE), i, pushes, connects))
+            if changed:
+                self.emit("concurrency", message="the server pushed back")
+            return
+        self._record(i, self._stopped_message(outcome))
+        if outcome.status is ResponseStatus.SUCCESS and limiter.succeeded():
+            self.emit("concurrency", message="raised while the server keeps up")
+
+    def _take(self, now: float) -> tuple[int, int, int] | None:
+        """The next item to start now: a requeued one whose wait is over, else a new input."""
+        if self._requeued and self._requeued[0][0] <= now:
+            _, i, pushes, connects = self._requeued.popleft()
+            return i, pushes, connects
+        if self._requeued and self._exhausted:
+            return None
+        nxt = self._next_input()
+        return None if nxt is None else (nxt[0], 0, 0)
+
+    def _wake_in(self, now: float) -> float:
+        times = [now + TICK, self.deadline]
+        if self._requeued:
+            times.append(min(r[0] for r in self._requeued))
+        if self.limiter.paused_until > now:
+            times.append(self.limiter.paused_until)
+        return max(0.0, min(times) - now)
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def run(self) -> BatchResult:
+        from aix_jupyter.core.transport import AsyncTransport, async_client
+
+        ep = self.model.endpoints()
+        self.emit("started")
+        tasks: dict[asyncio.Task[Any], tuple[int, int, int]] = {}
+        async with async_client(ep.run_url) as client:
+            transport = AsyncTransport(ep, client)
+            try:
+                while True:
+                    now = time.monotonic()
+                    self._check_stop(now)
+                    while self.stopped is None and self.limiter.can_start(now):
+                        item = self._take(now)
+                        if item is None:
+                            break
+                        self.limiter.in_flight += 1
+                        task = asyncio.ensure_future(self._item(transport, *item))
+                        tasks[task] = item
+                    if not tasks and (self.stopped is not None or (self._exhausted and not self._requeued)):
+                        break
+                    if not tasks:
+                        await asyncio.sleep(self._wake_in(now))
+                        continue
+                    done, _ = await asyncio.wait(
+                        tasks, timeout=self._wake_in(now), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for task in done:
+                        i, pushes, connects = tasks.pop(task)
+                        self.limiter.in_flight -= 1
+                        self._ended(i, pushes, connects, task.result())
+            except BaseException:  # Ctrl-C, task cancellation, a failing event hook
+                self._halt("interrupted")
+                await _settle(tasks)
+                raise
+        self.finished_at = time.monotonic()
+        result = self.result()
+        self.emit("finished", message=self.stopped or "")
+        return result
+
+    def interrupt(self) -> None:
+        """Stop from another thread (Ctrl-C in the caller of a sync ``map``)."""
+        self._halt("interrupted")
+
+
+async def _settle(tasks: Mapping[asyncio.Task[Any], Any]) -> None:
+    """Let the in-flight items cancel their jobs (the stop event is set), within ``STOP_BUDGET``."""
+    if not tasks:
+        return
+    pending = set(tasks)
+    with contextlib.suppress(BaseException):
+        _, pending = await asyncio.wait(pending, timeout=STOP_BUDGET)
+    for task in pending:
+        task.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait(pending, timeout=0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# drivers: the async one is the scheduler itself; the sync one runs it on a private loop
+
+
+_END = object()
+
+
+def run_batches(batches: Sequence[Batch]) -> list[BatchResult]:
+    """Run ``batches`` together on a private event loop in a helper thread; events in this thread.
+
+    Works whether or not this thread runs an event loop. Ctrl-C (or an event hook that raises)
+    stops every batch: the jobs in flight are cancelled and ``BatchInterrupted`` carries the
+    partial result of the first batch.
+    """
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    for batch in batches:
+        if batch.on_event is not None:
+            batch.on_event = (lambda hook: lambda event: inbox.put((hook, event)))(batch.on_event)
+    outcome: dict[str, Any] = {}
+    ended = threading.Event()
+
+    def main() -> None:
+        async def together() -> list[BatchResult]:
+            return list(await asyncio.gather(*(b.run() for b in batches)))
+
+        try:
+            outcome["results"] = asyncio.run(together())
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            ended.set()
+            inbox.put(_END)
+
+    worker = threading.Thread(target=main, name="aix-batch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = inbox.get(timeout=SIGNAL_WAIT)
+            except queue.Empty:
+                item = None  # no `continue` here: CPython 3.11 lets a Ctrl-C raised there escape
+            if item is _END:
+                break
+            if item is not None:
+                hook, event = item
+                hook(event)
+    except BaseException as exc:
+        for batch in batches:
+            batch.interrupt()
+        ended.wait(STOP_BUDGET + 0.1)
+        results = outcome.get("results") or [b.result() for b in batches]
+        if isinstance(exc, KeyboardInterrupt):
+            raise BatchInterrupted(results[0]) from None
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["results"]

@@ -1,0 +1,210 @@
+"""``compare``: several models on the same inputs, side by side.
+
+Every model runs as its own batch (``core.batch``: at most ``concurrency`` jobs in flight per
+model, back-pressure, timeout, cancel), and all batches go out together on one event loop. A
+parameter goes to the models whose schema declares it (a model without a schema gets none); a
+parameter that no model declares is an error naming it. An input a model cannot take fails in
+that model's cell, not the whole call.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aix_jupyter.core.batch import Batch, BatchHook, BatchResult, _is_pandas, _short, run_batches
+from aix_jupyter.core.errors import ParameterError
+
+if TYPE_CHECKING:
+    from aix_jupyter.core.model import Model
+
+
+def _model_list(models: Any) -> list[Any]:
+    """The models as given (Models and ids), checked; ids are fetched by the caller."""
+    from aix_jupyter.core.model import Model
+
+    if isinstance(models, str | Model) or not isinstance(models, Iterable):
+        models = [models]
+    out = list(models)
+    if not out:
+        raise ParameterError("compare: give at least one model (an id or a Model)", parameter="models")
+    for item in out:
+        if not (isinstance(item, Model) or (isinstance(item, str) and item)):
+            raise ParameterError(
+                f"compare: a model is an id or a Model, got {type(item).__name__}", parameter="models"
+            )
+    return out
+
+
+def _checked(models: list[Model]) -> list[Model]:
+    seen: set[str] = set()
+    for model in models:
+        if model.id in seen:
+            raise ParameterError(f"compare: model {model.id!r} is given twice", parameter="models")
+        seen.add(model.id)
+    return models
+
+
+def _inputs(data: Any) -> Any:
+    """One input (text, dict) becomes a list of one; lists, Series and other iterables are kept."""
+    if isinstance(data, str | bytes | Mapping) or not isinstance(data, Iterable):
+        return [data]
+    if _is_pandas(data, "Series"):
+        return data
+    return list(data)
+
+
+def split_parameters(models: Sequence[Model], parameters: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The parameters each model takes: those its schema declares (wire keys like ``options``: all)."""
+    from aix_jupyter.core.protocol import WIRE_KEYS
+
+    given = dict(parameters or {})
+    unknown = [n for n in given if n not in WIRE_KEYS and not any(n in m.model_params for m in models)]
+    if unknown:
+        ids = ", ".join(m.id for m in models)
+        raise ParameterError(
+            f"compare: parameter '{unknown[0]}' is declared by none of the models ({ids})",
+            parameter=unknown[0],
+        )
+    return [{n: v for n, v in given.items() if n in WIRE_KEYS or n in m.model_params} for m in models]
+
+
+def _batches(
+    models: Sequence[Model],
+    data: Any,
+    parameters: Mapping[str, Any] | None,
+    concurrency: int,
+    timeout: float,
+    on_event: BatchHook | None,
+    cancel: threading.Event | None,
+) -> list[Batch]:
+    inputs = _inputs(data)
+    split = split_parameters(models, parameters)
+    batches = [
+        Batch(
+            m, inputs, p or None, concurrency=concurrency, timeout=timeout, on_event=on_event, cancel=cancel
+        )
+        for m, p in zip(models, split, strict=True)
+    ]  # every batch validates its parameters here, before anything is sent
+    return batches
+
+
+class Comparison:
+    """The results of ``compare``: ``responses[model_id]`` is that model's ``BatchResult``."""
+
+    def __init__(self, responses: Mapping[str, BatchResult]) -> None:
+        if not responses:
+            raise ParameterError("Comparison: no results", parameter="responses")
+        self.responses: dict[str, BatchResult] = dict(responses)
+        first = next(iter(self.responses.values()))
+        self.inputs: list[Any] = first.inputs
+        self.input_index: list[Any] | None = first.input_index
+
+    @property
+    def model_ids(self) -> list[str]:
+        return list(self.responses)
+
+    @property
+    def ok(self) -> bool:
+        """True when every model succeeded on every input."""
+        return all(r.ok for r in self.responses.values())
+
+    def to_pandas(self, field: str = "data") -> Any:
+        """A DataFrame, rows = inputs, columns = models; cells are ``field`` of each response.
+
+        ``field`` is one of "data" (None where the run failed), "status", "error", "credits",
+        "run_time".
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "to_pandas() needs pandas, which is not installed: pip install pandas"
+            ) from None
+        columns = ("data", "status", "error", "credits", "run_time")
+        if field not in columns:
+            raise ParameterError(
+                f"to_pandas: field must be one of {', '.join(columns)}; got {field!r}", parameter="field"
+            )
+        frames = {model_id: result.to_pandas()[field] for model_id, result in self.responses.items()}
+        frame = pandas.DataFrame(frames)
+        if self.input_index is None:
+            frame.index = pandas.Index([_short(x, 40) for x in self.inputs], name="input")
+        return frame
+
+    # -- display --------------------------------------------------------------------------------
+    def _cell(self, model_id: str, row: int) -> tuple[str, str]:
+        response = self.responses[model_id][row]
+        run_time, credits = float(response.run_time or 0), float(response.used_credits or 0)
+        meta = f"{response.status.value} · {run_time:.2f} s · {credits:.4g} cr"
+        text = _short(response.data, 60) if response.ok else _short(response.error_message, 60)
+        return text, meta
+
+    def __repr__(self) -> str:
+        lines = [f"Comparison of {', '.join(self.model_ids)} on {len(self.inputs)} input(s)"]
+        for row, data in enumerate(self.inputs):
+            lines.append(f"  input {_short(data, 60)}")
+            for model_id in self.model_ids:
+                text, meta = self._cell(model_id, row)
+                lines.append(f"    {model_id}: {text}  [{meta}]")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(m)}</th>" for m in self.model_ids)
+        rows = []
+        for row, data in enumerate(self.inputs):
+            cells = []
+            for model_id in self.model_ids:
+                text, meta = self._cell(model_id, row)
+                ok = self.responses[model_id][row].ok
+                style = "" if ok else " style='color:#b00020'"
+                cells.append(f"<td{style}>{html.escape(text)}<br><small>{html.escape(meta)}</small></td>")
+            rows.append(f"<tr><th>{html.escape(_short(data, 60))}</th>{''.join(cells)}</tr>")
+        return (
+            "<table class='aix-compare'><thead><tr><th>input</th>"
+            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+
+
+def compare(
+    models: Any,
+    data: Any,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    concurrency: int = 8,
+    timeout: float = 300,
+    on_event: BatchHook | None = None,
+    cancel: threading.Event | None = None,
+) -> Comparison:
+    """Run ``data`` (one input or a list) on each of ``models`` (ids or Models), all at once."""
+    from aix_jupyter.core.factory import ModelFactory
+
+    given = _model_list(models)
+    resolved = _checked([m if not isinstance(m, str) else ModelFactory.get(m) for m in given])
+    batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
+    results = run_batches(batches)
+    return Comparison({m.id: r for m, r in zip(resolved, results, strict=True)})
+
+
+async def acompare(
+    models: Any,
+    data: Any,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    concurrency: int = 8,
+    timeout: float = 300,
+    on_event: BatchHook | None = None,
+    cancel: threading.Event | None = None,
+) -> Comparison:
+    """The async twin of ``compare``."""
+    import asyncio
+
+    from aix_jupyter.core.factory import ModelFactory
+
+    given = _model_list(models)
+    resolved = _checked([m if not isinstance(m, str) else await ModelFactory.aget(m) for m in given])
+    batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
+    results = await asyncio.gather(*(b.run() for b in batches))
+    return Comparison({m.id: r for m, r in zip(resolved, results, strict=True)})
