@@ -33,7 +33,19 @@ from aix_jupyter.core.streaming import ModelResponseStreamer
 from aix_jupyter.core.transport import Call, Opened, Transport
 
 if TYPE_CHECKING:
+    from typing import TypedDict, Unpack
+
     from aix_jupyter.core.batch import BatchEvent, BatchResult
+
+    class BatchOptions(TypedDict, total=False):
+        """The keyword options of ``Model.map`` / ``amap``."""
+
+        concurrency: int
+        timeout: float
+        on_event: Callable[[BatchEvent], None] | None
+        cancel: threading.Event | None
+        resume: BatchResult | None
+
 
 _UNSET: Any = object()
 
@@ -312,46 +324,29 @@ class Model:
         self,
         inputs: Iterable[Any],
         parameters: Mapping[str, Any] | None = None,
-        *,
-        concurrency: int = 8,
-        timeout: float = 300,
-        on_event: Callable[[BatchEvent], None] | None = None,
-        cancel: threading.Event | None = None,
-        resume: BatchResult | None = None,
+        **options: Unpack[BatchOptions],
     ) -> BatchResult:
         """Run every input, at most ``concurrency`` jobs at once; a ``BatchResult`` in input order.
 
-        ``timeout`` bounds the whole batch; ``cancel`` stops it early (the partial result is
-        returned); Ctrl-C raises ``BatchInterrupted`` with ``.results``. ``resume`` reuses the
-        successes of an earlier ``BatchResult``. Works inside a running event loop (a notebook).
+        Options (keywords): ``concurrency`` (8), ``timeout`` (300 s) bounds the whole batch,
+        ``on_event`` receives ``BatchEvent``s, ``cancel`` stops it early (the partial result is
+        returned), ``resume`` reuses the successes of an earlier ``BatchResult``. Ctrl-C raises
+        ``BatchInterrupted`` with ``.results``. Works inside a running event loop (a notebook).
         """
         from aix_jupyter.core.batch import Batch, run_batches
 
-        batch = Batch(
-            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
-            on_event=on_event, cancel=cancel, resume=resume,
-        )  # fmt: skip
-        return run_batches([batch])[0]
+        return run_batches([Batch(self, inputs, parameters, **options)])[0]
 
     async def amap(
         self,
         inputs: Iterable[Any],
         parameters: Mapping[str, Any] | None = None,
-        *,
-        concurrency: int = 8,
-        timeout: float = 300,
-        on_event: Callable[[BatchEvent], None] | None = None,
-        cancel: threading.Event | None = None,
-        resume: BatchResult | None = None,
+        **options: Unpack[BatchOptions],
     ) -> BatchResult:
         """The async twin of ``map`` (task cancellation cancels the jobs in flight, then re-raises)."""
         from aix_jupyter.core.batch import Batch
 
-        batch = Batch(
-            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
-            on_event=on_event, cancel=cancel, resume=resume,
-        )  # fmt: skip
-        return await batch.run()
+        return await Batch(self, inputs, parameters, **options).run()
 
     def _run_async(
         self,
