@@ -60,7 +60,14 @@ CANCELLED_MESSAGE = "Run cancelled."
 
 
 class Interrupted(Exception):
-    """Thrown into a flow when the caller was interrupted (KeyboardInterrupt, task cancellation)."""
+    """Thrown into a flow when the caller was interrupted (KeyboardInterrupt, task cancellation).
+
+    Raised inside a flow, too, when the interrupt came while an event hook ran (``original`` is it).
+    """
+
+    def __init__(self, original: BaseException | None = None) -> None:
+        super().__init__()
+        self.original = original
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,7 +157,12 @@ class Emitter:
 
     def __call__(self, kind: str, **kw: Any) -> None:
         if self.hook is not None:
-            self.hook(RunEvent(kind, self.model_id, self.clock() - self.start, **kw))  # type: ignore[arg-type]
+            try:
+                self.hook(RunEvent(kind, self.model_id, self.clock() - self.start, **kw))  # type: ignore[arg-type]
+            except KeyboardInterrupt as exc:
+                # Ctrl-C while a hook ran (drawing progress, a user's callback): the flow cancels its
+                # job just as for an interrupt during I/O, then the driver re-raises this one.
+                raise Interrupted(exc) from None
 
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
         if response.status is ResponseStatus.SUCCESS:
@@ -335,7 +347,12 @@ def run_flow(
         emit("cancelled", message="interrupted")
         raise
     if response.status is ResponseStatus.IN_PROGRESS:
-        emit("submitted", poll_url=response.url)
+        try:
+            emit("submitted", poll_url=response.url)
+        except Interrupted:  # Ctrl-C in the hook: the job exists, so it is cancelled
+            yield from cancel_flow(response.url, clock=emit.clock)  # type: ignore[arg-type]
+            emit("cancelled", poll_url=response.url, message="interrupted")
+            raise
         if not poll:
             return response
         schedule = PollSchedule(wait_time, timeout, max_wait, start=start, clock=emit.clock)
@@ -436,9 +453,10 @@ class Driving:
             self.op = self.flow.send(value) if error is None else self.flow.throw(error)
         except StopIteration as stop:
             self.op, self.result = None, stop.value
-        except Interrupted:
-            assert self.interrupt is not None
-            raise self.interrupt from None
+        except Interrupted as exc:
+            original = self.interrupt or exc.original
+            assert original is not None
+            raise original from None
 
 
 def _async_cancelled() -> type[BaseException]:

@@ -373,6 +373,38 @@ def test_an_interrupt_during_the_submit_reraises_without_a_delete(mode):
     assert t.methods() == ["POST"] and [(e.kind, e.message) for e in events] == [("cancelled", "interrupted")]
 
 
+@pytest.mark.parametrize("kind", ["submitted", "polled"])
+def test_ctrl_c_in_an_event_hook_cancels_the_job_and_reraises(mode, kind):
+    """A KeyboardInterrupt raised while a hook runs (progress drawing, a user's callback) is an interrupt."""
+    events: list[RunEvent] = []
+
+    def hook(event: RunEvent) -> None:
+        events.append(event)
+        if event.kind == kind:
+            raise KeyboardInterrupt
+
+    t = (
+        scripted(mode)
+        .on("POST", Answer(STARTED))
+        .on("GET", Answer(RUNNING, takes=0.1))
+        .on("DELETE", Answer({"cancelled": True}, takes=0.1))
+    )
+    flow = flows.run_flow(
+        RUN_URL,
+        RunRequest({"data": "x"}),
+        BASE,
+        timeout=300.0,
+        wait_time=0.5,
+        max_wait=5.0,
+        emit=flows.Emitter(hook, "m", None, clock=t.clock),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        drive(mode, flow, t)
+    assert t.methods()[-1] == "DELETE" and t.methods().count("DELETE") == 1
+    assert t.sent[-1].call.url == POLL_URL
+    assert events[-1].kind == "cancelled" and events[-1].message == "interrupted"
+
+
 # -- events and the key -------------------------------------------------------------------------
 def test_events_carry_the_run_clock(mode):
     events: list[RunEvent] = []
