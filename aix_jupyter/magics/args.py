@@ -313,6 +313,8 @@ them), -p/--param NAME=VALUE, -o/--out VAR (store the ModelResponse), --stream, 
 Input: the rest of the line (after the options, or after --) or the cell body. {name} is filled in
 from the notebook ({{ and }} give braces); a variable holding a dict is sent as the request; the path
 of an existing file sends the file (its text for text models).
+Batches (map, compare): --concurrency N (jobs in flight at once), --timeout SECONDS (the whole batch),
+-o VAR (the BatchResult / Comparison), --no-progress; map also --column COL and --into COL.
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
 Settings: %config AixMagics.default_model / timeout / poll_interval / poll_cap / progress /
 models_page_size; $AIX_FRONTEND=live|headless|terminal overrides the frontend guess."""

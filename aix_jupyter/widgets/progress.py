@@ -163,7 +163,8 @@ def _progress_box_class() -> type:
         def __repr__(self) -> str:
             progress = self._aix_progress
             if progress.state == "waiting":
-                return f"[aix] {getattr(progress, 'model_id', None) or progress.label} waiting"
+                name = progress.model_id if isinstance(progress, RunProgress) else progress.label
+                return f"[aix] {name} waiting"
             return progress.line()
 
     return ProgressBox

@@ -179,6 +179,7 @@ def test_widget_final_state_shows_the_counts_coloured_by_outcome(clock, done, fa
 def test_widget_without_a_total_slides(clock):
     progress = BatchWidgetProgress(MODEL, display=False, clock=clock)
     progress.tick_interval = None
+    assert repr(progress.widget) == f"[aix] {MODEL} waiting"
     progress(ev("started", total=None))
     assert "aix-indeterminate" in progress.html.value
     progress(ev("finished", total=None, done=3, elapsed=0.2))
