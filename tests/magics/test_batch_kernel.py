@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from jupyter_client.manager import start_new_kernel
+from test_kernel import of, run  # the same helpers as the other real-kernel tests
 
 ROOT = Path(__file__).resolve().parents[2]
 VADER = "local/sentiment-vader"
@@ -31,20 +32,6 @@ def kernel():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-
-
-def run(kc, code, *, allow_stdin, ok=True):
-    msgs: list[dict] = []
-    reply = kc.execute_interactive(
-        code, allow_stdin=allow_stdin, output_hook=msgs.append, stdin_hook=lambda m: None, timeout=120
-    )
-    if ok:
-        assert reply["content"]["status"] == "ok", reply["content"]
-    return reply, msgs
-
-
-def of(msgs, *kinds):
-    return [m for m in msgs if m["msg_type"] in kinds]
 
 
 def stderr(msgs):

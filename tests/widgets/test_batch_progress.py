@@ -11,21 +11,9 @@ import pytest
 from aix_jupyter.core.batch import BatchEvent
 from aix_jupyter.progress import BatchProgress, BatchTextProgress
 from aix_jupyter.widgets.progress import BatchWidgetProgress, make_batch_progress
+from widgets.test_progress import FakeClock
 
 MODEL = "local/sentiment-vader"
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
