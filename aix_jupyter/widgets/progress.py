@@ -231,10 +231,10 @@ class BatchWidgetProgress(BatchProgress):
             self._display_id = getattr(handle, "display_id", None)
 
     def label_text(self) -> str:
-        """The text beside the bar."""
+        """The text beside the bar ("not started" when closed before the batch began, e.g. on an error)."""
         with self._lock:
             if self.state == "waiting":
-                return "ready"
+                return "not started" if self._closed else "ready"
             return (
                 f"{self.status()} · {self.counts()} · {self.used_credits:.4g} credits · "
                 f"{format_duration(self.elapsed)}"
@@ -252,7 +252,8 @@ class BatchWidgetProgress(BatchProgress):
     def _render(self, *, final: bool) -> None:
         total, done, over = self.total, self.done, self.over
         if over:
-            self.value, self.bar_style = 1.0, BATCH_STYLES.get(self.outcome, "")
+            started = self.state != "waiting"
+            self.value, self.bar_style = (1.0 if started else 0.0), BATCH_STYLES.get(self.outcome, "")
         else:
             self.value, self.bar_style = ((done / total) if total else 0.0), "info"
         self.html.value = self._markup(indeterminate=not over and not total)  # one comm message

@@ -187,6 +187,15 @@ def test_a_widget_repaint_changes_one_trait_of_one_widget(clock):
     assert progress.renders == 3 and changes == ["value"] * 3  # one comm message per repaint
 
 
+def test_widget_closed_before_the_batch_began_says_so(clock):
+    progress = BatchWidgetProgress(MODEL, display=False, clock=clock)
+    progress.tick_interval = None
+    assert progress.label_text() == "ready"
+    progress.close()  # e.g. map raised before its first event
+    assert progress.label_text() == "not started" and "not started" in progress.html.value
+    assert progress.bar_style == "" and progress.value == 0.0
+
+
 def test_make_batch_progress_follows_the_frontend(monkeypatch):
     monkeypatch.setenv("AIX_FRONTEND", "headless")
     assert type(make_batch_progress(MODEL)) is BatchTextProgress
