@@ -121,7 +121,7 @@ class ModelBrowser(w.VBox):
         self.search_box.add_class("aix-browse-search")
         self.function_filter = w.Dropdown(
             options=self._function_options([function] if function else []),
-            value=function,
+            value=function or "",
             description="Function",
             layout=w.Layout(width="320px"),
         )
@@ -174,7 +174,7 @@ class ModelBrowser(w.VBox):
     @property
     def function(self) -> str | None:
         """The function filter's slug, or None for every function."""
-        return self.function_filter.value
+        return self.function_filter.value or None
 
     @property
     def error(self) -> str:
@@ -211,7 +211,7 @@ class ModelBrowser(w.VBox):
             self._add_functions([slug] if slug else [])
             self._quiet = True
             try:
-                self.function_filter.value = slug
+                self.function_filter.value = slug or ""
             finally:
                 self._quiet = False
         return self.go(0)
@@ -259,8 +259,9 @@ class ModelBrowser(w.VBox):
 
     # -- the function filter --------------------------------------------------------------------
     @staticmethod
-    def _function_options(slugs: list[str]) -> list[tuple[str, str | None]]:
-        return [("all functions", None), *[(s, s) for s in sorted(set(slugs))]]
+    def _function_options(slugs: list[str]) -> list[tuple[str, str]]:
+        # "" for every function: a Dropdown's None means "nothing chosen" (it would show blank)
+        return [("all functions", ""), *[(s, s) for s in sorted(set(slugs))]]
 
     def _fill_functions(self) -> None:
         """Fill the filter from the catalog (the functions of its first models)."""

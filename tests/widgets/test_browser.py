@@ -92,11 +92,13 @@ def test_first_page_lists_the_embedded_catalog_with_every_column():
 def test_function_filter_is_filled_from_the_catalog_and_filters():
     b = ModelBrowser()
     slugs = [value for _label, value in b.function_filter.options]
-    assert slugs[0] is None  # "all functions"
+    assert b.function_filter.options[0] == ("all functions", "") and b.function is None
     assert {"sentiment-analysis", "text-generation", "utilities"} <= set(slugs)
     b.function_filter.value = "utilities"  # what choosing it in the dropdown does
     assert ids(b) == {"local/countdown", "local/typewriter"}
     assert ModelBrowser(function="text-generation").models[0].id == "local/smollm2-135m"
+    b.search(function=None)
+    assert b.function_filter.label == "all functions" and ids(b) >= EMBEDDED_IDS
 
 
 def test_paging_walks_every_model_once():
