@@ -38,7 +38,10 @@ _CATALOG_PAGE = 100  # how many models the function filter is first filled from
 
 _STYLE = """<style>
 .aix-model-browser .aix-browse-table { grid-gap: 0 12px; align-items: center; }
-.aix-model-browser .aix-browse-head { font-weight: bold; }
+.aix-model-browser .aix-browse-cells, .aix-model-browser .aix-browse-cells > .widget-html-content {
+  display: contents; }
+.aix-model-browser .aix-browse-cells span { white-space: nowrap; line-height: 28px; }
+.aix-model-browser .aix-browse-head span { font-weight: bold; }
 .aix-model-browser .aix-browse-error { color: var(--jp-error-color1, #d32f2f); }
 .aix-model-browser .aix-browse-open button, .aix-model-browser button.aix-browse-open { text-align: left; }
 </style>"""
@@ -287,21 +290,20 @@ class ModelBrowser(w.VBox):
 
     # -- the table ------------------------------------------------------------------------------
     def _paint(self) -> None:
-        cells: list[w.Widget] = []
-        for column in COLUMNS:
-            head = w.HTML(value=f"<b>{html.escape(column)}</b>")
-            head.add_class("aix-browse-head")
-            cells.append(head)
+        # a row is two widgets: the opener button and one HTML holding its other cells, whose spans
+        # join the table's grid (``display: contents``): a page costs few widgets in the saved state
+        head = w.HTML(value=_cells(COLUMNS))
+        head.add_class("aix-browse-cells")
+        head.add_class("aix-browse-head")
+        cells: list[w.Widget] = [head]
         for model in self.models:
             row = model_row(model)
             opener = w.Button(description=row[0], tooltip=f"open a ModelWidget for {model.id}")
             opener.add_class("aix-browse-open")
             opener.on_click(lambda _b, model_id=model.id: self.select(model_id))
-            cells.append(opener)
-            for value in row[1:]:
-                cell = w.Label(value=value)
-                cell.add_class("aix-browse-cell")
-                cells.append(cell)
+            rest = w.HTML(value=_cells(row[1:]))
+            rest.add_class("aix-browse-cells")
+            cells += [opener, rest]
         self.table.children = cells
         pages = max(1, -(-self.total // self.page_size))
         noun = "model" if self.total == 1 else "models"
@@ -345,6 +347,10 @@ class ModelBrowser(w.VBox):
         view = self._repr_mimebundle_()
         key = "application/vnd.jupyter.widget-view+json"
         publish_display_data({**fallback, **({key: view[key]} if key in view else {})})
+
+
+def _cells(values: list[str]) -> str:
+    return "".join(f'<span class="aix-browse-cell">{html.escape(v)}</span>' for v in values)
 
 
 def _thread_timer(delay: float, callback: Callable[[], None]) -> Cancellable:

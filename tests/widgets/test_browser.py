@@ -5,7 +5,9 @@ The debounce is driven by an explicit fake timer (nothing here sleeps to wait fo
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import socket
 
 import ipywidgets as w
@@ -67,9 +69,20 @@ def ids(browser: ModelBrowser) -> set[str]:
 
 
 def table_texts(browser: ModelBrowser) -> list[list[str]]:
-    """The table's rows as shown (header excluded): the opener button's text, then the labels."""
-    cells = [c.description if isinstance(c, w.Button) else c.value for c in browser.table.children[6:]]
-    return [cells[i : i + 6] for i in range(0, len(cells), 6)]
+    """The table's rows as shown (header excluded): the opener button's text, then the other cells."""
+    head, *rows = browser.table.children
+    assert re.findall(r">([^<]*)</span>", head.value) == [
+        "name",
+        "id",
+        "supplier",
+        "function",
+        "streaming",
+        "price",
+    ]
+    return [
+        [opener.description, *map(html.unescape, re.findall(r">([^<]*)</span>", rest.value))]
+        for opener, rest in zip(rows[::2], rows[1::2], strict=True)
+    ]
 
 
 def test_first_page_lists_the_embedded_catalog_with_every_column():
