@@ -145,8 +145,8 @@ class ModelBrowser(w.VBox):
         self.detail.add_class("aix-browse-detail")
 
         self._quiet = False  # set while the code itself changes a control (no search then)
-        self.search_box.observe(lambda _c: self._quiet or self._typed(), names="value")
-        self.function_filter.observe(lambda _c: self._quiet or self.search(), names="value")
+        self.search_box.observe(self._typed, names="value")
+        self.function_filter.observe(self._filtered, names="value")
         self.prev_button.on_click(lambda _b: self.go(self.page - 1))
         self.next_button.on_click(lambda _b: self.go(self.page + 1))
         super().__init__(
@@ -188,13 +188,20 @@ class ModelBrowser(w.VBox):
         return f"ModelBrowser(query={self.query!r}, function={self.function!r})"
 
     # -- searching ------------------------------------------------------------------------------
-    def _typed(self) -> None:
+    def _typed(self, _change: Any = None) -> None:
         """The search box changed: search once typing pauses for ``debounce`` seconds."""
+        if self._quiet:
+            return
         with self._lock:
             if self._pending is not None:
                 self._pending.cancel()
             self._pending = self._timer_factory(self.debounce, self._debounced)
             self._pending.start()
+
+    def _filtered(self, _change: Any = None) -> None:
+        """The function filter changed: search at once (from page 1)."""
+        if not self._quiet:
+            self.search()
 
     def _debounced(self) -> None:
         with self._lock:
