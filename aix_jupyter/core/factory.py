@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from aix_jupyter.core import flows
 from aix_jupyter.core.config import Endpoints, resolve_endpoints
 from aix_jupyter.core.errors import AixError, RequestError
+from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.model import Model
 from aix_jupyter.core.protocol import model_kwargs_from_metadata, model_path
 from aix_jupyter.core.transport import Call
@@ -67,87 +69,51 @@ def _listing(body: Any, page_number: int, api_key: str | None) -> dict[str, Any]
     }
 
 
+# the plans of ModelFactory's methods (each gives a classmethod and its async twin)
+
+
+def _get(
+    cls: type[ModelFactory],
+    model_id: str | None = None,
+    name: str | None = None,
+    api_key: str | None = None,
+    use_cache: bool = False,
+) -> Plan[Model]:
+    """The model ``model_id`` (or called ``name``), fetched from the server each time.
+
+    Raises RequestError when the server has no such model or answers something unusable.
+    ``use_cache`` is accepted as the SDK's and changes nothing: there is no model cache here.
+    """
+    ep = resolve_endpoints(api_key=api_key)
+    call, what = _get_call(ep, model_id, name)
+    return Plan(flows.json_flow(call, what), ep, finish=lambda meta, _: _model(meta, api_key))
+
+
+def _list(
+    cls: type[ModelFactory],
+    query: str = "",
+    function: Any = None,
+    *,
+    page_number: int = 0,
+    page_size: int = 20,
+    suppliers: Sequence[Any] | None = None,
+    ownership: Sequence[Any] | None = None,
+    is_finetunable: bool | None = None,
+    api_key: str | None = None,
+) -> Plan[dict[str, Any]]:
+    """Search models: ``{"items": [Model], "total": int, "page_total": int, "page_number": int}``
+    (and ``results``, the SDK's other name for ``items``)."""
+    ep = resolve_endpoints(api_key=api_key)
+    filters = {"suppliers": suppliers, "ownership": ownership, "isFineTunable": is_finetunable}
+    call = _list_call(ep, query, function, page_number, page_size, filters)
+    flow = flows.json_flow(call, "Listing Models Error")
+    return Plan(flow, ep, finish=lambda body, _: _listing(body, page_number, api_key))
+
+
 class ModelFactory:
     """``ModelFactory.get(model_id)`` / ``get(name=...)``, ``ModelFactory.list(...)``, ``aget``/``alist``."""
 
-    @classmethod
-    def get(
-        cls,
-        model_id: str | None = None,
-        name: str | None = None,
-        api_key: str | None = None,
-        use_cache: bool = False,
-    ) -> Model:
-        """The model ``model_id`` (or called ``name``), fetched from the server each time.
-
-        ``use_cache`` is accepted as the SDK's and changes nothing: there is no model cache here.
-        """
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import SyncTransport
-
-        ep = resolve_endpoints(api_key=api_key)
-        call, what = _get_call(ep, model_id, name)
-        meta = flows.drive_sync(flows.json_flow(call, what), SyncTransport(ep))
-        return _model(meta, api_key)
-
-    @classmethod
-    def list(
-        cls,
-        query: str = "",
-        function: Any = None,
-        *,
-        page_number: int = 0,
-        page_size: int = 20,
-        suppliers: Sequence[Any] | None = None,
-        ownership: Sequence[Any] | None = None,
-        is_finetunable: bool | None = None,
-        api_key: str | None = None,
-    ) -> dict[str, Any]:
-        """``{"items": [Model], "total": int, "page_total": int, "page_number": int}`` (+ ``results``)."""
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import SyncTransport
-
-        ep = resolve_endpoints(api_key=api_key)
-        filters = {"suppliers": suppliers, "ownership": ownership, "isFineTunable": is_finetunable}
-        call = _list_call(ep, query, function, page_number, page_size, filters)
-        body = flows.drive_sync(flows.json_flow(call, "Listing Models Error"), SyncTransport(ep))
-        return _listing(body, page_number, api_key)
-
-    @classmethod
-    async def aget(
-        cls,
-        model_id: str | None = None,
-        name: str | None = None,
-        api_key: str | None = None,
-        use_cache: bool = False,
-    ) -> Model:
-        """The async twin of ``get``."""
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport
-
-        ep = resolve_endpoints(api_key=api_key)
-        call, what = _get_call(ep, model_id, name)
-        meta = await flows.drive_async(flows.json_flow(call, what), AsyncTransport(ep))
-        return _model(meta, api_key)
-
-    @classmethod
-    async def alist(
-        cls,
-        query: str = "",
-        function: Any = None,
-        *,
-        page_number: int = 0,
-        page_size: int = 20,
-        suppliers: Sequence[Any] | None = None,
-        ownership: Sequence[Any] | None = None,
-        is_finetunable: bool | None = None,
-        api_key: str | None = None,
-    ) -> dict[str, Any]:
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport
-
-        ep = resolve_endpoints(api_key=api_key)
-        filters = {"suppliers": suppliers, "ownership": ownership, "isFineTunable": is_finetunable}
-        call = _list_call(ep, query, function, page_number, page_size, filters)
-        body = await flows.drive_async(flows.json_flow(call, "Listing Models Error"), AsyncTransport(ep))
-        return _listing(body, page_number, api_key)
+    get = classmethod(sync_api(_get))
+    aget = classmethod(async_api(_get, "aget"))
+    list = classmethod(sync_api(_list))
+    alist = classmethod(async_api(_list, "alist"))

@@ -1,10 +1,14 @@
-"""Run, poll, cancel and metadata flows, written once for both the sync and the async API.
+"""Run, stream, poll, cancel and metadata flows, written once for both the sync and the async API.
 
-Each flow is a generator that *describes* the I/O it needs -- it yields ``Send`` and ``Sleep``
-operations and receives their results -- and holds all the protocol decisions: payload
-building, reply mapping, the poll schedule, events, cancellation. Two small drivers execute the
-operations on a transport: ``drive_sync`` (``SyncTransport``: threads, ``time``) and ``drive_async``
-(``AsyncTransport``: asyncio). So sync and async share one implementation and only the I/O differs.
+Each flow is a generator that *describes* the I/O it needs -- it yields operations (``Send``,
+``Sleep``, ``Open``, ``ReadRest``) and receives their results -- and holds all the protocol
+decisions: uploads, reply mapping, the poll schedule, events, cancellation (the retry policy of one
+``Send`` is a flow too: ``transport.attempts``). Two small drivers execute the operations:
+``drive_sync`` (``SyncTransport``: threads, ``time``) and ``drive_async`` (``AsyncTransport``:
+asyncio); every operation calls the transport method of the same name, so the drivers differ only by
+an ``await``. A ``Plan`` is one public operation ready to run (its flow, its endpoints, what to make
+of the flow's result); the public sync and async methods are both made from one plan method
+(``sync_api`` / ``async_api``).
 
 Time. A flow reads the time only from its run's clock (``Emitter.clock``, ``PollSchedule.clock``;
 ``time.monotonic`` unless a test gives a fake one) and waits only by yielding ``Sleep``, so a
@@ -18,96 +22,149 @@ driver re-raises the original interrupt).
 
 from __future__ import annotations
 
-import copy
+import functools
+import inspect
 import mimetypes
 import os
+import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from aix_jupyter.core.enums import ResponseStatus
-from aix_jupyter.core.errors import AixError, RequestError
+from aix_jupyter.core.errors import RequestError
 from aix_jupyter.core.events import EventHook, RunEvent
 from aix_jupyter.core.polling import FINAL_GRACE, PollSchedule
 from aix_jupyter.core.protocol import (
     NO_RESPONSE,
     RawReply,
+    RunRequest,
     error_details,
     failed,
     http_error_message,
+    http_failure,
     map_poll_reply,
     map_run_reply,
     poll_progress,
     retry_after_seconds,
 )
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.core.transport import Call, Cancelled, DeadlineExceeded, TransportFailure
+from aix_jupyter.core.transport import Call, Cancelled, DeadlineExceeded, Opened, TransportFailure
+
+if TYPE_CHECKING:
+    from aix_jupyter.core.config import Endpoints
 
 CANCEL_BUDGET = 0.5  # seconds a cancel (DELETE) may take before control returns anyway
 CANCELLED_MESSAGE = "Run cancelled."
 
 
-def scrub(value: Any, secret: str | None) -> Any:
-    """Remove ``secret`` from a response's message (a server may echo the key back)."""
-    if secret and isinstance(value, ModelResponse) and secret in value.error_message:
-        value.error_message = value.error_message.replace(secret, "***")
-    return value
-
-
-def _scrubbed(exc: BaseException, secret: str | None) -> BaseException | None:
-    if secret and isinstance(exc, AixError) and secret in str(exc):
-        clone = copy.copy(exc)
-        clone.args = (str(exc).replace(secret, "***"),)
-        return clone
-    return None
-
-
 class Interrupted(Exception):
-    """Thrown into a flow when the caller was interrupted (KeyboardInterrupt, task cancellation)."""
+    """Thrown into a flow when the caller was interrupted (KeyboardInterrupt, task cancellation).
+
+    Raised inside a flow, too, when the interrupt came while an event hook ran (``original`` is it).
+    """
+
+    def __init__(self, original: BaseException | None = None) -> None:
+        super().__init__()
+        self.original = original
+
+
+# ---------------------------------------------------------------------------------------------
+# operations: what a flow asks of the transport (each calls the transport method of its name)
 
 
 @dataclass
 class Send:
+    """One request and its whole reply, with the retry policy (``transport.send``; ``retry=False``:
+    one attempt). The flow gets the reply, or ``TransportFailure`` once the retries are spent."""
+
     call: Call
     deadline: float | None = None
     cancellable: bool = True
     retry: bool = True
+
+    def run(self, transport: Any, cancel: threading.Event | None) -> Any:
+        return transport.send(
+            self.call,
+            deadline=self.deadline,
+            cancel=cancel if self.cancellable else None,
+            max_attempts=None if self.retry else 1,
+        )
+
+
+@dataclass
+class Attempt:
+    """One attempt of a ``Send`` (``transport.attempts`` makes them): one request, its whole reply."""
+
+    call: Call
+    deadline: float | None = None
+
+    def run(self, transport: Any, cancel: threading.Event | None) -> Any:
+        return transport.attempt(self.call, self.deadline, cancel)
 
 
 @dataclass
 class Sleep:
     seconds: float
 
+    def run(self, transport: Any, cancel: threading.Event | None) -> Any:
+        return transport.sleep(self.seconds, cancel)
 
-Flow = Generator["Send | Sleep", Any, Any]
+
+@dataclass
+class Open:
+    """Send a request and stop when its reply's headers arrived (a stream, read on later)."""
+
+    call: Call
+    deadline: float | None = None
+
+    def run(self, transport: Any, cancel: threading.Event | None) -> Any:
+        return transport.open(self.call, self.deadline, cancel)
+
+
+@dataclass
+class ReadRest:
+    """The rest of an opened reply, capped; the reply is closed after."""
+
+    opened: Opened
+    deadline: float | None = None
+
+    def run(self, transport: Any, cancel: threading.Event | None) -> Any:
+        return transport.read_rest(self.opened, self.deadline, cancel)
+
+
+Op = Send | Attempt | Sleep | Open | ReadRest
+Flow = Generator[Op, Any, Any]
 
 
 class Emitter:
     """Builds RunEvents for one run and hands them to the hook (if any)."""
 
-    __slots__ = ("clock", "hook", "model_id", "secret", "start")
+    __slots__ = ("clock", "hook", "model_id", "start")
 
     def __init__(
         self,
         hook: EventHook | None,
         model_id: str,
         start: float | None = None,
-        secret: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hook = hook
         self.model_id = model_id
         self.clock = clock  # the run's clock: event times, the deadline, the poll schedule
         self.start = clock() if start is None else start
-        self.secret = secret
 
     def __call__(self, kind: str, **kw: Any) -> None:
         if self.hook is not None:
-            self.hook(RunEvent(kind, self.model_id, self.clock() - self.start, **kw))  # type: ignore[arg-type]
+            try:
+                self.hook(RunEvent(kind, self.model_id, self.clock() - self.start, **kw))  # type: ignore[arg-type]
+            except KeyboardInterrupt as exc:
+                # Ctrl-C while a hook ran (drawing progress, a user's callback): the flow cancels its
+                # job just as for an interrupt during I/O, then the driver re-raises this one.
+                raise Interrupted(exc) from None
 
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
-        scrub(response, self.secret)
         if response.status is ResponseStatus.SUCCESS:
             self("finished", response=response, poll_url=poll_url, polls=polls)
         elif CANCELLED_MESSAGE in response.error_message:
@@ -172,8 +229,9 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
             headers = {"Prefer": f"wait={hold}"} if hold else {}
             deadline = schedule.deadline + (FINAL_GRACE if schedule.final else 0.0)
             sent = schedule.clock()
+            call = Call("GET", poll_url, headers=headers, what="poll")
             try:
-                reply: RawReply = yield Send(Call("GET", poll_url, headers=headers, what="poll"), deadline)
+                reply: RawReply = yield Send(call, deadline)
             except DeadlineExceeded:
                 return emit.end(timed_out(timeout, poll_url), poll_url, schedule.polls)
             except TransportFailure as exc:
@@ -213,25 +271,25 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
 def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
     """Upload a local file (temp-url, then PUT); return the link to send as data."""
     content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    name = os.path.basename(path)
     call = Call(
         "POST",
         f"{backend_url.rstrip('/')}/sdk/file/upload/temp-url",
-        json_body={"contentType": content_type, "originalName": os.path.basename(path)},
+        json_body={"contentType": content_type, "originalName": name},
         auth="backend",
         what="file upload",
     )
     reply = yield Send(call, deadline)
     if not 200 <= reply.status_code < 300:
         raise RequestError(
-            f"file upload of {os.path.basename(path)!r} failed: "
-            + http_error_message(reply.status_code, error_details(reply))
+            f"file upload of {name!r} failed: " + http_error_message(reply.status_code, error_details(reply))
         )
     try:
         info = reply.json()
     except ValueError:
         info = None
     if not isinstance(info, dict) or not info.get("uploadUrl"):
-        raise RequestError(f"file upload of {os.path.basename(path)!r}: the server gave no uploadUrl")
+        raise RequestError(f"file upload of {name!r}: the server gave no uploadUrl")
     with open(path, "rb") as handle:
         content = handle.read()
     put = Call(
@@ -244,20 +302,25 @@ def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
     )
     reply = yield Send(put, deadline)
     if not 200 <= reply.status_code < 300:
-        raise RequestError(
-            f"file upload of {os.path.basename(path)!r} failed: PUT answered HTTP {reply.status_code}"
-        )
+        raise RequestError(f"file upload of {name!r} failed: PUT answered HTTP {reply.status_code}")
     link = info.get("downloadUrl") or info.get("url") or info.get("key")
     if not link:
-        raise RequestError(
-            f"file upload of {os.path.basename(path)!r}: the server gave no downloadUrl or key"
-        )
+        raise RequestError(f"file upload of {name!r}: the server gave no downloadUrl or key")
     return str(link)
+
+
+def body_flow(request: RunRequest, backend_url: str, deadline: float | None) -> Flow:
+    """The request body, once the local files it names are uploaded (their links replace them)."""
+    links = {}
+    for path in request.files:
+        links[path] = yield from upload_flow(path, backend_url, deadline)
+    return request.body_with(links)
 
 
 def run_flow(
     url: str,
-    body_flow: Flow,
+    request: RunRequest,
+    backend_url: str,
     *,
     timeout: float,
     wait_time: float,
@@ -269,9 +332,10 @@ def run_flow(
     start = emit.start
     deadline = start + timeout if poll else None
     try:
-        body = yield from body_flow
+        body = yield from body_flow(request, backend_url, deadline)
         try:
-            reply = yield Send(Call("POST", url, json_body=body, what="run", cancel_orphan=True), deadline)
+            call = Call("POST", url, json_body=body, what="run", cancel_orphan=True)
+            reply = yield Send(call, deadline)
         except DeadlineExceeded:
             return emit.end(timed_out(timeout, None))
         except TransportFailure as exc:
@@ -283,7 +347,12 @@ def run_flow(
         emit("cancelled", message="interrupted")
         raise
     if response.status is ResponseStatus.IN_PROGRESS:
-        emit("submitted", poll_url=response.url)
+        try:
+            emit("submitted", poll_url=response.url)
+        except Interrupted:  # Ctrl-C in the hook: the job exists, so it is cancelled
+            yield from cancel_flow(response.url, clock=emit.clock)  # type: ignore[arg-type]
+            emit("cancelled", poll_url=response.url, message="interrupted")
+            raise
         if not poll:
             return response
         schedule = PollSchedule(wait_time, timeout, max_wait, start=start, clock=emit.clock)
@@ -292,6 +361,45 @@ def run_flow(
     if not poll and response.status is ResponseStatus.SUCCESS:
         return response
     return emit.end(response)
+
+
+def stream_flow(
+    url: str, request: RunRequest, backend_url: str, *, timeout: float, max_wait: float, emit: Emitter
+) -> Flow:
+    """POST a streamed run: the ``Opened`` event stream, or the final response when there is none.
+
+    A reply that is not an event stream is read whole (capped) and mapped like a run's reply; a
+    job it starts is polled to its end. The final response carries no event: the streamer made
+    of it emits the run's last event, as it does for a stream.
+    """
+    deadline = emit.start + timeout
+    try:
+        body = yield from body_flow(request, backend_url, deadline)
+        call = Call("POST", url, json_body=body, what="stream")
+        try:
+            opened: Opened = yield Open(call, deadline)
+            emit("submitted")
+            head = opened.head
+            if 200 <= head.status_code < 300 and "text/event-stream" in (head.header("content-type") or ""):
+                return opened
+            reply = yield ReadRest(opened, deadline)
+        except DeadlineExceeded:
+            return timed_out(timeout, None)
+        except TransportFailure as exc:
+            return failed(f"Model Run: {exc}")
+        if not 200 <= reply.status_code < 300:
+            return http_failure(reply)
+        result = map_run_reply(reply)
+        if result.status is ResponseStatus.IN_PROGRESS and result.url:
+            schedule = PollSchedule(0.5, timeout, max_wait, start=emit.start, clock=emit.clock)
+            quiet = Emitter(None, emit.model_id, emit.start, emit.clock)
+            return (yield from poll_flow(result.url, schedule, quiet, timeout))
+        return result
+    except Cancelled:
+        return failed(CANCELLED_MESSAGE)
+    except Interrupted:
+        emit("cancelled", message="interrupted")
+        raise
 
 
 def json_flow(call: Call, what: str, deadline: float | None = None) -> Flow:
@@ -316,89 +424,158 @@ def status_flow(call: Call) -> Flow:
 # ---------------------------------------------------------------------------------------------
 # drivers: the only place where the two APIs differ
 
+IO_OUTCOMES = (TransportFailure, DeadlineExceeded, Cancelled)
 
-def _step(
-    flow: Flow,
-    value: Any,
-    error: BaseException | None,
-    secret: str | None,
-    interrupt: BaseException | None,
-) -> tuple[bool, Any]:
-    """Feed the last I/O outcome to ``flow``: ``(True, result)`` when it ended, else ``(False, next op)``.
 
-    The result and any AixError the flow raises have ``secret`` scrubbed; an ``Interrupted`` thrown
-    back out of the flow re-raises the caller's original interruption.
+class Driving:
+    """One flow being driven: feeds it the outcome of each operation, until it returns.
+
+    ``op`` is the operation to perform next (None once the flow ended, its result in ``result``).
+    An interruption (KeyboardInterrupt, asyncio cancellation) is thrown into the flow once as
+    ``Interrupted`` so that it can cancel its job; the flow then re-raises the original one.
     """
-    try:
-        op = flow.send(value) if error is None else flow.throw(error)
-    except StopIteration as stop:
-        return True, scrub(stop.value, secret)
-    except Interrupted:
-        assert interrupt is not None
-        raise interrupt from None
-    except AixError as exc:
-        clean = _scrubbed(exc, secret)
-        if clean is None:
-            raise
-        raise clean from None
-    return False, op
 
+    __slots__ = ("flow", "interrupt", "op", "result")
 
-def drive_sync(flow: Flow, transport: Any, cancel: Any = None) -> Any:
-    """Run ``flow`` with blocking I/O: ``transport.send`` and ``transport.sleep`` (``SyncTransport``)."""
-    secret = transport.endpoints.api_key
-    interrupt: BaseException | None = None
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        ended, op = _step(flow, value, error, secret, interrupt)
-        if ended:
-            return op
-        value, error = None, None
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.interrupt: BaseException | None = None
+        self.result: Any = None
+        self.op: Op | None = None
+        self.advance(None, None)
+
+    def advance(self, value: Any, error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, IO_OUTCOMES):
+            if not isinstance(error, KeyboardInterrupt | _async_cancelled()) or self.interrupt is not None:
+                raise error
+            self.interrupt, error = error, Interrupted()
         try:
-            if isinstance(op, Send):
-                value = transport.send(
-                    op.call,
-                    deadline=op.deadline,
-                    cancel=cancel if op.cancellable else None,
-                    max_attempts=None if op.retry else 1,
-                )
-            else:
-                transport.sleep(op.seconds, cancel)
-        except (TransportFailure, DeadlineExceeded, Cancelled) as exc:
-            error = exc
-        except KeyboardInterrupt as exc:
-            if interrupt is not None:
-                raise
-            interrupt, error = exc, Interrupted()
+            self.op = self.flow.send(value) if error is None else self.flow.throw(error)
+        except StopIteration as stop:
+            self.op, self.result = None, stop.value
+        except Interrupted as exc:
+            original = self.interrupt or exc.original
+            assert original is not None
+            raise original from None
 
 
-async def drive_async(flow: Flow, transport: Any, cancel: Any = None) -> Any:
-    """Run ``flow`` with asyncio I/O: ``transport.send`` and ``transport.sleep`` (``AsyncTransport``)."""
+def _async_cancelled() -> type[BaseException]:
     import asyncio
 
-    secret = transport.endpoints.api_key
-    interrupt: BaseException | None = None
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        ended, op = _step(flow, value, error, secret, interrupt)
-        if ended:
-            return op
-        value, error = None, None
-        try:
-            if isinstance(op, Send):
-                value = await transport.send(
-                    op.call,
-                    deadline=op.deadline,
-                    cancel=cancel if op.cancellable else None,
-                    max_attempts=None if op.retry else 1,
-                )
-            else:
-                await transport.sleep(op.seconds, cancel)
-        except (TransportFailure, DeadlineExceeded, Cancelled) as exc:
-            error = exc
-        except (KeyboardInterrupt, asyncio.CancelledError) as exc:
-            if interrupt is not None:
-                raise
-            interrupt, error = exc, Interrupted()
+    return asyncio.CancelledError
+
+
+Outcome = tuple[Any, BaseException | None]  # what an operation returned, or what it raised
+
+
+def _perform(op: Op, transport: Any, cancel: threading.Event | None) -> Outcome:
+    try:
+        return op.run(transport, cancel), None
+    except BaseException as exc:
+        return None, exc
+
+
+async def _aperform(op: Op, transport: Any, cancel: threading.Event | None) -> Outcome:
+    try:
+        return await op.run(transport, cancel), None
+    except BaseException as exc:
+        return None, exc
+
+
+def drive_sync(flow: Flow, transport: Any, cancel: threading.Event | None = None) -> Any:
+    """Run ``flow`` with blocking I/O (``SyncTransport``)."""
+    driving = Driving(flow)
+    while driving.op is not None:
+        driving.advance(*_perform(driving.op, transport, cancel))
+    return driving.result
+
+
+async def drive_async(flow: Flow, transport: Any, cancel: threading.Event | None = None) -> Any:
+    """Run ``flow`` with asyncio I/O (``AsyncTransport``)."""
+    driving = Driving(flow)
+    while driving.op is not None:
+        driving.advance(*await _aperform(driving.op, transport, cancel))
+    return driving.result
+
+
+# ---------------------------------------------------------------------------------------------
+# plans: a public operation ready to run, and the sync and async methods made from one
+
+R = TypeVar("R")
+P = ParamSpec("P")
+S = TypeVar("S")
+
+
+@dataclass
+class Plan(Generic[R]):
+    """One public operation ready to run.
+
+    ``flow`` does the work against ``endpoints``; ``finish(result, transport)`` (when given) makes
+    what the caller gets of the flow's result -- with the transport that ran it, so that a
+    stream is read by the same kind of I/O that opened it.
+    """
+
+    flow: Flow
+    endpoints: Endpoints
+    cancel: threading.Event | None = None
+    finish: Callable[[Any, Any], R] | None = None
+
+
+def run_sync(plan: Plan[R]) -> R:
+    """Run ``plan`` with blocking I/O."""
+    from aix_jupyter.core.transport import SyncTransport
+
+    transport = SyncTransport(plan.endpoints)
+    result = drive_sync(plan.flow, transport, plan.cancel)
+    return result if plan.finish is None else plan.finish(result, transport)
+
+
+async def run_async(plan: Plan[R]) -> R:
+    """Run ``plan`` with asyncio I/O (its requests share one client)."""
+    from aix_jupyter.core.transport import AsyncTransport
+
+    transport = AsyncTransport(plan.endpoints)
+    try:
+        result = await drive_async(plan.flow, transport, plan.cancel)
+    finally:
+        await transport.aclose()
+    return result if plan.finish is None else plan.finish(result, transport)
+
+
+def _public(method: Any, planner: Any, name: str, doc: str) -> Any:
+    method.__name__ = name
+    owner = planner.__qualname__.rpartition(".")[0]
+    method.__qualname__ = f"{owner}.{name}" if owner else name
+    method.__doc__ = doc
+    signature = inspect.signature(planner)
+    returns = signature.return_annotation
+    if isinstance(returns, str) and returns.startswith("Plan[") and returns.endswith("]"):
+        returns = returns[5:-1]
+    method.__signature__ = signature.replace(return_annotation=returns)
+    return method
+
+
+def sync_api(planner: Callable[Concatenate[S, P], Plan[R]]) -> Callable[Concatenate[S, P], R]:
+    """The blocking public method made from ``planner`` (``_run`` gives ``run``), which makes the plan."""
+
+    @functools.wraps(planner)
+    def method(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        return run_sync(planner(self, *args, **kwargs))
+
+    return _public(method, planner, planner.__name__.lstrip("_"), planner.__doc__ or "")
+
+
+def async_api(
+    planner: Callable[Concatenate[S, P], Plan[R]], name: str
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """The async twin ``name`` of the public method ``sync_api(planner)``, made from the same plan."""
+
+    @functools.wraps(planner)
+    async def method(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await run_async(planner(self, *args, **kwargs))
+
+    sync_name = planner.__name__.lstrip("_")
+    doc = f"The async twin of ``{sync_name}``: the same arguments, awaited.\n\n" + inspect.cleandoc(
+        planner.__doc__ or ""
+    )
+    return _public(method, planner, name, doc)

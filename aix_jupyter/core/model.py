@@ -2,32 +2,50 @@
 
 Every I/O method has an async twin named with an ``a`` prefix (``arun``, ``arun_async``,
 ``apoll``, ``arun_stream``, ``acancel_run``, ``adelete``, ``acheck_finetune_status``) and
-``async_poll`` for ``sync_poll``. Both are thin: the protocol lives in ``flows`` (one generator
-per operation) and ``protocol`` (pure payload building and reply mapping); only the drivers
-differ. See ``transport`` for deadlines, retries and where the API key may go, and ``polling``
+``async_poll`` for ``sync_poll``. Both are made from one plan method (``_run`` gives ``run`` and
+``arun``): a run's input passes once, downward -- the plan method, the pure request builder
+(``protocol.run_request``), one flow (``flows``), one driver. Only the drivers differ.
+See ``transport`` for deadlines, retries and where the API key may go, and ``polling``
 for the poll schedule.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+from aix_jupyter.core import flows, protocol
 from aix_jupyter.core.config import Endpoints, configured_api_key, resolve_endpoints
-from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
+from aix_jupyter.core.enums import AssetStatus, Function, FunctionType
 from aix_jupyter.core.errors import AixError, RequestError
 from aix_jupyter.core.events import EventHook
+from aix_jupyter.core.finetune import FinetuneStatus, finetune_status_from_logs
+from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.polling import DEFAULT_MAX_WAIT, PollSchedule
 from aix_jupyter.core.response import ModelResponse
+from aix_jupyter.core.streaming import ModelResponseStreamer
+from aix_jupyter.core.transport import Call, Opened, Transport
 
 if TYPE_CHECKING:
+    from typing import TypedDict, Unpack
+
     from aix_jupyter.core.batch import BatchEvent, BatchResult
+
+    class BatchOptions(TypedDict, total=False):
+        """The keyword options of ``Model.map`` / ``amap``."""
+
+        concurrency: int
+        timeout: float
+        on_event: Callable[[BatchEvent], None] | None
+        cancel: threading.Event | None
+        resume: BatchResult | None
+
 
 _UNSET: Any = object()
 
@@ -126,6 +144,7 @@ class Model:
 
     @property
     def backend_url(self) -> str:
+        """Base of the platform API (metadata, delete, fine-tune, upload)."""
         return self._backend_url or self.endpoints().backend_url
 
     @backend_url.setter
@@ -144,6 +163,7 @@ class Model:
         return self.model_params if len(self.model_params) else None
 
     def add_additional_info_for_benchmark(self, display_name: str, configuration: dict[str, Any]) -> None:
+        """Record a display name and configuration for benchmarks (as the SDK's method does)."""
         self.additional_info["displayName"] = display_name
         self.additional_info["configuration"] = configuration
 
@@ -218,39 +238,63 @@ class Model:
         base = ep.run_v2_url if v2 else ep.run_url
         return f"{base}/{self.id}"
 
-    def _body(
-        self,
-        ep: Endpoints,
-        data: Any,
-        parameters: Mapping[str, Any] | None,
-        stream: bool,
-        deadline: float | None,
-    ) -> Any:
-        """Validate now (nothing is sent on bad input); return the flow that uploads and builds the body."""
-        from aix_jupyter.core import flows, protocol
-
-        checked = protocol.validate_parameters(self.model_params, data, parameters)
-        protocol.build_payload(data, checked, stream)  # raises on values JSON cannot carry
-
-        def body_flow() -> flows.Flow:
-            links = {}
-            for path in protocol.local_files(data):
-                links[path] = yield from flows.upload_flow(path, ep.backend_url, deadline)
-            return protocol.build_payload(protocol.replace_files(data, links), checked, stream)
-
-        return body_flow()
-
-    def _check_poll_url(self, ep: Endpoints, poll_url: str) -> None:
-        from aix_jupyter.core.transport import Transport
-
+    def _checked_poll_url(self, poll_url: str) -> Endpoints:
+        """The endpoints, once ``poll_url`` is known to be safe to send the key to."""
+        ep = self.endpoints()
         Transport(ep).check_url(poll_url)
+        return ep
 
-    def _sync(self, ep: Endpoints) -> Any:
-        from aix_jupyter.core.transport import SyncTransport
+    def _check_streaming(self) -> None:
+        if not self.supports_streaming:
+            raise AixError(
+                f"model '{self.name or self.id}' ({self.id}) does not support streaming; run it without "
+                "stream=True, or set model.supports_streaming = True if the server streams it"
+            )
 
-        return SyncTransport(ep)
+    # -- operations: each public method and its async twin are made from one plan --------------
+    # (flows.sync_api / flows.async_api): the plan checks the input, then describes the I/O.
 
-    # -- operations: what each one sends, shared by the sync and the async methods ----------
+    def _run(
+        self,
+        data: Any,
+        name: str = "model_process",
+        timeout: float = 300,
+        parameters: Mapping[str, Any] | None = None,
+        wait_time: float = 0.5,
+        stream: bool = False,
+        *,
+        on_event: EventHook | None = None,
+        cancel: threading.Event | None = None,
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> Plan[ModelResponse | ModelResponseStreamer]:
+        """Run the model on ``data`` and wait for the result (the SDK's ``Model.run``).
+
+        Returns a ``ModelResponse`` -- SUCCESS, or FAILED with a one-line ``error_message`` -- within
+        ``timeout`` + 0.5 s, whatever the server does (on a timeout ``response.url`` resumes the job
+        with ``sync_poll``). ``parameters`` are checked against the model's schema before anything
+        is sent (ParameterError); a string naming a local file is uploaded first. A job that goes on
+        is polled from ``wait_time`` s, the wait growing to at most ``max_wait`` s. ``on_event``
+        receives the run's ``RunEvent``s; setting ``cancel`` (from any thread) cancels the run, also
+        on the server. ``stream=True`` returns a ``ModelResponseStreamer`` instead (``run_stream``).
+        """
+        if stream:
+            return self._run_stream(  # type: ignore[return-value]
+                data, parameters, timeout=timeout, on_event=on_event, cancel=cancel, max_wait=max_wait
+            )
+        start = time.monotonic()
+        PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
+        request = protocol.run_request(self.model_params, data, parameters)
+        ep = self.endpoints()
+        emit = flows.Emitter(on_event, self.id, start)
+        url = self._run_url(ep, True)
+        flow = flows.run_flow(
+            url, request, ep.backend_url, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
+        )
+        return Plan(flow, ep, cancel)
+
+    run = sync_api(_run)
+    arun = async_api(_run, "arun")
+
     def _run_flow(
         self,
         data: Any,
@@ -260,355 +304,92 @@ class Model:
         max_wait: float,
         on_event: EventHook | None,
         start: float,
-    ) -> tuple[Any, Endpoints]:
-        from aix_jupyter.core import flows
+    ) -> tuple[flows.Flow, Endpoints]:
+        """The flow of one ``run`` and its endpoints (for the batch scheduler); the input is checked now.
 
-        PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
-        emit = flows.Emitter(on_event, self.id, start)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        body = self._body(ep, data, parameters, False, emit.start + timeout)
-        flow = flows.run_flow(
-            self._run_url(ep, True), body, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
+        The run's clock starts here (``start``, the caller's "now", is kept for its signature).
+        """
+        plan = self._run(
+            data,
+            timeout=timeout,
+            parameters=parameters,
+            wait_time=wait_time,
+            on_event=on_event,
+            max_wait=max_wait,
         )
-        return flow, ep
-
-    def _run_async_flow(
-        self, data: Any, parameters: Mapping[str, Any] | None, on_event: EventHook | None
-    ) -> tuple[Any, Endpoints]:
-        from aix_jupyter.core import flows
-
-        emit = flows.Emitter(on_event, self.id)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        body = self._body(ep, data, parameters, False, None)
-        flow = flows.run_flow(
-            self._run_url(ep, False),
-            body,
-            timeout=0,
-            wait_time=0.5,
-            max_wait=DEFAULT_MAX_WAIT,
-            emit=emit,
-            poll=False,
-        )
-        return flow, ep
-
-    def _poll_flow(self, poll_url: str) -> tuple[Any, Endpoints]:
-        from aix_jupyter.core import flows
-
-        ep = self.endpoints()
-        self._check_poll_url(ep, poll_url)
-        return flows.poll_once_flow(poll_url), ep
-
-    def _sync_poll_flow(
-        self,
-        poll_url: str,
-        wait_time: float,
-        timeout: float,
-        max_wait: float,
-        on_event: EventHook | None,
-        start: float,
-    ) -> tuple[Any, Endpoints]:
-        from aix_jupyter.core import flows
-
-        schedule = PollSchedule(wait_time, timeout, max_wait, start=start)
-        emit = flows.Emitter(on_event, self.id, schedule.start)
-        ep = self.endpoints()
-        emit.secret = ep.api_key
-        self._check_poll_url(ep, poll_url)
-        return flows.poll_flow(poll_url, schedule, emit, timeout), ep
-
-    def _cancel_flow(self, poll_url: str) -> tuple[Any, Endpoints]:
-        from aix_jupyter.core import flows
-
-        ep = self.endpoints()
-        self._check_poll_url(ep, poll_url)
-        return flows.cancel_flow(poll_url, budget=None), ep
-
-    def _delete_flow(self) -> tuple[Any, Endpoints]:
-        from aix_jupyter.core import flows, protocol
-        from aix_jupyter.core.transport import Call
-
-        ep = self.endpoints()
-        call = Call(
-            "DELETE", f"{ep.backend_url}/{protocol.model_path(self.id)}", auth="backend", what="delete"
-        )
-        return flows.status_flow(call), ep
-
-    def _finetune_flow(self) -> tuple[Any, Endpoints]:
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import Call
-
-        ep = self.endpoints()
-        call = Call("GET", _finetune_url(ep, self.id), auth="backend", what="fine-tune status")
-        return flows.json_flow(call, "Check FineTune status"), ep
-
-    def _drive(self, plan: tuple[Any, Endpoints], cancel: threading.Event | None = None) -> Any:
-        from aix_jupyter.core import flows
-
-        flow, ep = plan
-        return flows.drive_sync(flow, self._sync(ep), cancel)
-
-    async def _adrive(
-        self,
-        plan: tuple[Any, Endpoints],
-        cancel: threading.Event | None = None,
-        *,
-        shared_client_for: str | None = None,
-    ) -> Any:
-        """Drive ``plan`` with asyncio; flows of several requests share one client for their URL."""
-        from aix_jupyter.core import flows
-        from aix_jupyter.core.transport import AsyncTransport, async_client
-
-        flow, ep = plan
-        if shared_client_for is None:
-            return await flows.drive_async(flow, AsyncTransport(ep), cancel)
-        async with async_client(shared_client_for) as client:
-            return await flows.drive_async(flow, AsyncTransport(ep, client), cancel)
-
-    # -- run ------------------------------------------------------------------------------------
-    def run(
-        self,
-        data: Any,
-        name: str = "model_process",
-        timeout: float = 300,
-        parameters: Mapping[str, Any] | None = None,
-        wait_time: float = 0.5,
-        stream: bool = False,
-        *,
-        on_event: EventHook | None = None,
-        cancel: threading.Event | None = None,
-        max_wait: float = DEFAULT_MAX_WAIT,
-    ) -> Any:
-        """Run and wait (at most ``timeout`` s + 0.5 s); ``stream=True`` returns a streamer."""
-        start = time.monotonic()
-        if stream:
-            return self.run_stream(data, parameters, on_event=on_event, cancel=cancel)
-        plan = self._run_flow(data, parameters, timeout, wait_time, max_wait, on_event, start)
-        return self._drive(plan, cancel)
+        return plan.flow, plan.endpoints
 
     # -- batch: one scheduler over the run flows, in core/batch.py (map and amap only delegate) --
     def map(
         self,
         inputs: Iterable[Any],
         parameters: Mapping[str, Any] | None = None,
-        *,
-        concurrency: int = 8,
-        timeout: float = 300,
-        on_event: Callable[[BatchEvent], None] | None = None,
-        cancel: threading.Event | None = None,
-        resume: BatchResult | None = None,
+        **options: Unpack[BatchOptions],
     ) -> BatchResult:
         """Run every input, at most ``concurrency`` jobs at once; a ``BatchResult`` in input order.
 
-        ``timeout`` bounds the whole batch; ``cancel`` stops it early (the partial result is
-        returned); Ctrl-C raises ``BatchInterrupted`` with ``.results``. ``resume`` reuses the
-        successes of an earlier ``BatchResult``. Works inside a running event loop (a notebook).
+        Options (keywords): ``concurrency`` (8), ``timeout`` (300 s) bounds the whole batch,
+        ``on_event`` receives ``BatchEvent``s, ``cancel`` stops it early (the partial result is
+        returned), ``resume`` reuses the successes of an earlier ``BatchResult``. Ctrl-C raises
+        ``BatchInterrupted`` with ``.results``. Works inside a running event loop (a notebook).
         """
         from aix_jupyter.core.batch import Batch, run_batches
 
-        batch = Batch(
-            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
-            on_event=on_event, cancel=cancel, resume=resume,
-        )  # fmt: skip
-        return run_batches([batch])[0]
+        return run_batches([Batch(self, inputs, parameters, **options)])[0]
 
     async def amap(
         self,
         inputs: Iterable[Any],
         parameters: Mapping[str, Any] | None = None,
-        *,
-        concurrency: int = 8,
-        timeout: float = 300,
-        on_event: Callable[[BatchEvent], None] | None = None,
-        cancel: threading.Event | None = None,
-        resume: BatchResult | None = None,
+        **options: Unpack[BatchOptions],
     ) -> BatchResult:
         """The async twin of ``map`` (task cancellation cancels the jobs in flight, then re-raises)."""
         from aix_jupyter.core.batch import Batch
 
-        batch = Batch(
-            self, inputs, parameters, concurrency=concurrency, timeout=timeout,
-            on_event=on_event, cancel=cancel, resume=resume,
-        )  # fmt: skip
-        return await batch.run()
+        return await Batch(self, inputs, parameters, **options).run()
 
-    def run_async(
+    def _run_async(
         self,
         data: Any,
         name: str = "model_process",
         parameters: Mapping[str, Any] | None = None,
         *,
         on_event: EventHook | None = None,
-    ) -> ModelResponse:
-        """Start a job; the response is IN_PROGRESS with ``url`` = the poll URL (or FAILED)."""
-        return self._drive(self._run_async_flow(data, parameters, on_event))
+    ) -> Plan[ModelResponse]:
+        """Start a job and return at once (the SDK's ``run_async``).
 
-    def poll(self, poll_url: str, name: str = "model_process") -> ModelResponse:
-        """One poll of ``poll_url``."""
-        return self._drive(self._poll_flow(poll_url))
-
-    def sync_poll(
-        self,
-        poll_url: str,
-        name: str = "model_process",
-        wait_time: float = 0.5,
-        timeout: float = 300,
-        *,
-        on_event: EventHook | None = None,
-        cancel: threading.Event | None = None,
-        max_wait: float = DEFAULT_MAX_WAIT,
-    ) -> ModelResponse:
-        """Poll until the job ends; returns within ``timeout`` + 0.5 s."""
-        start = time.monotonic()
-        plan = self._sync_poll_flow(poll_url, wait_time, timeout, max_wait, on_event, start)
-        return self._drive(plan, cancel)
-
-    def cancel_run(self, poll_url: str) -> bool:
-        """Ask the server to cancel a job (``DELETE <poll url>``); True when it did."""
-        return bool(self._drive(self._cancel_flow(poll_url)))
-
-    # -- streaming ------------------------------------------------------------------------------
-    def _check_streaming(self) -> None:
-        if not self.supports_streaming:
-            raise AixError(
-                f"model '{self.name or self.id}' ({self.id}) does not support streaming; run it without "
-                "stream=True, or set model.supports_streaming = True if the server streams it"
-            )
-
-    def run_stream(
-        self,
-        data: Any,
-        parameters: Mapping[str, Any] | None = None,
-        *,
-        on_event: EventHook | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Any:
-        """Run with a streamed reply: a ``ModelResponseStreamer`` of chunks."""
-        from aix_jupyter.core import flows, streaming
-
-        self._check_streaming()
-        emit = flows.Emitter(on_event, self.id)
+        The response is IN_PROGRESS with ``url`` = the poll URL (follow it with ``poll`` or
+        ``sync_poll``), or FAILED with a one-line ``error_message``.
+        """
+        request = protocol.run_request(self.model_params, data, parameters)
         ep = self.endpoints()
-        emit.secret = ep.api_key
-        transport = self._sync(ep)
-        body = flows.drive_sync(self._body(ep, data, parameters, True, None), transport, cancel)
-        from aix_jupyter.core.transport import Call, Cancelled
-
-        call = Call("POST", self._run_url(ep, True), json_body=body, what="stream")
-        try:
-            opened = transport.open_stream(call, cancel)
-        except Cancelled:
-            return streaming.ModelResponseStreamer(
-                payloads=iter(()),
-                on_event=on_event,
-                model_id=self.id,
-                started=emit.start,
-                cancel=_set_event(),
-            )
-        except RequestError as exc:
-            return self._failed_stream(on_event, emit, str(exc))
-        emit("submitted")
-        return self._streamer(opened, emit, on_event, cancel, ep, transport)
-
-    def _failed_stream(self, on_event: EventHook | None, emit: Any, message: str) -> Any:
-        from aix_jupyter.core import protocol, streaming
-
-        return streaming.ModelResponseStreamer(
-            payloads=iter(()),
-            on_event=on_event,
-            model_id=self.id,
-            started=emit.start,
-            failure=protocol.failed(message),
+        emit = flows.Emitter(on_event, self.id)
+        flow = flows.run_flow(
+            self._run_url(ep, False),
+            request,
+            ep.backend_url,
+            timeout=0,
+            wait_time=0.5,
+            max_wait=DEFAULT_MAX_WAIT,
+            emit=emit,
+            poll=False,
         )
+        return Plan(flow, ep)
 
-    def _streamer(
-        self,
-        opened: Any,
-        emit: Any,
-        on_event: EventHook | None,
-        cancel: threading.Event | None,
-        ep: Endpoints,
-        transport: Any,
-    ) -> Any:
-        from aix_jupyter.core import flows, protocol, streaming
+    run_async = sync_api(_run_async)
+    arun_async = async_api(_run_async, "arun_async")
 
-        response, raw = opened
-        kind = raw.header("content-type") or ""
-        common: dict[str, Any] = {
-            "on_event": on_event,
-            "model_id": self.id,
-            "started": emit.start,
-            "cancel": cancel,
-        }
-        if not 200 <= raw.status_code < 300:
-            content = transport.read_rest(response)
-            response.close()
-            failure = protocol.http_failure(protocol.RawReply(raw.status_code, raw.headers, content))
-            flows.scrub(failure, ep.api_key)
-            return streaming.ModelResponseStreamer(payloads=iter(()), failure=failure, **common)
-        if "text/event-stream" not in kind:
-            content = transport.read_rest(response)
-            response.close()
-            result = protocol.map_run_reply(protocol.RawReply(raw.status_code, raw.headers, content))
-            if result.status is ResponseStatus.IN_PROGRESS and result.url:
-                self._check_poll_url(ep, result.url)
-                schedule = PollSchedule(0.5, 300, DEFAULT_MAX_WAIT)
-                quiet = flows.Emitter(None, self.id)
-                result = flows.drive_sync(
-                    flows.poll_flow(result.url, schedule, quiet, 300), transport, cancel
-                )
-            return streaming.ModelResponseStreamer(payloads=iter([_whole(result)]), **common)
-        source = transport.iter_payloads(response)
-        if cancel is not None:
-            source = streaming.pumped(source, cancel, response.close)
-        return streaming.ModelResponseStreamer(payloads=source, closer=response.close, **common)
+    def _poll(self, poll_url: str, name: str = "model_process") -> Plan[ModelResponse]:
+        """Poll a job once: IN_PROGRESS while it runs, then its final response.
 
-    # -- platform operations --------------------------------------------------------------------
-    def delete(self) -> None:
-        """Delete this model on the server; only HTTP 200 is success."""
-        _check_deleted(self._drive(self._delete_flow()))
+        ``poll_url`` must be on the run or backend host (else UnsafePollURLError: the key stays home).
+        """
+        return Plan(flows.poll_once_flow(poll_url), self._checked_poll_url(poll_url))
 
-    def check_finetune_status(self, after_epoch: float | None = None) -> Any:
-        """``FinetuneStatus`` of this model's fine-tune job (raises RequestError on failure)."""
-        from aix_jupyter.core.finetune import finetune_status_from_logs
+    poll = sync_api(_poll)
+    apoll = async_api(_poll, "apoll")
 
-        return finetune_status_from_logs(self._drive(self._finetune_flow()), after_epoch)
-
-    # -- async twins ----------------------------------------------------------------------------
-    async def arun(
-        self,
-        data: Any,
-        name: str = "model_process",
-        timeout: float = 300,
-        parameters: Mapping[str, Any] | None = None,
-        wait_time: float = 0.5,
-        stream: bool = False,
-        *,
-        on_event: EventHook | None = None,
-        cancel: threading.Event | None = None,
-        max_wait: float = DEFAULT_MAX_WAIT,
-    ) -> Any:
-        start = time.monotonic()
-        if stream:
-            return await self.arun_stream(data, parameters, on_event=on_event, cancel=cancel)
-        plan = self._run_flow(data, parameters, timeout, wait_time, max_wait, on_event, start)
-        return await self._adrive(plan, cancel, shared_client_for=plan[1].run_url)
-
-    async def arun_async(
-        self,
-        data: Any,
-        name: str = "model_process",
-        parameters: Mapping[str, Any] | None = None,
-        *,
-        on_event: EventHook | None = None,
-    ) -> ModelResponse:
-        return await self._adrive(self._run_async_flow(data, parameters, on_event))
-
-    async def apoll(self, poll_url: str, name: str = "model_process") -> ModelResponse:
-        return await self._adrive(self._poll_flow(poll_url))
-
-    async def async_poll(
+    def _sync_poll(
         self,
         poll_url: str,
         name: str = "model_process",
@@ -618,89 +399,92 @@ class Model:
         on_event: EventHook | None = None,
         cancel: threading.Event | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
-    ) -> ModelResponse:
-        """The async twin of ``sync_poll``."""
-        start = time.monotonic()
-        plan = self._sync_poll_flow(poll_url, wait_time, timeout, max_wait, on_event, start)
-        return await self._adrive(plan, cancel, shared_client_for=poll_url)
+    ) -> Plan[ModelResponse]:
+        """Poll a job until it ends; returns within ``timeout`` + 0.5 s (FAILED, resumable, if not done).
 
-    async def acancel_run(self, poll_url: str) -> bool:
-        return bool(await self._adrive(self._cancel_flow(poll_url)))
+        The poll schedule, events and cancellation are those of ``run``.
+        """
+        schedule = PollSchedule(wait_time, timeout, max_wait, start=time.monotonic())
+        emit = flows.Emitter(on_event, self.id, schedule.start)
+        ep = self._checked_poll_url(poll_url)
+        return Plan(flows.poll_flow(poll_url, schedule, emit, timeout), ep, cancel)
 
-    async def arun_stream(
+    sync_poll = sync_api(_sync_poll)
+    async_poll = async_api(_sync_poll, "async_poll")
+
+    def _cancel_run(self, poll_url: str) -> Plan[bool]:
+        """Ask the server to cancel a job (``DELETE <poll url>``); True when it says it did."""
+        flow = flows.cancel_flow(poll_url, budget=None)
+        return Plan(flow, self._checked_poll_url(poll_url), finish=lambda done, _: bool(done))
+
+    cancel_run = sync_api(_cancel_run)
+    acancel_run = async_api(_cancel_run, "acancel_run")
+
+    def _run_stream(
         self,
         data: Any,
         parameters: Mapping[str, Any] | None = None,
         *,
+        timeout: float = 300,
         on_event: EventHook | None = None,
         cancel: threading.Event | None = None,
-    ) -> Any:
-        """The async twin of ``run_stream``: ``async for chunk in await model.arun_stream(...)``."""
-        from aix_jupyter.core import flows, protocol, streaming
-        from aix_jupyter.core.transport import AsyncTransport, Call, Cancelled, async_client
+        max_wait: float = DEFAULT_MAX_WAIT,
+    ) -> Plan[ModelResponseStreamer]:
+        """Run with a streamed reply: a ``ModelResponseStreamer`` of the chunks as they come.
 
+        The stream ends within ``timeout`` + 0.5 s of the call (FAILED, "did not end within", if the
+        server is slower), and ends its connection when it ends. A server that answers without
+        streaming gives one chunk of the whole text (a job it starts is polled). ``cancel`` ends
+        the stream; ``on_event`` receives a ``chunk`` event per chunk.
+        """
         self._check_streaming()
-        emit = flows.Emitter(on_event, self.id)
+        request = protocol.run_request(self.model_params, data, parameters, stream=True)
         ep = self.endpoints()
-        emit.secret = ep.api_key
-        client = async_client(ep.run_url)
-        transport = AsyncTransport(ep, client)
+        emit = flows.Emitter(on_event, self.id)
+        url = self._run_url(ep, True)
+        flow = flows.stream_flow(url, request, ep.backend_url, timeout=timeout, max_wait=max_wait, emit=emit)
+        deadline = emit.start + timeout
         common: dict[str, Any] = {
             "on_event": on_event,
             "model_id": self.id,
             "started": emit.start,
             "cancel": cancel,
+            "secret": ep.api_key,
+            "timeout": timeout,
         }
-        try:
-            body = await flows.drive_async(self._body(ep, data, parameters, True, None), transport, cancel)
-            call = Call("POST", self._run_url(ep, True), json_body=body, what="stream")
-            response, raw = await transport.open_stream(call, cancel)
-        except Cancelled:
-            await client.aclose()
-            return streaming.ModelResponseStreamer(payloads=iter(()), **{**common, "cancel": _set_event()})
-        except RequestError as exc:
-            await client.aclose()
-            return streaming.ModelResponseStreamer(
-                payloads=iter(()), failure=protocol.failed(str(exc)), **common
-            )
-        except BaseException:
-            await client.aclose()
-            raise
-        emit("submitted")
 
-        async def close() -> None:
-            await response.aclose()
-            await client.aclose()
+        def finish(outcome: Any, transport: Any) -> ModelResponseStreamer:
+            if isinstance(outcome, Opened):
+                return ModelResponseStreamer(payloads=transport.events(outcome, deadline, cancel), **common)
+            return ModelResponseStreamer.of(outcome, **common)
 
-        kind = raw.header("content-type") or ""
-        if not 200 <= raw.status_code < 300 or "text/event-stream" not in kind:
-            content = await response.aread()
-            await close()
-            reply = protocol.RawReply(raw.status_code, raw.headers, content)
-            if not 200 <= raw.status_code < 300:
-                return streaming.ModelResponseStreamer(
-                    payloads=iter(()), failure=protocol.http_failure(reply), **common
-                )
-            result = protocol.map_run_reply(reply)
-            if result.status is ResponseStatus.IN_PROGRESS and result.url:
-                result = await self.async_poll(result.url, cancel=cancel)
-            return streaming.ModelResponseStreamer(apayloads=_aiter_once(_whole(result)), **common)
-        source = transport.aiter_payloads(response)
-        return streaming.ModelResponseStreamer(apayloads=source, aclose=close, **common)
+        return Plan(flow, ep, cancel, finish)
 
-    async def adelete(self) -> None:
-        _check_deleted(await self._adrive(self._delete_flow()))
+    run_stream = sync_api(_run_stream)
+    arun_stream = async_api(_run_stream, "arun_stream")
 
-    async def acheck_finetune_status(self, after_epoch: float | None = None) -> Any:
-        from aix_jupyter.core.finetune import finetune_status_from_logs
+    def _delete(self) -> Plan[None]:
+        """Delete this model on the server; raises RequestError unless it answers HTTP 200."""
+        ep = self.endpoints()
+        url = f"{ep.backend_url}/{protocol.model_path(self.id)}"
+        flow = flows.status_flow(Call("DELETE", url, auth="backend", what="delete"))
+        return Plan(flow, ep, finish=lambda reply, _: _check_deleted(reply))
 
-        return finetune_status_from_logs(await self._adrive(self._finetune_flow()), after_epoch)
+    delete = sync_api(_delete)
+    adelete = async_api(_delete, "adelete")
 
+    def _check_finetune_status(self, after_epoch: float | None = None) -> Plan[FinetuneStatus]:
+        """The ``FinetuneStatus`` of this model's fine-tune job: the first epoch after
+        ``after_epoch`` (the last epoch when None); raises RequestError when it cannot be had."""
+        ep = self.endpoints()
+        url = f"{ep.backend_url}/sdk/finetune/{quote(self.id, safe='')}/ml-logs"
+        flow = flows.json_flow(
+            Call("GET", url, auth="backend", what="fine-tune status"), "Check FineTune status"
+        )
+        return Plan(flow, ep, finish=lambda body, _: finetune_status_from_logs(body, after_epoch))
 
-def _finetune_url(ep: Endpoints, model_id: str) -> str:
-    from urllib.parse import quote
-
-    return f"{ep.backend_url}/sdk/finetune/{quote(model_id, safe='')}/ml-logs"
+    check_finetune_status = sync_api(_check_finetune_status)
+    acheck_finetune_status = async_api(_check_finetune_status, "acheck_finetune_status")
 
 
 def _check_deleted(reply: Any) -> None:
@@ -709,22 +493,3 @@ def _check_deleted(reply: Any) -> None:
             "Model Deletion Error: Make sure the model exists and you are the owner "
             f"(HTTP {reply.status_code})."
         )
-
-
-def _set_event() -> threading.Event:
-    event = threading.Event()
-    event.set()
-    return event
-
-
-def _whole(result: ModelResponse) -> list[bytes]:
-    """A finished non-streamed result as stream payloads (one chunk, then the end or the error)."""
-    if result.status is ResponseStatus.SUCCESS:
-        return [json.dumps({"data": result.data}, default=str).encode(), b"[DONE]"]
-    return [
-        json.dumps({"error_message": result.error_message or "the run failed", "status": "FAILED"}).encode()
-    ]
-
-
-async def _aiter_once(batch: list[bytes]) -> Any:
-    yield batch

@@ -32,21 +32,86 @@ WIRE_KEYS = frozenset({"options"})  # request keys of the wire itself, not model
 # Raw replies (what the transport hands to the mapping functions)
 
 
+REDACTED = "***"
+
+
+def _secret_forms(secret: str) -> list[bytes]:
+    """The byte forms under which ``secret`` can appear in a reply (raw, and as JSON would escape it)."""
+    forms = [secret.encode("utf-8")]
+    escaped = json.dumps(secret)[1:-1].encode("ascii")
+    if escaped != forms[0]:
+        forms.append(escaped)
+    return forms
+
+
+def scrub_bytes(data: bytes, secret: str | None) -> bytes:
+    """``data`` with every occurrence of ``secret`` replaced by ``***``."""
+    if secret:
+        for form in _secret_forms(secret):
+            if form in data:
+                data = data.replace(form, REDACTED.encode())
+    return data
+
+
+def scrub_value(value: Any, secret: str | None) -> Any:
+    """A decoded JSON value with ``secret`` replaced by ``***`` in every string (keys too), iteratively."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED) if secret in value else value
+    if not isinstance(value, dict | list):
+        return value
+    root: list[Any] = [value]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, item in items:
+            if isinstance(item, str) and secret in item:
+                node[key] = item.replace(secret, REDACTED)
+            elif isinstance(item, dict | list):
+                stack.append(item)
+            if isinstance(key, str) and secret in key:
+                node[key.replace(secret, REDACTED)] = node.pop(key)
+    return root[0]
+
+
 @dataclass(frozen=True)
 class RawReply:
-    """One HTTP answer: status code, lower-cased headers, body bytes."""
+    """One HTTP answer: status code, lower-cased headers, body bytes.
+
+    Built with the API key as ``secret``, the reply holds no trace of it: the key is replaced by
+    ``***`` in the body and the headers here, and in every string the body decodes to (``json``),
+    so nothing mapped from a reply -- response fields, messages, events -- can carry it.
+    """
 
     status_code: int
     headers: Mapping[str, str] = field(default_factory=dict)
     content: bytes = b""
     elapsed: float = 0.0
+    secret: str | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.secret:
+            object.__setattr__(self, "content", scrub_bytes(self.content, self.secret))
+            headers = {k: v.replace(self.secret, REDACTED) for k, v in self.headers.items()}
+            object.__setattr__(self, "headers", headers)
 
     def json(self) -> Any:
-        """The decoded JSON body, or raise ValueError."""
-        return json.loads(self.content)
+        """The decoded JSON body, or raise ValueError (also for JSON nested too deeply to decode)."""
+        try:
+            value = json.loads(self.content)
+        except RecursionError:
+            raise ValueError(TOO_DEEP) from None
+        if self.secret and b"\\" in self.content:  # an escape may spell the key in other bytes
+            value = scrub_value(value, self.secret)
+        return value
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+TOO_DEEP = "JSON nested too deeply to decode"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,15 +212,6 @@ def local_files(data: Any) -> list[str]:
     return [path] if path else []
 
 
-def replace_files(data: Any, links: Mapping[str, str]) -> Any:
-    """A copy of ``data`` with each uploaded local path replaced by its link."""
-    if isinstance(data, Mapping):
-        return {k: links.get(v, v) if isinstance(v, str) else v for k, v in data.items()}
-    if isinstance(data, str):
-        return links.get(data, data)
-    return data
-
-
 def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check ``parameters`` against a ``ModelParameters`` schema; return the checked values.
 
@@ -176,6 +232,31 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
     out.update({k: checked[k] for k in given})
     out.update({k: v for k, v in (parameters or {}).items() if k in WIRE_KEYS})
     return out
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run's request, checked and built before anything is sent: its body, and the local files
+    it names (uploaded first, their links then replacing the paths in the body)."""
+
+    body: dict[str, Any]
+    files: tuple[str, ...] = ()
+
+    def body_with(self, links: Mapping[str, str]) -> dict[str, Any]:
+        """The body with each uploaded file's path replaced by its link."""
+        if not links:
+            return self.body
+        return {k: links.get(v, v) if isinstance(v, str) else v for k, v in self.body.items()}
+
+
+def run_request(
+    schema: Any, data: Any, parameters: Mapping[str, Any] | None, stream: bool = False
+) -> RunRequest:
+    """THE request builder of a run: parameters checked against ``schema`` (``validate_parameters``),
+    the body built (``build_payload``: anything JSON cannot carry raises here, so nothing is sent
+    on bad input), and the local files ``data`` names."""
+    checked = validate_parameters(schema, data, parameters)
+    return RunRequest(build_payload(data, checked, stream), tuple(local_files(data)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +331,9 @@ def _decode(reply: RawReply) -> dict[str, Any] | ModelResponse:
     """The JSON object of a 2xx reply, or the FAILED response that says why there is none."""
     try:
         body = reply.json()
-    except ValueError:
+    except ValueError as exc:
+        if str(exc) == TOO_DEEP:
+            return failed(f"The server answered HTTP {reply.status_code} with {TOO_DEEP}.")
         kind = reply.header("content-type") or "no content type"
         return failed(f"The server answered HTTP {reply.status_code} with a body that is not JSON ({kind}).")
     if not isinstance(body, dict):
@@ -296,13 +379,9 @@ def response_from_body(body: Mapping[str, Any], status: ResponseStatus, **overri
     return response
 
 
-def map_run_reply(reply: RawReply) -> ModelResponse:
-    """The reply to a run POST (v1 or v2) as a ModelResponse.
-
-    IN_PROGRESS (with ``url`` = the poll URL), SUCCESS, or FAILED with a one-line message.
-    A 2xx reply without ``status`` is IN_PROGRESS with ``data`` as the poll URL; IN_PROGRESS
-    without a poll URL, an unknown status, and a reply carrying ``error_code`` are FAILED.
-    """
+def _reply_body(reply: RawReply) -> dict[str, Any] | ModelResponse:
+    """The JSON object of a reply, or the FAILED response it already is (HTTP error, not a JSON
+    object, an ``error_code``)."""
     if not 200 <= reply.status_code < 300:
         return http_failure(reply)
     body = _decode(reply)
@@ -310,12 +389,29 @@ def map_run_reply(reply: RawReply) -> ModelResponse:
         return body
     if _has_error_code(body):
         return response_from_body(body, ResponseStatus.FAILED, completed=True)
+    return body
+
+
+def map_run_reply(reply: RawReply) -> ModelResponse:
+    """The reply to a run POST (v1 or v2) as a ModelResponse.
+
+    IN_PROGRESS (with ``url`` = the poll URL), SUCCESS, or FAILED with a one-line message.
+    A 2xx reply without ``status`` is IN_PROGRESS with ``data`` as the poll URL; IN_PROGRESS
+    without a poll URL, an unknown status, and a reply carrying ``error_code`` are FAILED.
+    """
+    body = _reply_body(reply)
+    if isinstance(body, ModelResponse):
+        return body
     raw = body.get("status", ResponseStatus.IN_PROGRESS.value)
     status = _parse_status(raw)
     if status is None:
         return failed(f"The server answered with an unknown status {raw!r}.", **_extras(body))
     if status is ResponseStatus.IN_PROGRESS:
         poll_url = body.get("data")
+        if isinstance(poll_url, str) and any(ord(c) < 33 or ord(c) == 127 for c in poll_url):
+            return failed(
+                f"The server gave a poll URL with white space or control characters: {poll_url[:80]!r}."
+            )
         if isinstance(poll_url, str) and poll_url.startswith(("http://", "https://")):
             extra = {k: v for k, v in body.items() if k not in ("status", "data", "completed", "url")}
             return ModelResponse(status=status, completed=False, url=poll_url, **extra)
@@ -341,13 +437,9 @@ def map_poll_reply(reply: RawReply) -> ModelResponse:
     A body with neither ``completed`` nor a valid status, or with an unknown status, is FAILED
     (completed), so a poll loop ends instead of hanging.
     """
-    if not 200 <= reply.status_code < 300:
-        return http_failure(reply)
-    body = _decode(reply)
+    body = _reply_body(reply)
     if isinstance(body, ModelResponse):
         return body
-    if _has_error_code(body):
-        return response_from_body(body, ResponseStatus.FAILED, completed=True)
     raw = body.get("status")
     status = _parse_status(raw)
     if raw is not None and status is None:

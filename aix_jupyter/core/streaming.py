@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import collections
 import json
-import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import EventHook, RunEvent
+from aix_jupyter.core.protocol import NO_RESPONSE, REDACTED, one_line, scrub_bytes, scrub_value
 from aix_jupyter.core.response import ModelResponse
 
 DONE = b"[DONE]"
@@ -31,24 +31,44 @@ _loads = json.loads
 
 
 class SSEDecoder:
-    """Incremental SSE decoder: ``feed(bytes)`` returns the ``data`` payloads of complete events."""
+    """Incremental SSE decoder: ``feed(bytes)`` returns the ``data`` payloads of complete events.
 
-    __slots__ = ("_buf",)
+    Linear in what it is fed: each read is searched once, and an unfinished event is kept in a
+    growing ``bytearray``; an event longer than ``max_event`` bytes fails the stream with an
+    AixError that says so. With ``secret``, the payloads have it replaced by ``***``.
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""
+    __slots__ = ("_buf", "_cr", "_secret", "max_event")
+
+    def __init__(self, secret: str | None = None, *, max_event: int | None = None) -> None:
+        self._buf = bytearray()
+        self._cr = False  # the last read ended with CR: the next may start with its LF
+        self._secret = secret
+        self.max_event = max_event
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            hold = buf.endswith(b"\r")  # a CRLF may be split across two reads
-            if hold:
-                buf = buf[:-1]
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if hold:
-                buf += b"\r"
-        parts = buf.split(b"\n\n")
-        self._buf = parts.pop()
+        if self._cr:
+            chunk, self._cr = b"\r" + chunk, False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                chunk, self._cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf
+        if buf:
+            start = len(buf) - 1  # a separator may straddle the two reads
+            buf += chunk
+            end = buf.rfind(b"\n\n", start)
+            if end < 0:
+                return self._check()
+            parts = bytes(buf[:end]).split(b"\n\n")
+            del buf[: end + 2]
+            self._check()
+        else:
+            parts = chunk.split(b"\n\n")  # one pass over this read only
+            rest = parts.pop()
+            if rest:  # the start of the next event
+                buf += rest
+                self._check()
         out: list[bytes] = []
         append = out.append
         for part in parts:
@@ -58,15 +78,28 @@ class SSEDecoder:
             payload = _event_data(part)
             if payload is not None:
                 append(payload)
-        return out
+        return self._scrubbed(out) if self._secret else out
+
+    def _check(self) -> list[bytes]:
+        if self.max_event is not None and len(self._buf) > self.max_event:
+            size = len(self._buf)
+            self._buf = bytearray()
+            raise AixError(
+                f"the stream sent an event (or line) longer than {self.max_event} bytes ({size} so far "
+                "without an end); raise AIX_MAX_EVENT_BYTES if this is expected"
+            )
+        return []
+
+    def _scrubbed(self, payloads: list[bytes]) -> list[bytes]:
+        return [scrub_bytes(p, self._secret) for p in payloads]
 
     def flush(self) -> list[bytes]:
         """Payload of a final event not followed by a blank line (stream closed early)."""
-        rest, self._buf = self._buf.rstrip(b"\r"), b""
+        rest, self._buf, self._cr = bytes(self._buf), bytearray(), False
         if not rest.strip():
             return []
         payload = _event_data(rest.strip(b"\n"))
-        return [payload] if payload is not None else []
+        return self._scrubbed([payload]) if payload is not None else []
 
 
 def _event_data(part: bytes) -> bytes | None:
@@ -94,7 +127,7 @@ def parse_payload(payload: bytes) -> tuple[int, Any]:
         return END, None
     try:
         value = _loads(payload.decode("utf-8", "replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or nested too deeply to decode): plain text
         return CHUNK, payload.decode("utf-8", "replace")
     if isinstance(value, dict):
         if "data" in value:
@@ -144,30 +177,31 @@ class ModelResponseStreamer:
 
     Each chunk is ``ModelResponse(status=IN_PROGRESS, data=<chunk text>)``; the stream ends with
     one terminal response: SUCCESS (``completed=True``, ``data=""``) after ``[DONE]``, or FAILED
-    with a one-line ``error_message`` (HTTP error, stream closed before ``[DONE]``, cancelled).
-    ``.status`` follows along; ``.text`` is the whole text so far (all of it once done).
+    with a one-line ``error_message`` (HTTP error, stream closed before ``[DONE]``, timed out,
+    cancelled). ``.status`` follows along; ``.text`` is the whole text so far (all of it once done).
 
-    ``ModelResponseStreamer(lines)`` accepts an iterator of SSE lines, like the SDK's.
+    ``ModelResponseStreamer(lines)`` accepts an iterator of SSE lines, like the SDK's. A stream from
+    ``run_stream`` is read with ``for``, one from ``arun_stream`` with ``async for``; both end
+    their connection when they end, on ``close()`` / ``aclose()``, or at the run's deadline.
     """
 
     def __init__(
         self,
         iterator: Iterable[str] | None = None,
         *,
-        payloads: Iterator[list[bytes]] | None = None,
-        apayloads: AsyncIterator[list[bytes]] | None = None,
+        payloads: Iterator[list[bytes]] | AsyncIterator[list[bytes]] | None = None,
         on_event: EventHook | None = None,
         model_id: str = "",
         started: float | None = None,
-        closer: Callable[[], None] | None = None,
-        aclose: Callable[[], Any] | None = None,
         failure: ModelResponse | None = None,
         cancel: threading.Event | None = None,
+        secret: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         if iterator is not None and payloads is None:
             payloads = _lines_to_payloads(iterator)
         self._payloads = payloads
-        self._apayloads = apayloads
+        self._is_async = payloads is not None and hasattr(payloads, "__anext__")
         self._pending: collections.deque[bytes] = collections.deque()
         self.status = ResponseStatus.IN_PROGRESS
         self.error_message = ""
@@ -175,20 +209,30 @@ class ModelResponseStreamer:
         self._on_event = on_event
         self._model_id = model_id
         self._started = time.monotonic() if started is None else started
-        self._closer = closer
-        self._aclose = aclose
         self._cancel = cancel
+        self._secret = secret
+        self._timeout = timeout
         self._final: ModelResponse | None = failure
         self._finished = False
         # the hot path applies while nothing special can happen between two chunks
         self._plain = failure is None and cancel is None
         self.chunks = 0
 
+    @classmethod
+    def of(cls, outcome: Any, **kw: Any) -> ModelResponseStreamer:
+        """The stream of a run that did not stream: its whole result as one chunk, or its failure."""
+        if outcome.status is ResponseStatus.SUCCESS:
+            streamer = cls(**kw)
+            streamer._pending.extend(_whole(outcome))
+            return streamer
+        return cls(failure=outcome, **kw)
+
     # -- state ----------------------------------------------------------------------------------
     @property
     def text(self) -> str:
         """The text received so far (the whole text once the stream is done)."""
-        return "".join(self._parts)
+        text = "".join(self._parts)
+        return text.replace(self._secret, REDACTED) if self._secret and self._secret in text else text
 
     @property
     def done(self) -> bool:
@@ -213,15 +257,19 @@ class ModelResponseStreamer:
             self._emit("failed", response=response, message=response.error_message)
         return response
 
+    def _fail(self, message: str, completed: bool = True) -> ModelResponse:
+        failure = ModelResponse(status=ResponseStatus.FAILED, completed=completed, error_message=message)
+        return self._end(failure)
+
     def _handle(self, payload: bytes) -> ModelResponse:
         value = _fast_text(payload)
         if value is None:
             kind, value = parse_payload(payload)
+            value = scrub_value(value, self._secret)  # an escape may spell the key in other bytes
             if kind == END:
                 return self._end(ModelResponse(status=ResponseStatus.SUCCESS, data="", completed=True))
             if kind == ERROR:
-                failure = ModelResponse(status=ResponseStatus.FAILED, completed=True, error_message=value)
-                return self._end(failure)
+                return self._fail(value)
             if value.__class__ is not str:
                 value = _as_text(value)
         self._parts.append(value)
@@ -230,19 +278,41 @@ class ModelResponseStreamer:
             self._emit("chunk", chunk=value, polls=self.chunks)
         return ModelResponse.chunk(value)
 
-    def _eof(self) -> ModelResponse:
-        return self._end(
-            ModelResponse(
-                status=ResponseStatus.FAILED,
-                completed=True,
-                error_message="The stream ended before [DONE]: the server closed the connection early.",
-            )
-        )
+    def _ready(self) -> ModelResponse | None:
+        """The next response when it is due without reading (``STOP`` once done), else None."""
+        if self._finished:
+            return STOP
+        if self._cancel is not None and self._cancel.is_set():
+            return self._fail(CANCELLED)
+        if self._final is not None:
+            final, self._final = self._final, None
+            return self._end(final)
+        if self._pending:
+            return self._handle(self._pending.popleft())
+        if self._payloads is None:
+            return self._fail(EARLY_EOF)
+        return None
 
-    def _cancelled(self) -> ModelResponse:
-        return self._end(
-            ModelResponse(status=ResponseStatus.FAILED, completed=True, error_message="Run cancelled.")
-        )
+    def _read_failed(self, exc: BaseException) -> ModelResponse:
+        """The terminal response for what reading the next batch raised (or re-raise it)."""
+        from aix_jupyter.core.transport import Cancelled, DeadlineExceeded
+
+        if isinstance(exc, StopIteration | StopAsyncIteration):
+            return self._fail(EARLY_EOF)
+        if isinstance(exc, Cancelled):
+            return self._fail(CANCELLED)
+        if isinstance(exc, DeadlineExceeded):
+            return self._fail(f"{NO_RESPONSE} (the stream did not end within {self._timeout:g} s)", False)
+        if isinstance(exc, AixError):
+            return self._fail(one_line(str(exc)))
+        self._finished, self._plain = True, False
+        self.close()
+        raise exc
+
+    def _wrong_iteration(self, sync: bool) -> None:
+        if self._payloads is not None and self._is_async == sync:
+            opened, loop = ("arun_stream", "'async for'") if sync else ("run_stream", "'for'")
+            raise AixError(f"this stream was opened with {opened}: iterate it with {loop}")
 
     # -- sync iteration -------------------------------------------------------------------------
     def __iter__(self) -> ModelResponseStreamer:
@@ -265,41 +335,24 @@ class ModelResponseStreamer:
                         self._emit("chunk", chunk=text, polls=self.chunks)
                     return ModelResponse.chunk(text)
             return self._handle(payload)
-        return self._next_slow()
-
-    def _next_slow(self) -> ModelResponse:
-        if self._cancel is not None and self._cancel.is_set() and not self._finished:
-            return self._cancelled()
-        if self._finished:
-            raise StopIteration
-        if self._final is not None:
-            final, self._final = self._final, None
-            return self._end(final)
-        pending = self._pending
-        while not pending:
-            if self._cancel is not None and self._cancel.is_set():
-                return self._cancelled()
-            if self._payloads is None:
-                if self._apayloads is not None:
-                    raise AixError("this stream was opened with arun_stream: iterate it with 'async for'")
-                return self._eof()
+        self._wrong_iteration(sync=True)
+        while (ready := self._ready()) is None:
             try:
-                batch = next(self._payloads)
-            except StopIteration:
-                return self._eof()
-            except _CancelledRead:
-                return self._cancelled()
-            except AixError as exc:
-                return self._end(
-                    ModelResponse(status=ResponseStatus.FAILED, completed=True, error_message=str(exc))
-                )
-            pending.extend(batch)
-        return self._handle(pending.popleft())
+                self._pending.extend(next(self._payloads))  # type: ignore[arg-type]
+            except BaseException as exc:
+                return self._read_failed(exc)
+        if ready is STOP:
+            raise StopIteration
+        return ready
 
     def close(self) -> None:
-        closer, self._closer = self._closer, None
-        if closer is not None:
-            closer()
+        """End the stream now: its connection is closed (a sync stream's; see ``aclose``)."""
+        source = self._payloads
+        if source is not None and not self._is_async:
+            self._payloads = None
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
     def __enter__(self) -> ModelResponseStreamer:
         return self
@@ -312,40 +365,24 @@ class ModelResponseStreamer:
         return self
 
     async def __anext__(self) -> ModelResponse:
-        if self._cancel is not None and self._cancel.is_set() and not self._finished:
-            return self._cancelled()
-        if self._finished:
+        self._wrong_iteration(sync=False)
+        while (ready := self._ready()) is None:
+            try:
+                self._pending.extend(await self._payloads.__anext__())  # type: ignore[union-attr]
+            except BaseException as exc:
+                return self._read_failed(exc)
+        if ready is STOP:
             await self.aclose()
             raise StopAsyncIteration
-        if self._final is not None:
-            final, self._final = self._final, None
-            return self._end(final)
-        pending = self._pending
-        while not pending:
-            if self._cancel is not None and self._cancel.is_set():
-                return self._cancelled()
-            if self._apayloads is None:
-                if self._payloads is not None:
-                    raise AixError("this stream was opened with run_stream: iterate it with 'for'")
-                return self._eof()
-            try:
-                batch = await self._apayloads.__anext__()
-            except StopAsyncIteration:
-                return self._eof()
-            except _CancelledRead:
-                return self._cancelled()
-            except AixError as exc:
-                return self._end(
-                    ModelResponse(status=ResponseStatus.FAILED, completed=True, error_message=str(exc))
-                )
-            pending.extend(batch)
-        return self._handle(pending.popleft())
+        return ready
 
     async def aclose(self) -> None:
+        """End the stream now and close its connection (either kind of stream)."""
+        source = self._payloads
+        if source is not None and self._is_async:
+            self._payloads = None
+            await source.aclose()  # type: ignore[union-attr]
         self.close()
-        closer, self._aclose = self._aclose, None
-        if closer is not None:
-            await closer()
 
     async def __aenter__(self) -> ModelResponseStreamer:
         return self
@@ -357,14 +394,20 @@ class ModelResponseStreamer:
         return f"ModelResponseStreamer(status={self.status}, chunks={self.chunks})"
 
 
+STOP: Any = ModelResponse.chunk("")  # the marker _ready returns once the stream is done
+CANCELLED = "Run cancelled."
+EARLY_EOF = "The stream ended before [DONE]: the server closed the connection early."
+
+
+def _whole(result: ModelResponse) -> list[bytes]:
+    """A finished non-streamed result as stream payloads (one chunk, then the end)."""
+    return [json.dumps({"data": result.data}, default=str).encode(), b"[DONE]"]
+
+
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
     return json.dumps(value) if isinstance(value, list | dict) else str(value)
-
-
-class _CancelledRead(Exception):
-    """Raised by a payload source when the caller's cancel event was set."""
 
 
 def _lines_to_payloads(lines: Iterable[str | bytes]) -> Iterator[list[bytes]]:
@@ -387,50 +430,3 @@ def decode_stream(raw_chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
     rest = decoder.flush()
     if rest:
         yield rest
-
-
-async def adecode_stream(raw_chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    decoder = SSEDecoder()
-    async for raw in raw_chunks:
-        out = decoder.feed(raw)
-        if out:
-            yield out
-    rest = decoder.flush()
-    if rest:
-        yield rest
-
-
-_EOF = object()
-
-
-def pumped(
-    source: Iterator[list[bytes]], cancel: threading.Event, on_abandon: Callable[[], None]
-) -> Iterator[list[bytes]]:
-    """Read ``source`` in a daemon thread so that a ``cancel`` set elsewhere ends the wait at once."""
-    box: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    def pump() -> None:
-        try:
-            for batch in source:
-                box.put(batch)
-                if cancel.is_set():
-                    break
-        except BaseException as exc:  # handed to the consumer, who re-raises it
-            box.put(exc)
-        finally:
-            box.put(_EOF)
-
-    threading.Thread(target=pump, name="aix-stream", daemon=True).start()
-    while True:
-        try:
-            item = box.get(timeout=0.05)
-        except queue.Empty:
-            if cancel.is_set():
-                on_abandon()
-                raise _CancelledRead() from None
-            continue
-        if item is _EOF:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item

@@ -1,10 +1,18 @@
 """HTTP for the client core: httpx underneath, deadlines, retries, and where the key may go.
 
-Two thin I/O shells (``SyncTransport``, ``AsyncTransport``) around one pure retry policy
-(``retry_delay``). Both return ``RawReply`` objects that the pure mapping functions in
-``protocol`` turn into responses.
+Two thin I/O shells (``SyncTransport``, ``AsyncTransport``) with the same operations (``attempt``:
+one request and its whole reply; ``open`` / ``read_rest`` / ``events``: a streamed reply;
+``sleep``), driven by the flows, which hold the retry policy (``Retries``). Both return
+``RawReply`` objects that the pure mapping functions in ``protocol`` turn into responses.
 
-Deadlines. Every request has connect and read timeouts. On top of that, a request made on
+Limits. A reply body is read up to ``AIX_MAX_REPLY_BYTES`` (default 32 MiB; a larger one, or a
+``Content-Length`` announcing one, is a ``ReplyTooLarge`` failure, which the flows turn into a
+FAILED response that says so); a stream counts all its bytes against the same cap, and one event
+may not exceed ``AIX_MAX_EVENT_BYTES`` (default 1 MiB). When a call returns, its I/O is over: a
+request abandoned at its deadline or on cancel has its socket shut down at once (and its worker
+ends with it), so a server that keeps sending cannot make the client read on in the background.
+
+Deadlines. Every request (streams included) has connect and read timeouts. On top of that, a request made on
 behalf of a run carries the run's deadline: the sync transport performs the request in a
 short-lived daemon worker thread and waits for it in the caller's thread in slices, so the
 caller gets control back at the deadline, at once when a ``cancel`` event is set from another
@@ -36,17 +44,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
 import queue
 import random
+import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aix_jupyter.core.config import Endpoints, origin
-from aix_jupyter.core.errors import RequestError, UnsafePollURLError
+from aix_jupyter.core.errors import AixError, ConfigurationError, RequestError, UnsafePollURLError
 from aix_jupyter.core.protocol import RawReply, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -58,6 +70,10 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 CANCEL_TIMEOUT = 2.0
 STREAM_READ_TIMEOUT = 300.0  # longest silence between two streamed chunks
+ABANDON_MARGIN = 0.25  # an abandoned request's own timeouts end it this long after its deadline
+MAX_REPLY_BYTES = 32 * 1024 * 1024  # AIX_MAX_REPLY_BYTES
+MAX_EVENT_BYTES = 1024 * 1024  # AIX_MAX_EVENT_BYTES
+STREAM_QUEUE = 16  # batches read ahead of a sync stream's consumer
 MAX_ATTEMPTS = 3
 BACKOFF_BASE = 0.25
 BACKOFF_MAX = 4.0
@@ -66,6 +82,36 @@ SIGNAL_SLICE = 0.1
 RETRY_STATUS_GET = frozenset({429, 502, 503, 504})
 RETRY_STATUS_POST = frozenset({429, 503})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class _KeyFilter(logging.Filter):
+    """Redacts the keys this process sends from the records of httpx and httpcore.
+
+    httpcore logs every response's headers at DEBUG, so a server echoing the key in a header
+    would put it in a log line. Installed on those loggers the first time a key is sent.
+    """
+
+    keys: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(key in message for key in self.keys):
+            for key in self.keys:
+                message = message.replace(key, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_key_filter = _KeyFilter()
+_LIBRARY_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy")
+
+
+def _guard_logs(key: str) -> None:
+    if key not in _KeyFilter.keys:
+        if not _KeyFilter.keys:
+            for name in _LIBRARY_LOGGERS:
+                logging.getLogger(name).addFilter(_key_filter)
+        _KeyFilter.keys.add(key)
 
 
 class Cancelled(Exception):
@@ -79,12 +125,43 @@ class DeadlineExceeded(Exception):
 class TransportFailure(RequestError):
     """The request could not be completed (connection refused, timeout, broken connection).
 
-    ``kind`` is "connect" (nothing was sent), "timeout" or "network".
+    ``kind`` is "connect" (nothing was sent), "timeout", "network", "invalid" (the request could
+    not be made, e.g. a malformed URL) or "too-large" (the reply exceeded a cap).
     """
 
     def __init__(self, message: str, *, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class ReplyTooLarge(TransportFailure):
+    """A reply (or a stream, or one of its events) exceeded its size cap."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="too-large")
+
+
+def _limit(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of bytes, got {raw!r}")
+    return value
+
+
+def reply_limit() -> int:
+    """The largest reply body (and streamed total) read, in bytes: ``AIX_MAX_REPLY_BYTES``."""
+    return _limit("AIX_MAX_REPLY_BYTES", MAX_REPLY_BYTES)
+
+
+def event_limit() -> int:
+    """The largest single server-sent event, in bytes: ``AIX_MAX_EVENT_BYTES``."""
+    return _limit("AIX_MAX_EVENT_BYTES", MAX_EVENT_BYTES)
 
 
 @dataclass
@@ -124,7 +201,7 @@ def retry_delay(
             return None
         delay = retry_after_seconds(reply.header("retry-after"))
     elif error is not None:
-        if not call.idempotent and error.kind != "connect":
+        if error.kind in ("too-large", "invalid") or (not call.idempotent and error.kind != "connect"):
             return None
         delay = None
     else:
@@ -141,9 +218,12 @@ def _short_origin(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _failure(exc: Exception, call: Call) -> TransportFailure:
+def _failure(exc: Exception, call: Call) -> AixError:
+    """What an exception raised while talking to the server means, as an AixError (never foreign)."""
     import httpx
 
+    if isinstance(exc, AixError):
+        return exc
     where = _short_origin(call.url)
     if isinstance(exc, httpx.ConnectTimeout):
         return TransportFailure(f"{call.what}: could not connect to {where} (timed out)", kind="connect")
@@ -151,9 +231,9 @@ def _failure(exc: Exception, call: Call) -> TransportFailure:
         return TransportFailure(f"{call.what}: could not connect to {where} ({_reason(exc)})", kind="connect")
     if isinstance(exc, httpx.TimeoutException):
         return TransportFailure(f"{call.what}: {where} did not answer in time", kind="timeout")
-    if isinstance(exc, httpx.HTTPError | OSError):
-        return TransportFailure(f"{call.what}: connection to {where} failed ({_reason(exc)})", kind="network")
-    raise exc
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+        return TransportFailure(f"{call.what}: the request cannot be made ({_reason(exc)})", kind="invalid")
+    return TransportFailure(f"{call.what}: connection to {where} failed ({_reason(exc)})", kind="network")
 
 
 def _reason(exc: Exception) -> str:
@@ -213,23 +293,44 @@ class Retries:
         return delay
 
 
+def attempts(call: Call, deadline: float | None, max_attempts: int) -> Any:
+    """The retry policy of one request, as a flow (see ``flows``): it yields ``Attempt`` and
+    ``Sleep`` operations, and returns the reply or raises the last TransportFailure."""
+    from aix_jupyter.core.flows import Attempt, Sleep
+
+    retries = Retries(call, deadline, None, max_attempts)
+    while True:
+        retries.start()
+        try:
+            reply: RawReply = yield Attempt(call, deadline)
+        except TransportFailure as exc:
+            delay = retries.after_failure(exc)
+            if delay is None:
+                raise
+        else:
+            delay = retries.after_reply(reply)
+            if delay is None:
+                return reply
+        yield Sleep(delay)
+
+
 class Transport:
     """What both I/O shells share: the endpoints, header building and the key's boundary."""
 
     def __init__(self, endpoints: Endpoints, *, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.endpoints = endpoints
         self.max_attempts = max_attempts
-        self.rng: random.Random | None = None  # None: the module's generator (tests may set their own)
 
-    def retries(self, call: Call, deadline: float | None, max_attempts: int | None) -> Retries:
-        attempts = self.max_attempts if max_attempts is None else max_attempts
-        return Retries(call, deadline, self.rng, attempts)
+    def attempts(self, call: Call, deadline: float | None = None, max_attempts: int | None = None) -> Any:
+        return attempts(call, deadline, self.max_attempts if max_attempts is None else max_attempts)
 
     def check_url(self, url: str, *, what: str = "poll URL") -> None:
         """Raise UnsafePollURLError when the key would go to a host it is not configured for."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RequestError(f"{what} is not an http(s) URL: {url[:80]!r}")
+        if any(ord(c) < 33 or ord(c) == 127 for c in url):
+            raise RequestError(f"{what} contains white space or control characters: {url[:80]!r}")
         if self.endpoints.api_key and not self.endpoints.may_receive_key(url):
             raise UnsafePollURLError(
                 f"refusing to send the API key to {_short_origin(url)}: the {what} is on neither the run "
@@ -238,10 +339,11 @@ class Transport:
             )
 
     def headers(self, call: Call) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **call.headers}
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate", **call.headers}
         key = self.endpoints.api_key
         if call.auth and key:
             self.check_url(call.url, what=f"{call.what} URL")
+            _guard_logs(key)
             headers["x-api-key"] = key
             if call.auth == "backend":
                 headers["Authorization"] = f"Token {key}"
@@ -256,20 +358,148 @@ class Transport:
 
         return json.dumps(call.json_body).encode("utf-8")
 
+    def request(self, client: Any, call: Call, deadline: float | None, *, stream: bool = False) -> Any:
+        """The httpx request for ``call`` on ``client``, its timeouts bounded by ``deadline``."""
+        try:
+            return client.build_request(
+                call.method,
+                call.url,
+                headers=self.headers(call),
+                content=self.body(call),
+                timeout=_timeout(deadline, STREAM_READ_TIMEOUT if stream else READ_TIMEOUT),
+            )
+        except AixError:
+            raise
+        except Exception as exc:
+            raise _failure(exc, call) from None
 
-def _timeout(deadline: float | None, hold: float = 0.0) -> httpx.Timeout:
+    def reader(self, call: Call) -> BodyReader:
+        return BodyReader(call, self.endpoints.api_key)
+
+    def event_reader(self, call: Call) -> EventReader:
+        return EventReader(call, self.endpoints.api_key)
+
+
+def _timeout(deadline: float | None, read: float) -> httpx.Timeout:
     import httpx
 
     if deadline is None:
-        return httpx.Timeout(READ_TIMEOUT + hold, connect=CONNECT_TIMEOUT)
+        return httpx.Timeout(read, connect=CONNECT_TIMEOUT)
     remaining = max(0.05, deadline - time.monotonic())
-    # the caller stops waiting at the deadline; the worker's own timeouts only bound its life
-    return httpx.Timeout(remaining + 1.0, connect=min(CONNECT_TIMEOUT, remaining + 0.5))
+    # the caller stops waiting at the deadline; the request's own timeouts only bound its life
+    return httpx.Timeout(
+        min(read, remaining) + ABANDON_MARGIN, connect=min(CONNECT_TIMEOUT, remaining + ABANDON_MARGIN)
+    )
 
 
-def _raw(response: httpx.Response, content: bytes) -> RawReply:
+def _too_large(call: Call, what: str, limit: int, setting: str) -> ReplyTooLarge:
+    return ReplyTooLarge(
+        f"{call.what}: {what} from {_short_origin(call.url)} is larger than {limit} bytes, the cap "
+        f"({setting}); raise {setting} if this is expected"
+    )
+
+
+class _Reader:
+    """What the body readers share: the size cap and content decoding with bounded output.
+
+    Bodies are read raw and inflated here, ``room`` bytes at a time, so a small compressed reply
+    cannot inflate past the cap in one step (a gzip bomb costs at most the cap).
+    """
+
+    __slots__ = ("_inflater", "call", "limit", "secret", "total")
+
+    def __init__(self, call: Call, secret: str | None) -> None:
+        self.call, self.secret = call, secret
+        self.limit = reply_limit()
+        self.total = 0
+        self._inflater: Any = None
+
+    def start(self, response: httpx.Response, what: str = "the reply") -> None:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflater = zlib.decompressobj(47)  # a gzip or zlib header, detected
+        elif encoding not in ("", "identity"):
+            raise TransportFailure(
+                f"{self.call.what}: the reply is in an encoding that was not asked for ({encoding[:40]!r})",
+                kind="invalid",
+            )
+
+    def inflate(self, raw: bytes, what: str = "the reply") -> bytes:
+        """``raw`` decoded; ReplyTooLarge once everything read exceeds the cap."""
+        if self._inflater is not None:
+            try:
+                raw = self._inflater.decompress(raw, self.limit - self.total + 1)
+            except zlib.error:
+                raise TransportFailure(
+                    f"{self.call.what}: the reply's compression is corrupt", kind="network"
+                ) from None
+            if self._inflater.unconsumed_tail:
+                raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+        self.total += len(raw)
+        if self.total > self.limit:
+            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+        return raw
+
+
+class BodyReader(_Reader):
+    """A whole reply body read up to ``reply_limit()``: ``start``, then ``add`` each raw read."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, call: Call, secret: str | None) -> None:
+        super().__init__(call, secret)
+        self._parts = bytearray()
+
+    def add(self, raw: bytes) -> None:
+        self._parts += self.inflate(raw)
+
+    def reply(self, response: httpx.Response) -> RawReply:
+        return _raw(response, bytes(self._parts), self.secret)
+
+
+class EventReader(_Reader):
+    """Decodes a stream's raw reads into batches of event payloads, within the caps."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self, call: Call, secret: str | None) -> None:
+        from aix_jupyter.core.streaming import SSEDecoder
+
+        super().__init__(call, secret)
+        self._decoder = SSEDecoder(secret, max_event=event_limit())
+
+    def feed(self, raw: bytes) -> list[bytes]:
+        return self._decoder.feed(self.inflate(raw, "the stream"))
+
+    def end(self) -> list[bytes]:
+        return self._decoder.flush()
+
+
+@dataclass
+class Opened:
+    """A request whose reply headers arrived; its body is still to be read (``read_rest``/``events``)."""
+
+    response: Any
+    head: RawReply
+    call: Call
+    client: Any = None  # async: the stream's own client, closed with it
+
+
+def _raw(response: httpx.Response, content: bytes, secret: str | None) -> RawReply:
     headers = {k.lower(): v for k, v in response.headers.items()}
-    return RawReply(response.status_code, headers, content)
+    return RawReply(response.status_code, headers, content, secret=secret)
+
+
+def _kill(response: Any) -> None:
+    """Shut the response's socket down now, from any thread: a read blocked on it returns at once."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,16 +579,12 @@ def wait_job(job: _Job, deadline: float | None, cancel: threading.Event | None) 
     """
     step_max = WAIT_SLICE if cancel is not None else SIGNAL_SLICE
     while True:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        step = step_max
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if job.done.is_set():
-                    break
-                raise DeadlineExceeded()
-            step = min(step, remaining)
+        try:
+            step = _next_slice(deadline, cancel, step_max)
+        except DeadlineExceeded:
+            if job.done.is_set():
+                break
+            raise
         if job.done.wait(step):
             break
     if job.error is not None:
@@ -366,56 +592,125 @@ def wait_job(job: _Job, deadline: float | None, cancel: threading.Event | None) 
     return job.result
 
 
+def _next_slice(deadline: float | None, cancel: threading.Event | None, step: float) -> float:
+    """How long to wait before looking again; raise Cancelled / DeadlineExceeded when it is over."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    if deadline is None:
+        return step
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DeadlineExceeded()
+    return min(step, remaining)
+
+
 def sleep_until(seconds: float, cancel: threading.Event | None) -> None:
     """Sleep in slices, returning early with Cancelled when ``cancel`` is set."""
     end = time.monotonic() + max(0.0, seconds)
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        remaining = end - time.monotonic()
-        if remaining <= 0:
-            return
-        if cancel is None:
-            time.sleep(min(remaining, SIGNAL_SLICE))
-        elif cancel.wait(min(remaining, SIGNAL_SLICE)):
-            raise Cancelled()
+    with contextlib.suppress(DeadlineExceeded):
+        while True:
+            step = _next_slice(end, cancel, SIGNAL_SLICE)
+            if cancel is None:
+                time.sleep(step)
+            elif cancel.wait(step):
+                raise Cancelled()
+
+
+class _Exchange:
+    """The response of a request made in a worker, which its caller may abandon at any time.
+
+    Abandoning with ``kill`` shuts the response's socket down (``_kill``), so the worker's read
+    ends at once; a response that arrives after that is killed as it arrives.
+    """
+
+    __slots__ = ("abandoned", "killed", "lock", "response")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.response: Any = None
+        self.abandoned = self.killed = False
+
+    def attach(self, response: Any) -> bool:
+        """Record ``response``; False (and the response killed) when the caller already left."""
+        with self.lock:
+            self.response = response
+            if self.killed:
+                _kill(response)
+            return not self.killed
+
+    def abandon(self, kill: bool = True) -> None:
+        with self.lock:
+            self.abandoned = True
+            self.killed = self.killed or kill
+            if kill and self.response is not None:
+                _kill(self.response)
+
+
+def _wait(job: _Job, exchange: _Exchange, deadline: float | None, cancel: Any, keep: bool = False) -> Any:
+    """``wait_job``; a caller that leaves (deadline, cancel, Ctrl-C) abandons the exchange.
+
+    ``keep``: on cancel or Ctrl-C the request is left to finish (its worker cleans up after it).
+    """
+    try:
+        return wait_job(job, deadline, cancel)
+    except DeadlineExceeded:
+        exchange.abandon()
+        raise
+    except BaseException:
+        exchange.abandon(kill=not keep)
+        raise
 
 
 class SyncTransport(Transport):
-    def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
-        """A flow's ``Sleep``: wait ``seconds``, or raise Cancelled as soon as ``cancel`` is set."""
-        sleep_until(seconds, cancel)
+    """Blocking I/O: each request runs in a pooled worker thread the caller waits for in slices."""
 
-    def _once(
-        self, call: Call, deadline: float | None, cancel: threading.Event | None, hold: float
-    ) -> RawReply:
+    def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
+        """``call`` with the retry policy (``limits``: ``deadline``, ``max_attempts``); raise
+        TransportFailure / Cancelled / DeadlineExceeded."""
+        from aix_jupyter.core.flows import drive_sync
+
+        return drive_sync(self.attempts(call, **limits), self, cancel)
+
+    def _read(self, response: Any, call: Call, exchange: _Exchange) -> RawReply:
+        """The whole body of ``response`` (capped), in the worker; the response is closed after."""
+        reader = self.reader(call)
+        try:
+            if not exchange.attach(response):
+                raise Cancelled()
+            reader.start(response)
+            for chunk in response.iter_raw():
+                reader.add(chunk)
+        except Cancelled:
+            raise
+        except Exception as exc:
+            raise _failure(exc, call) from None
+        finally:
+            response.close()
+        return reader.reply(response)
+
+    def attempt(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> RawReply:
+        """One request and its whole reply; raise TransportFailure / Cancelled / DeadlineExceeded."""
         client = sync_client(call.url)
-        headers = self.headers(call)
-        body = self.body(call)
-        timeout = _timeout(deadline, hold)
-
-        abandoned = threading.Event()
-        on_orphan = self.cancel_orphan if call.cancel_orphan else None
+        request = self.request(client, call, deadline)
+        exchange = _Exchange()
+        orphan = self.cancel_orphan if call.cancel_orphan else None
 
         def do() -> RawReply:
             try:
-                response = client.request(
-                    call.method, call.url, headers=headers, content=body, timeout=timeout
-                )
+                response = client.send(request, stream=True)
             except Exception as exc:
                 raise _failure(exc, call) from None
-            reply = _raw(response, response.content)
-            if abandoned.is_set() and on_orphan is not None:
-                on_orphan(reply)  # the caller left (cancel, Ctrl-C): clean up what it started
+            reply = self._read(response, call, exchange)
+            if exchange.abandoned and orphan is not None:
+                orphan(reply)  # the caller left (cancel, Ctrl-C): clean up what it started
             return reply
 
         job = run_in_worker(do)
         try:
-            return wait_job(job, deadline, cancel)
+            return _wait(job, exchange, deadline, cancel, keep=orphan is not None)
         except (Cancelled, KeyboardInterrupt):
-            abandoned.set()
-            if job.done.is_set() and job.error is None and on_orphan is not None:
-                on_orphan(job.result)  # it finished just as the caller left
+            if orphan is not None and job.done.is_set() and job.error is None:
+                orphan(job.result)  # it finished just as the caller left
             raise
 
     def cancel_orphan(self, reply: RawReply) -> None:
@@ -433,92 +728,94 @@ class SyncTransport(Transport):
             sync_client(url).request("DELETE", url, headers=self.headers(call), timeout=CANCEL_TIMEOUT)
         log.debug("cancelled a job started after its run was cancelled")
 
-    def send(
-        self,
-        call: Call,
-        *,
-        deadline: float | None = None,
-        cancel: threading.Event | None = None,
-        hold: float = 0.0,
-        max_attempts: int | None = None,
-    ) -> RawReply:
-        """Send with retries; raise TransportFailure / Cancelled / DeadlineExceeded."""
-        retries = self.retries(call, deadline, max_attempts)
-        while True:
-            retries.start()
-            try:
-                reply = self._once(call, deadline, cancel, hold)
-            except TransportFailure as exc:
-                delay = retries.after_failure(exc)
-                if delay is None:
-                    raise
-            else:
-                delay = retries.after_reply(reply)
-                if delay is None:
-                    return reply
-            sleep_until(delay, cancel)
+    def sleep(self, seconds: float, cancel: threading.Event | None) -> None:
+        sleep_until(seconds, cancel)
 
-    def open_stream(
-        self, call: Call, cancel: threading.Event | None = None
-    ) -> tuple[httpx.Response, RawReply]:
-        """Send ``call`` and return the open streaming response once its headers arrived.
-
-        Waits in slices so that ``cancel`` ends the wait at once (raising Cancelled); a response
-        that arrives after that is closed by the worker.
-        """
-        import httpx
-
+    def open(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> Opened:
+        """Send ``call`` and return once the reply's headers arrived (the body is read later)."""
         client = sync_client(call.url)
-        request = client.build_request(
-            call.method,
-            call.url,
-            headers=self.headers(call),
-            content=self.body(call),
-            timeout=httpx.Timeout(STREAM_READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        )
-        abandoned = threading.Event()
+        request = self.request(client, call, deadline, stream=True)
+        exchange = _Exchange()
 
-        def do() -> httpx.Response:
+        def do() -> Any:
             try:
                 response = client.send(request, stream=True)
             except Exception as exc:
                 raise _failure(exc, call) from None
-            if abandoned.is_set():
+            if not exchange.attach(response):
                 response.close()
             return response
 
-        try:
-            response = do() if cancel is None else wait_job(run_in_worker(do), None, cancel)
-        except Cancelled:
-            abandoned.set()
-            raise
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return response, RawReply(response.status_code, headers)
+        response = _wait(run_in_worker(do), exchange, deadline, cancel)
+        return Opened(response, _raw(response, b"", self.endpoints.api_key), call)
 
-    def read_rest(self, response: httpx.Response) -> bytes:
-        try:
-            return response.read()
-        except Exception as exc:
-            raise _failure(exc, Call("GET", str(response.request.url), what="stream")) from None
+    def read_rest(self, opened: Opened, deadline: float | None, cancel: threading.Event | None) -> RawReply:
+        """The rest of an opened reply (capped); the response is closed after."""
+        exchange = _Exchange()
+        job = run_in_worker(lambda: self._read(opened.response, opened.call, exchange))
+        return _wait(job, exchange, deadline, cancel)
 
-    def iter_payloads(self, response: httpx.Response) -> Iterator[list[bytes]]:
-        """Batches of SSE event payloads read from ``response``."""
-        from aix_jupyter.core.streaming import SSEDecoder
+    def events(
+        self, opened: Opened, deadline: float | None, cancel: threading.Event | None
+    ) -> Iterator[list[bytes]]:
+        """Batches of SSE payloads of an opened stream, read ahead in a daemon thread.
 
-        decoder = SSEDecoder()
-        feed = decoder.feed
+        The consumer waits in slices, so ``cancel`` and the deadline end the wait at once; closing
+        the iterator (or reaching the end) shuts the connection down. The reader stops by itself
+        at the deadline too, so a stream nobody consumes holds its connection no longer.
+        """
+        reader = self.event_reader(opened.call)
+        box: queue.Queue[Any] = queue.Queue(STREAM_QUEUE)
+        stop = threading.Event()
+        response = opened.response
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                if deadline is not None and time.monotonic() > deadline + ABANDON_MARGIN:
+                    return False
+                with contextlib.suppress(queue.Full):
+                    box.put(item, timeout=SIGNAL_SLICE)
+                    return True
+            return False
+
+        def pump() -> None:
+            try:
+                reader.start(response, "the stream")
+                for raw in response.iter_raw():
+                    batch = reader.feed(raw)
+                    if batch and not put(batch):
+                        return
+                rest = reader.end()
+                if not rest or put(rest):
+                    put(_EOF)
+            except Exception as exc:
+                put(_failure(exc, opened.call))
+            finally:
+                _kill(response)
+                response.close()
+
+        run_in_worker(pump)  # a pooled worker reads ahead for the whole stream
         try:
-            for raw in response.iter_bytes():
-                out = feed(raw)
-                if out:
-                    yield out
-        except Exception as exc:
-            if response.is_closed:
-                return
-            raise _failure(exc, Call("POST", str(response.request.url), what="stream")) from None
-        rest = decoder.flush()
-        if rest:
-            yield rest
+            while True:
+                item = _take(box, deadline, cancel)
+                if item is _EOF:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            _kill(response)
+
+
+_EOF = object()
+
+
+def _take(box: queue.Queue[Any], deadline: float | None, cancel: threading.Event | None) -> Any:
+    while True:
+        step = _next_slice(deadline, cancel, WAIT_SLICE)
+        with contextlib.suppress(queue.Empty):
+            return box.get(timeout=step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,124 +866,112 @@ async def await_within(awaitable: Any, deadline: float | None, cancel: threading
 
 
 async def asleep_until(seconds: float, cancel: threading.Event | None) -> None:
+    """``sleep_until`` for asyncio."""
     end = time.monotonic() + max(0.0, seconds)
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        remaining = end - time.monotonic()
-        if remaining <= 0:
-            return
-        await asyncio.sleep(min(remaining, WAIT_SLICE) if cancel is not None else remaining)
+    with contextlib.suppress(DeadlineExceeded):
+        while True:
+            await asyncio.sleep(_next_slice(end, cancel, WAIT_SLICE if cancel is not None else math.inf))
 
 
 class AsyncTransport(Transport):
+    """asyncio I/O: the same operations as ``SyncTransport``, as coroutines.
+
+    The requests of one flow share a client per kind of host (``aclose`` closes them); a stream
+    has a client of its own, closed with the stream.
+    """
+
     def __init__(self, endpoints: Endpoints, client: httpx.AsyncClient | None = None, **kw: Any) -> None:
         super().__init__(endpoints, **kw)
-        self._client = client
+        self._shared = client  # the caller's client for every request (it closes it, not aclose)
+        self._clients: dict[bool, httpx.AsyncClient] = {}
 
-    async def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
-        """A flow's ``Sleep``: wait ``seconds``, or raise Cancelled as soon as ``cancel`` is set."""
-        await asleep_until(seconds, cancel)
+    def client(self, url: str) -> httpx.AsyncClient:
+        if self._shared is not None:
+            return self._shared
+        local = (urlsplit(url).hostname or "").lower() in LOOPBACK
+        if local not in self._clients:
+            self._clients[local] = async_client(url)
+        return self._clients[local]
 
-    async def _once(
-        self,
-        client: httpx.AsyncClient,
-        call: Call,
-        deadline: float | None,
-        cancel: threading.Event | None,
-        hold: float,
-    ) -> RawReply:
-        headers = self.headers(call)
+    async def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
+        """``SyncTransport.send`` for asyncio."""
+        from aix_jupyter.core.flows import drive_async
 
+        return await drive_async(self.attempts(call, **limits), self, cancel)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def _send(self, client: Any, call: Call, deadline: float | None, stream: bool = False) -> Any:
+        request = self.request(client, call, deadline, stream=stream)
+        try:
+            return await client.send(request, stream=True)
+        except Exception as exc:
+            raise _failure(exc, call) from None
+
+    async def _read(self, response: Any, call: Call) -> RawReply:
+        reader = self.reader(call)
+        try:
+            reader.start(response)
+            async for chunk in response.aiter_raw():
+                reader.add(chunk)
+        except Exception as exc:
+            raise _failure(exc, call) from None
+        finally:
+            await response.aclose()
+        return reader.reply(response)
+
+    async def attempt(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> RawReply:
         async def do() -> RawReply:
-            try:
-                response = await client.request(
-                    call.method,
-                    call.url,
-                    headers=headers,
-                    content=self.body(call),
-                    timeout=_timeout(deadline, hold),
-                )
-            except Exception as exc:
-                raise _failure(exc, call) from None
-            return _raw(response, response.content)
+            response = await self._send(self.client(call.url), call, deadline)
+            return await self._read(response, call)
 
         return await await_within(do(), deadline, cancel)
 
-    async def send(
-        self,
-        call: Call,
-        *,
-        deadline: float | None = None,
-        cancel: threading.Event | None = None,
-        hold: float = 0.0,
-        max_attempts: int | None = None,
+    async def sleep(self, seconds: float, cancel: threading.Event | None) -> None:
+        await asleep_until(seconds, cancel)
+
+    async def open(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> Opened:
+        client = async_client(call.url)
+        try:
+            response = await await_within(self._send(client, call, deadline, True), deadline, cancel)
+        except BaseException:
+            await client.aclose()
+            raise
+        return Opened(response, _raw(response, b"", self.endpoints.api_key), call, client)
+
+    async def _close(self, opened: Opened) -> None:
+        await opened.response.aclose()
+        await opened.client.aclose()
+
+    async def read_rest(
+        self, opened: Opened, deadline: float | None, cancel: threading.Event | None
     ) -> RawReply:
-        retries = self.retries(call, deadline, max_attempts)
-        own = self._client is None
-        client = self._client or async_client(call.url)
         try:
-            while True:
-                retries.start()
-                try:
-                    reply = await self._once(client, call, deadline, cancel, hold)
-                except TransportFailure as exc:
-                    delay = retries.after_failure(exc)
-                    if delay is None:
-                        raise
-                else:
-                    delay = retries.after_reply(reply)
-                    if delay is None:
-                        return reply
-                await asleep_until(delay, cancel)
+            return await await_within(self._read(opened.response, opened.call), deadline, cancel)
         finally:
-            if own:
-                await client.aclose()
+            await self._close(opened)
 
-    async def open_stream(self, call: Call, cancel: threading.Event | None = None) -> Any:
-        import httpx
-
-        client = self._client or async_client(call.url)
-        request = client.build_request(
-            call.method,
-            call.url,
-            headers=self.headers(call),
-            content=self.body(call),
-            timeout=httpx.Timeout(STREAM_READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        )
-
-        async def do() -> httpx.Response:
-            try:
-                return await client.send(request, stream=True)
-            except Exception as exc:
-                raise _failure(exc, call) from None
-
-        response = await await_within(do(), None, cancel)
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return response, RawReply(response.status_code, headers)
-
-    async def aiter_payloads(self, response: httpx.Response) -> AsyncIterator[list[bytes]]:
-        from aix_jupyter.core.streaming import SSEDecoder
-
-        decoder = SSEDecoder()
-        feed = decoder.feed
+    async def events(
+        self, opened: Opened, deadline: float | None, cancel: threading.Event | None
+    ) -> AsyncIterator[list[bytes]]:
+        """Batches of SSE payloads of an opened stream; closing the iterator closes the stream."""
+        reader = self.event_reader(opened.call)
+        chunks = opened.response.aiter_raw()
         try:
-            async for raw in response.aiter_bytes():
-                out = feed(raw)
-                if out:
-                    yield out
-        except Exception as exc:
-            if response.is_closed:
-                return
-            raise _failure(exc, Call("POST", str(response.request.url), what="stream")) from None
-        rest = decoder.flush()
-        if rest:
-            yield rest
-
-
-def redact(text: str, secrets: Mapping[str, str | None] | None = None) -> str:
-    """``text`` with every given secret replaced by ``***`` (defence in depth for messages)."""
-    for value in (secrets or {}).values():
-        if value:
-            text = text.replace(value, "***")
-    return text
+            reader.start(opened.response, "the stream")
+            while True:
+                try:
+                    raw = await await_within(chunks.__anext__(), deadline, cancel)
+                except StopAsyncIteration:
+                    break
+                except (AixError, Cancelled, DeadlineExceeded):
+                    raise
+                except Exception as exc:
+                    raise _failure(exc, opened.call) from None
+                yield reader.feed(raw)  # an empty batch is skipped by the streamer
+            yield reader.end()
+        finally:
+            await self._close(opened)

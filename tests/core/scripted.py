@@ -173,7 +173,8 @@ class Scripted:
         self._advance(end, watching)
         if answer.fail:
             raise TransportFailure(f"{call.what}: scripted {answer.fail} failure", kind=answer.fail)
-        return answer.reply()
+        reply = answer.reply()  # received as the real transports receive: the key scrubbed out
+        return RawReply(reply.status_code, reply.headers, reply.content, secret=self.endpoints.api_key)
 
     def _sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
         self.slept.append((self.clock.now, seconds))

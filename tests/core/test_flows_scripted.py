@@ -19,7 +19,9 @@ from aix_jupyter.core import flows
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.polling import FINAL_GRACE, LONG_HOLD, PROGRESS_HOLD, PollSchedule
+from aix_jupyter.core.protocol import RunRequest
 from tests.core.scripted import (
+    BASE,
     DONE,
     POLL_URL,
     RUN_URL,
@@ -36,23 +38,25 @@ T0 = 1000.0  # the fake clock's start
 NO_RESULT = "No response from the service."
 
 
-def body_flow(body: object = None) -> flows.Flow:
-    """A request body that needs no I/O (no file to upload)."""
-    return body if body is not None else {"data": "x"}
-    yield  # a generator, like the real body flows
-
-
 def emitter(t: Scripted, events: list[RunEvent] | None, start: float | None = None) -> flows.Emitter:
     hook = None if events is None else events.append
-    return flows.Emitter(hook, "m", start, secret="sk-scripted-KEY", clock=t.clock)
+    return flows.Emitter(hook, "m", start, clock=t.clock)
 
 
 def run_flow(
     t: Scripted, events: list[RunEvent] | None = None, *, timeout: float = 300.0, poll: bool = True
 ) -> flows.Flow:
     """``Model.run``'s flow (``poll=False``: ``run_async``'s) with the default schedule."""
+    request = RunRequest({"data": "x"})  # no file to upload: the flow's first I/O is the run POST
     return flows.run_flow(
-        RUN_URL, body_flow(), timeout=timeout, wait_time=0.5, max_wait=5.0, emit=emitter(t, events), poll=poll
+        RUN_URL,
+        request,
+        BASE,
+        timeout=timeout,
+        wait_time=0.5,
+        max_wait=5.0,
+        emit=emitter(t, events),
+        poll=poll,
     )
 
 
@@ -367,6 +371,38 @@ def test_an_interrupt_during_the_submit_reraises_without_a_delete(mode):
     with pytest.raises(_interrupt(mode)):
         drive(mode, run_flow(t, events), t)
     assert t.methods() == ["POST"] and [(e.kind, e.message) for e in events] == [("cancelled", "interrupted")]
+
+
+@pytest.mark.parametrize("kind", ["submitted", "polled"])
+def test_ctrl_c_in_an_event_hook_cancels_the_job_and_reraises(mode, kind):
+    """A KeyboardInterrupt raised while a hook runs (progress drawing, a user's callback) is an interrupt."""
+    events: list[RunEvent] = []
+
+    def hook(event: RunEvent) -> None:
+        events.append(event)
+        if event.kind == kind:
+            raise KeyboardInterrupt
+
+    t = (
+        scripted(mode)
+        .on("POST", Answer(STARTED))
+        .on("GET", Answer(RUNNING, takes=0.1))
+        .on("DELETE", Answer({"cancelled": True}, takes=0.1))
+    )
+    flow = flows.run_flow(
+        RUN_URL,
+        RunRequest({"data": "x"}),
+        BASE,
+        timeout=300.0,
+        wait_time=0.5,
+        max_wait=5.0,
+        emit=flows.Emitter(hook, "m", None, clock=t.clock),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        drive(mode, flow, t)
+    assert t.methods()[-1] == "DELETE" and t.methods().count("DELETE") == 1
+    assert t.sent[-1].call.url == POLL_URL
+    assert events[-1].kind == "cancelled" and events[-1].message == "interrupted"
 
 
 # -- events and the key -------------------------------------------------------------------------
