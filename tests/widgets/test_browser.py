@@ -242,3 +242,19 @@ def test_live_it_is_a_widget_with_the_table_as_fallback(monkeypatch):
 def test_bad_page_size_is_refused():
     with pytest.raises(ValueError, match="page_size must be an integer from 1 to 100, got 0"):
         ModelBrowser(page_size=0)
+
+
+class OvertakenBrowser(ModelBrowser):
+    """A browser whose search for "slow" is overtaken: a newer search runs while its request is out."""
+
+    def _list(self, **kwargs):
+        found = super()._list(**kwargs)
+        if kwargs["query"] == "slow":
+            self.search("vader")  # the newer search, answered first
+        return found
+
+
+def test_a_late_answer_to_an_older_search_is_dropped():
+    b = OvertakenBrowser()
+    b.search("slow")
+    assert b.query == "vader" and ids(b) == {"local/sentiment-vader"}  # not the empty "slow" result
