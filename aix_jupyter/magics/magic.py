@@ -97,6 +97,8 @@ class AixMagics(Magics):
             return self._poll(args)
         if isinstance(args, ma.TargetArgs):
             return self._cancel(args)
+        if isinstance(args, ma.BrowseArgs):
+            return self._browse(args)
         if isinstance(args, ma.ModelsArgs):
             return self._models(args)
         if isinstance(args, ma.ModelArgs):
@@ -368,6 +370,11 @@ class AixMagics(Magics):
         )
         table.models = models  # type: ignore[attr-defined]
         return table
+
+    def _browse(self, args: ma.BrowseArgs) -> Any:
+        from aix_jupyter.widgets import ModelBrowser
+
+        return ModelBrowser(args.query, args.function, timeout=self.timeout)
 
     def _info(self, model_id: str, model: Model | None = None) -> aix_display.Card:
         model = model or self._get_model(model_id)
