@@ -355,10 +355,10 @@ class AixMagics(Magics):
             [
                 m.id,
                 m.name,
-                _text(m.function),
+                aix_display.field_text(m.function),
                 "yes" if m.supports_streaming else "no",
-                _name(m.supplier),
-                _price(m.cost),
+                aix_display.name_text(m.supplier),
+                aix_display.price_text(m.cost),
             ]
             for m in models
         ]
@@ -381,11 +381,11 @@ class AixMagics(Magics):
         params = model.model_params
         fields = [
             ("id", model.id),
-            ("supplier", _name(model.supplier)),
-            ("function", _text(model.function)),
+            ("supplier", aix_display.name_text(model.supplier)),
+            ("function", aix_display.field_text(model.function)),
             ("version", model.version),
             ("streaming", "yes" if model.supports_streaming else "no"),
-            ("price", _price(model.cost)),
+            ("price", aix_display.price_text(model.cost)),
         ]
         if model.description:
             fields.append(("description", model.description))
@@ -421,7 +421,9 @@ class AixMagics(Magics):
                 run_url=base + "/api/v1/execute", backend_url=base, note="the embedded backend is running"
             )
         fields = [
-            (str(k), _text(v) if v not in (None, "", []) else "-") for k, v in info.items() if k != "note"
+            (str(k), aix_display.field_text(v) if v not in (None, "", []) else "-")
+            for k, v in info.items()
+            if k != "note"
         ]
         notes = [str(info["note"])] if info.get("note") else []
         magic = [
@@ -448,28 +450,6 @@ class AixMagics(Magics):
         set_api_key(key)
         info = describe_config()
         print(f"API key set for this kernel only; runs go to {info.get('run_url') or info.get('mode')}")
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
-
-
-def _name(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("name") or value.get("code") or value.get("id") or "")
-    return _text(value)
-
-
-def _price(cost: Any) -> str:
-    if isinstance(cost, dict):
-        price = cost.get("price")
-        if price is None:
-            return ""
-        unit = str(cost.get("unitType") or "").lower()
-        return f"{price} {cost.get('currency', '')}".strip() + (f"/{unit}" if unit else "")
-    return _text(cost)
 
 
 # -- extension entry points -----------------------------------------------------------------------

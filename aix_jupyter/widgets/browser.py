@@ -30,8 +30,7 @@ import ipywidgets as w
 from IPython.display import publish_display_data
 
 from aix_jupyter import frontend
-from aix_jupyter.display import Table, redact
-from aix_jupyter.magics.magic import _name, _price, _text
+from aix_jupyter.display import Table, field_text, name_text, price_text, redact
 
 COLUMNS = ["name", "id", "supplier", "function", "streaming", "price"]
 _CATALOG_PAGE = 100  # how many models the function filter is first filled from
@@ -65,10 +64,10 @@ def model_row(model: Any) -> list[str]:
     return [
         str(model.name or model.id),
         model.id,
-        _name(model.supplier),
-        _text(model.function),
+        name_text(model.supplier),
+        field_text(model.function),
         "yes" if model.supports_streaming else "no",
-        _price(model.cost),
+        price_text(model.cost),
     ]
 
 
@@ -112,7 +111,7 @@ class ModelBrowser(w.VBox):
         self.selected: str | None = None
         self.model_widget: Any = None
         self._error = ""
-        function = _text(function) or None
+        function = field_text(function) or None
 
         self.search_box = w.Text(
             value=query or "",
@@ -217,7 +216,7 @@ class ModelBrowser(w.VBox):
         if query is not None:
             self._set_quietly(query)
         if function is not ...:
-            slug = _text(function) or None
+            slug = field_text(function) or None
             self._add_functions([slug] if slug else [])
             self._quiet = True
             try:
@@ -247,7 +246,7 @@ class ModelBrowser(w.VBox):
         self.models = list(found["items"])
         self.total = int(found.get("total") or len(self.models))
         self.page = max(page, 0)
-        self._add_functions(_text(m.function) for m in self.models)
+        self._add_functions(field_text(m.function) for m in self.models)
         self._paint()
         return self
 
@@ -280,7 +279,7 @@ class ModelBrowser(w.VBox):
         except Exception as exc:
             self._show_error(_one_line(exc))
             return
-        self._add_functions(_text(m.function) for m in found["items"])
+        self._add_functions(field_text(m.function) for m in found["items"])
 
     def _add_functions(self, slugs: Any) -> None:
         known = [value for _label, value in self.function_filter.options if value]
