@@ -63,6 +63,31 @@ _MIN_UPDATE_INTERVAL = 0.1  # seconds between live stream repaints
 # ---------------------------------------------------------------------------------------------
 # provenance
 # ---------------------------------------------------------------------------------------------
+def field_text(value: Any) -> str:
+    """A metadata field as text: an enum's value, '' for None."""
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def name_text(value: Any) -> str:
+    """A supplier (or any ``{name, code, id}`` dict) as its name."""
+    if isinstance(value, dict):
+        return str(value.get("name") or value.get("code") or value.get("id") or "")
+    return field_text(value)
+
+
+def price_text(cost: Any) -> str:
+    """A model's ``cost``/``pricing`` as ``'0.01 USD/token'`` ('' when it has none)."""
+    if isinstance(cost, dict):
+        price = cost.get("price")
+        if price is None:
+            return ""
+        unit = str(cost.get("unitType") or "").lower()
+        return f"{price} {cost.get('currency', '')}".strip() + (f"/{unit}" if unit else "")
+    return field_text(cost)
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a result came from; written to the output metadata, never to the output text."""

@@ -128,6 +128,11 @@ def test_display_and_progress_do_not_import_widgets():
     assert _hits(files, ("aix_jupyter.widgets", "ipywidgets")) == {}
 
 
+def test_widgets_do_not_import_the_magics():
+    """Widgets and the magic are siblings: what both need lives in display (e.g. metadata as text)."""
+    assert _hits("widgets", ("aix_jupyter.magics",)) == {}
+
+
 CORE_ALONE = """
 import sys
 sys.modules["aix_jupyter.backend"] = None  # the backend cannot be imported in this process

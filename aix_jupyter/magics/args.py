@@ -8,6 +8,7 @@ Grammar (``[...]`` optional)::
     %aix poll   URL_OR_VAR [--wait] [-o VAR] [--timeout S]
     %aix cancel URL_OR_VAR
     %aix models [QUERY] [--function F]
+    %aix browse [QUERY] [--function F]            a searchable model browser (ModelBrowser)
     %aix info   [MODEL]
     %aix widget [MODEL]
     %aix map    [MODEL] [OPTIONS] SOURCE           SOURCE: a variable holding a list, Series or DataFrame
@@ -48,6 +49,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "poll",
     "cancel",
     "models",
+    "browse",
     "info",
     "widget",
     "map",
@@ -84,6 +86,7 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "usage": (),
     "cancel": (),
     "models": ("--function",),
+    "browse": ("--function",),
     "info": (),
     "widget": (),
     "config": (),
@@ -262,6 +265,11 @@ class ModelsArgs:
 
 
 @dataclass
+class BrowseArgs(ModelsArgs):
+    """``browse [QUERY] [--function F]``."""
+
+
+@dataclass
 class ModelArgs:  # info, widget
     """``info [MODEL]`` and ``widget [MODEL]``."""
 
@@ -277,7 +285,7 @@ class SimpleArgs:  # config, login, help
     topic: str = ""
 
 
-Command = RunArgs | BatchArgs | PollArgs | TargetArgs | ModelsArgs | ModelArgs | SimpleArgs
+Command = RunArgs | BatchArgs | PollArgs | TargetArgs | ModelsArgs | BrowseArgs | ModelArgs | SimpleArgs
 
 
 def usage(command: str | None = None) -> str:
@@ -289,6 +297,7 @@ def usage(command: str | None = None) -> str:
         "poll": "%aix poll URL_OR_VAR [--wait] [-o VAR]",
         "cancel": "%aix cancel URL_OR_VAR",
         "models": "%aix models [QUERY] [--function F]",
+        "browse": "%aix browse [QUERY] [--function F]   (search, page, open a model's widget)",
         "info": "%aix info MODEL",
         "widget": "%aix widget MODEL",
         "map": "%aix map MODEL [--concurrency N] [--column COL] [--into COL] [-o VAR] [--param value ...] "
@@ -354,8 +363,8 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
     args = [t for t in tokens(line[pos:])]
     if word in ("poll", "cancel"):
         return _parse_target(word, args)
-    if word == "models":
-        return _parse_models(args)
+    if word in ("models", "browse"):
+        return _parse_models(args, word)
     if word in ("info", "widget"):
         positional = [t.value for t in args]
         if len(positional) > 1:
@@ -458,17 +467,17 @@ def _parse_target(command: str, args: list[Token]) -> PollArgs | TargetArgs:
     return poll
 
 
-def _parse_models(args: list[Token]) -> ModelsArgs:
-    result = ModelsArgs()
+def _parse_models(args: list[Token], command: str = "models") -> ModelsArgs:
+    result = BrowseArgs() if command == "browse" else ModelsArgs()
     words: list[str] = []
     i = 0
     while i < len(args):
         name, inline = _split_eq(args[i])
         if name == "--function":
-            result.function = inline if inline is not None else _option_value(args, i, name, "models")
+            result.function = inline if inline is not None else _option_value(args, i, name, command)
             i += 0 if inline is not None else 1
         elif name.startswith("--") and not args[i].quoted:
-            raise MagicUsageError(f"models: unknown option {name}; valid options: --function")
+            raise MagicUsageError(f"{command}: unknown option {name}; valid options: --function")
         else:
             words.append(args[i].value)
         i += 1

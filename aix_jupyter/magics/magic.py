@@ -106,6 +106,8 @@ class AixMagics(Magics):
             return self._poll(args)
         if isinstance(args, ma.TargetArgs):
             return self._cancel(args)
+        if isinstance(args, ma.BrowseArgs):
+            return self._browse(args)
         if isinstance(args, ma.ModelsArgs):
             return self._models(args)
         if isinstance(args, ma.ModelArgs):
@@ -481,10 +483,10 @@ class AixMagics(Magics):
             [
                 m.id,
                 m.name,
-                _text(m.function),
+                aix_display.field_text(m.function),
                 "yes" if m.supports_streaming else "no",
-                _name(m.supplier),
-                _price(m.cost),
+                aix_display.name_text(m.supplier),
+                aix_display.price_text(m.cost),
             ]
             for m in models
         ]
@@ -497,16 +499,21 @@ class AixMagics(Magics):
         table.models = models  # type: ignore[attr-defined]
         return table
 
+    def _browse(self, args: ma.BrowseArgs) -> Any:
+        from aix_jupyter.widgets import ModelBrowser
+
+        return ModelBrowser(args.query, args.function, timeout=self.timeout)
+
     def _info(self, model_id: str, model: Model | None = None) -> aix_display.Card:
         model = model or self._get_model(model_id)
         params = model.model_params
         fields = [
             ("id", model.id),
-            ("supplier", _name(model.supplier)),
-            ("function", _text(model.function)),
+            ("supplier", aix_display.name_text(model.supplier)),
+            ("function", aix_display.field_text(model.function)),
             ("version", model.version),
             ("streaming", "yes" if model.supports_streaming else "no"),
-            ("price", _price(model.cost)),
+            ("price", aix_display.price_text(model.cost)),
         ]
         if model.description:
             fields.append(("description", model.description))
@@ -542,7 +549,9 @@ class AixMagics(Magics):
                 run_url=base + "/api/v1/execute", backend_url=base, note="the embedded backend is running"
             )
         fields = [
-            (str(k), _text(v) if v not in (None, "", []) else "-") for k, v in info.items() if k != "note"
+            (str(k), aix_display.field_text(v) if v not in (None, "", []) else "-")
+            for k, v in info.items()
+            if k != "note"
         ]
         notes = [str(info["note"])] if info.get("note") else []
         magic = [
@@ -599,7 +608,7 @@ def batch_table(result: Any, rows: int = BATCH_ROWS) -> aix_display.Table:
             [
                 key,
                 _short(data, 40),
-                _text(response.status),
+                aix_display.field_text(response.status),
                 _short(output, 60),
                 f"{float(response.used_credits or 0):.4g}",
                 f"{float(response.run_time or 0):.2f} s",
@@ -611,28 +620,6 @@ def batch_table(result: Any, rows: int = BATCH_ROWS) -> aix_display.Table:
     table = aix_display.Table(["#", "input", "status", "output", "credits", "run time"], lines, note=note)
     table.result = result  # type: ignore[attr-defined]
     return table
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
-
-
-def _name(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("name") or value.get("code") or value.get("id") or "")
-    return _text(value)
-
-
-def _price(cost: Any) -> str:
-    if isinstance(cost, dict):
-        price = cost.get("price")
-        if price is None:
-            return ""
-        unit = str(cost.get("unitType") or "").lower()
-        return f"{price} {cost.get('currency', '')}".strip() + (f"/{unit}" if unit else "")
-    return _text(cost)
 
 
 # -- extension entry points -----------------------------------------------------------------------

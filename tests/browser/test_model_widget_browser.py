@@ -1,14 +1,16 @@
-"""ModelWidget in a real JupyterLab 4 in Chromium: run with the progress bar, stream, cancel.
+"""ModelWidget and ModelBrowser in a real JupyterLab 4 and Notebook 7 in Chromium.
 
-One notebook with four widgets (sentiment; a fast streaming generator served by the embedded
-backend through ``register_model``; the slow countdown; a streamed Markdown note) and a magic, each
-result shown once, opened once for the module
+Every test runs in both frontends (the ``lab`` fixture is parametrized). One notebook with four
+widgets (sentiment; a fast streaming generator served by the embedded backend through
+``register_model``; the slow countdown; a streamed Markdown note), a magic, and a model browser,
+each result shown once, opened once per frontend
 (``notebook`` fixture) and driven by clicks, one step per test so that each fails on its own (the
 last step, the saved notebook, checks the cells whose steps passed). Screenshots of each state go
 to the test-artifacts folder (``browser-failure-<step>.png`` when a step fails):
 ``browser-run-finished.png``, ``browser-stream-growing.png``, ``browser-stream-finished.png``,
 ``browser-long-running.png``, ``browser-cancelled.png``, ``browser-magic-progress.png``,
-``browser-stream-markdown.png``.
+``browser-stream-markdown.png``, ``browser-model-browser.png`` (JupyterLab; Notebook 7's are
+``browser-notebook7-*.png``).
 The comm messages the browser receives while streaming are counted on the kernel websocket and
 written to ``browser-stream-rate.json``.
 """
@@ -51,6 +53,8 @@ CELLS = [
     "        time.sleep(0.05)\n"
     "        yield piece\n\n"
     'wn = ModelWidget("local/notes")\nwn.set(topic="Notes")\nwn',
+    # the model browser: search, then open a model's widget below the table
+    "from aix_jupyter import ModelBrowser\nmb = ModelBrowser()\nmb",
 ]
 
 
@@ -97,8 +101,13 @@ class Notebook:
     name: str
     counter: CommCounter
     artifacts: Path
+    lab: Any = None
     widgets: Any = None
     passed: set[str] = field(default_factory=set)
+
+    def shot(self, name: str) -> str:
+        """Where the screenshot ``name`` goes (one name per frontend)."""
+        return str(self.artifacts / self.lab.artifact(name))
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -106,7 +115,7 @@ class Notebook:
         try:
             yield
         except BaseException:
-            self.page.screenshot(path=str(self.artifacts / f"browser-failure-{name}.png"), full_page=True)
+            self.page.screenshot(path=self.shot(f"browser-failure-{name}.png"), full_page=True)
             raise
         self.passed.add(name)
 
@@ -126,17 +135,19 @@ def notebook(page, lab, artifacts_dir: Path) -> Notebook:
     """The notebook opened in JupyterLab with every cell run, once its four widgets are shown."""
     counter = CommCounter()
     page.on("websocket", counter.attach)
-    nb = Notebook(page, _notebook(lab.root), counter, artifacts_dir)
+    nb = Notebook(page, _notebook(lab.root), counter, artifacts_dir, lab)
     with nb.step("open"):
         page.goto(lab.notebook_url(nb.name))
-        page.locator(".jp-StatusBar-TextItem[title^='Change kernel']").first.wait_for()
+        # the same in both frontends: the notebook panel's kernel, started and idle
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
-            ".some(e => /Python 3 \\(ipykernel\\) \\| Idle/.test(e.textContent))"
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+            " return !!k && k.status === 'idle'; }"
         )
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         nb.widgets = page.locator(".aix-model-widget")
         nb.widgets.nth(3).wait_for(timeout=90_000)
+        page.locator(".aix-model-browser").wait_for(timeout=90_000)
     return nb
 
 
@@ -179,12 +190,12 @@ def test_run_fills_the_bar_and_shows_the_result_once(notebook: Notebook) -> None
         time.sleep(1.0)  # a copy written after the result would have arrived by now
         assert outputs.count() == 1 and _count_text(cell0, "POSITIVE") == 1
         sentiment.scroll_into_view_if_needed()
-        page.screenshot(path=str(notebook.artifacts / "browser-run-finished.png"), full_page=False)
+        page.screenshot(path=notebook.shot("browser-run-finished.png"), full_page=False)
 
 
 def test_stream_grows_then_ends_with_every_chunk(notebook: Notebook) -> None:
     """Stream: the text grows while the run goes on, then ends exactly; updates are coalesced."""
-    llm, artifacts = notebook.widgets.nth(1), notebook.artifacts
+    llm = notebook.widgets.nth(1)
     with notebook.step("stream"):
         llm.scroll_into_view_if_needed()
         stream_view = llm.locator(".aix-stream-view")
@@ -201,7 +212,7 @@ def test_stream_grows_then_ends_with_every_chunk(notebook: Notebook) -> None:
             if length and (not lengths or length != lengths[-1]):
                 lengths.append(length)
             if len(lengths) >= 3 and not shot:
-                llm.screenshot(path=str(artifacts / "browser-stream-growing.png"))
+                llm.screenshot(path=notebook.shot("browser-stream-growing.png"))
                 shot = True
             time.sleep(0.05)
         ended = time.monotonic()
@@ -216,11 +227,11 @@ def test_stream_grows_then_ends_with_every_chunk(notebook: Notebook) -> None:
         cell1 = _cell(notebook.page, 1)
         assert _count_text(cell1, "word599") == 1 and _count_text(cell1, "word0 ") == 1
         assert cell1.locator(".jp-Cell-outputArea > .jp-OutputArea-child").count() == 1
-        llm.screenshot(path=str(artifacts / "browser-stream-finished.png"))
+        llm.screenshot(path=notebook.shot("browser-stream-finished.png"))
         messages = notebook.counter.between(started, ended)
         rate = {"comm_messages": messages, "seconds": round(ended - started, 2)}
         rate["per_second"] = round(messages / max(ended - started, 1e-9), 1)
-        (artifacts / "browser-stream-rate.json").write_text(json.dumps(rate))
+        Path(notebook.shot("browser-stream-rate.json")).write_text(json.dumps(rate))
         assert rate["per_second"] <= 25, (
             rate
         )  # coalesced: ~10 text repaints + a few progress updates a second
@@ -237,7 +248,7 @@ def test_cancel_turns_the_bar_orange_and_reads_cancelled(notebook: Notebook) -> 
         label = countdown.locator(".aix-progress-label")
         page.wait_for_function("el => /^running/.test(el.textContent)", arg=label.element_handle())
         page.wait_for_function("el => /[1-9]\\d* polls?/.test(el.textContent)", arg=label.element_handle())
-        page.screenshot(path=str(notebook.artifacts / "browser-long-running.png"))
+        page.screenshot(path=notebook.shot("browser-long-running.png"))
         assert cancel.is_enabled() and run.is_disabled()  # in flight: Cancel, and no second Run
         assert countdown.locator("button.aix-clear").is_disabled()
         cancel.click()
@@ -252,7 +263,7 @@ def test_cancel_turns_the_bar_orange_and_reads_cancelled(notebook: Notebook) -> 
         meta.wait_for()
         assert meta.inner_text() == "cancelled"
         assert _count_text(_cell(page, 2), "FAILED") == 0
-        page.screenshot(path=str(notebook.artifacts / "browser-cancelled.png"))
+        page.screenshot(path=notebook.shot("browser-cancelled.png"))
 
 
 def test_the_magic_shows_its_own_progress_bar(notebook: Notebook) -> None:
@@ -268,7 +279,7 @@ def test_the_magic_shows_its_own_progress_bar(notebook: Notebook) -> None:
         assert magic_bar.evaluate("el => el.style.width") == "100%"
         assert magic.locator(".aix-progress-label").inner_text().startswith("finished")
         magic.get_by_text("Magic done").first.wait_for()
-        magic.screenshot(path=str(notebook.artifacts / "browser-magic-progress.png"))
+        magic.screenshot(path=notebook.shot("browser-magic-progress.png"))
 
 
 def test_streamed_markdown_is_rendered_in_place(notebook: Notebook) -> None:
@@ -287,7 +298,48 @@ def test_streamed_markdown_is_rendered_in_place(notebook: Notebook) -> None:
         assert items.nth(1).inner_text() == "code & <b>not html</b>"  # the model's HTML shown, not run
         assert rendered.locator("b").count() == 0
         assert _count_text(_cell(page, 4), "first point") == 1
-        notes.screenshot(path=str(notebook.artifacts / "browser-stream-markdown.png"))
+        notes.screenshot(path=notebook.shot("browser-stream-markdown.png"))
+
+
+def test_model_browser_searches_and_opens_a_widget(notebook: Notebook) -> None:
+    """Type a query: the table narrows once typing pauses; choose the row: its widget opens and runs."""
+    page = notebook.page
+    with notebook.step("model-browser"):
+        mb = page.locator(".aix-model-browser")
+        mb.scroll_into_view_if_needed()
+        openers = mb.locator("button.aix-browse-open")
+        page.wait_for_function(
+            "el => el.querySelectorAll('button.aix-browse-open').length >= 6", arg=mb.element_handle()
+        )
+        function = mb.locator(".aix-browse-function select")
+        assert "sentiment-analysis" in function.evaluate("el => [...el.options].map(o => o.textContent)")
+        chosen = function.evaluate("el => el.options[el.selectedIndex].textContent")
+        assert chosen.replace("\u00a0", " ") == "all functions"  # ipywidgets shows spaces as nbsp
+        mb.locator(".aix-browse-search input").press_sequentially("vader", delay=30)
+        page.wait_for_function(
+            "el => el.querySelectorAll('button.aix-browse-open').length === 1", arg=mb.element_handle()
+        )
+        assert openers.nth(0).inner_text().strip() == "VADER Sentiment"
+        cells = mb.locator(".aix-browse-cells:not(.aix-browse-head) .aix-browse-cell")
+        assert [cells.nth(i).inner_text() for i in range(cells.count())] == [
+            "local/sentiment-vader",
+            "aix_jupyter (local)",
+            "sentiment-analysis",
+            "no",
+            "0 USD/request",
+        ]
+        assert mb.locator(".aix-browse-page").inner_text().startswith("page 1 of 1")
+        openers.nth(0).click()
+        opened = mb.locator(".aix-browse-detail .aix-model-widget")
+        opened.wait_for()
+        assert mb.locator(".aix-browse-run-line input").input_value() == "%aix run local/sentiment-vader "
+        opened.locator("textarea").fill("What a wonderful, lovely day!")
+        run = opened.locator("button.aix-run")
+        page.wait_for_function("el => !el.disabled", arg=run.element_handle())
+        run.click()
+        opened.locator(".aix-result").get_by_text("POSITIVE").wait_for()
+        mb.scroll_into_view_if_needed()
+        mb.screenshot(path=notebook.shot("browser-model-browser.png"))
 
 
 def _fallbacks(cell) -> list[str]:
