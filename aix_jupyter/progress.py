@@ -346,9 +346,301 @@ class TextProgress(RunProgress):
                 pass
 
 
+# -- batches: one display per batch (``Model.map``) or per comparison (``compare``) ----------------
+BatchState = Literal["waiting", "running", "finished", "stopped"]
+
+
+class BatchProgress:
+    """State of one batch -- or of several run together (``compare``) -- fed by ``BatchEvent`` objects.
+
+    Callable as the batch's ``on_event`` hook; front ends override ``_render``. It keeps the latest
+    counts of each model's batch (done / total, failed, in flight, effective concurrency, credits)
+    and shows their sums, with the rate and ETA of the whole. Repaints are coalesced: at most one
+    every ``min_interval`` seconds (0.12: under 10 a second, whatever the item rate); an event that
+    falls inside the interval only marks the display stale, and the next event after it, a
+    :meth:`tick` or :meth:`close` draws the latest state. The final repaint (every batch ended, or
+    ``close()``) is always drawn, once. ``clock`` is where every time it uses comes from.
+    """
+
+    min_interval: float = 0.12  # ≤ 8.3 repaints a second, so the first and last keep it under 10
+    tick_interval: float | None = 0.25
+
+    def __init__(self, label: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.label = label
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._batches: dict[str, Any] = {}  # model id -> its latest BatchEvent
+        self._ended: dict[str, str] = {}  # model id -> the finished event's message ("" or why it stopped)
+        self._closed = False
+        self._stale = False
+        self._last_render = float("-inf")
+        self._t0: float | None = None
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.renders = 0  # repaints drawn so far (what the rate limit bounds)
+
+    # -- state ---------------------------------------------------------------------------------
+    def _sum(self, name: str) -> Any:
+        return sum(getattr(e, name) for e in self._batches.values())
+
+    @property
+    def done(self) -> int:
+        """Items ended so far (all batches)."""
+        return int(self._sum("done"))
+
+    @property
+    def failed(self) -> int:
+        """Items that ended FAILED so far."""
+        return int(self._sum("failed"))
+
+    @property
+    def in_flight(self) -> int:
+        """Items holding a slot on the server now."""
+        return int(self._sum("in_flight"))
+
+    @property
+    def concurrency(self) -> int:
+        """The effective concurrency now (summed over the batches)."""
+        return int(self._sum("concurrency"))
+
+    @property
+    def used_credits(self) -> float:
+        """Credits of the items that ended so far."""
+        return float(self._sum("used_credits"))
+
+    @property
+    def total(self) -> int | None:
+        """Number of items, when every batch knows its length (else None)."""
+        totals = [e.total for e in self._batches.values()]
+        return None if not totals or None in totals else int(sum(totals))
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the batch started, counting on between events while it runs."""
+        with self._lock:
+            latest = max((e.elapsed for e in self._batches.values()), default=0.0)
+            if self._t0 is not None and not self.over:
+                return max(latest, self.clock() - self._t0)
+            return latest
+
+    @property
+    def rate(self) -> float:
+        """Items ended per second since the start."""
+        elapsed = self.elapsed
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the current rate, when the total is known and something has ended."""
+        total, rate = self.total, self.rate
+        if total is None or not self.done or rate <= 0:
+            return None
+        return max(0, total - self.done) / rate
+
+    @property
+    def over(self) -> bool:
+        """True once every batch seen has finished, or the display was closed."""
+        return self._closed or (bool(self._batches) and len(self._ended) == len(self._batches))
+
+    @property
+    def state(self) -> BatchState:
+        """``waiting``, ``running``, ``finished`` (every batch ended) or ``stopped`` (early)."""
+        with self._lock:
+            if not self._batches:
+                return "waiting"
+            if not self.over:
+                return "running"
+            return "stopped" if self._why_stopped() else "finished"
+
+    @property
+    def outcome(self) -> Literal["success", "partial", "failure", "stopped", "none"]:
+        """How the batch went: all succeeded, some failed, all failed, stopped early (or nothing yet)."""
+        with self._lock:
+            state = self.state
+            if state == "waiting":
+                return "none"
+            if state == "stopped":
+                return "stopped"
+            if self.failed == 0:
+                return "success"
+            return "failure" if self.failed >= self.done else "partial"
+
+    def _why_stopped(self) -> list[str]:
+        """Why the batches ended early ("timeout", ...); "interrupted" when closed before they ended."""
+        why = sorted({m for m in self._ended.values() if m})
+        if len(self._ended) < len(self._batches) and "interrupted" not in why:
+            why.append("interrupted")
+        return why
+
+    def __call__(self, event: Any) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._t0 is None:
+                self._t0 = self.clock() - float(event.elapsed or 0.0)
+            self._batches[event.model_id] = event
+            if event.kind == "finished":
+                self._ended[event.model_id] = event.message or ""
+            final = self.over
+            now = self.clock()
+            due = final or now - self._last_render >= self.min_interval
+            self._stale = not due
+        if due:
+            self._paint(final=final)
+        if final:
+            self._stop_ticker()
+        else:
+            self._start_ticker()
+
+    def tick(self) -> bool:
+        """Draw the latest state if an event left it undrawn and the interval allows; False when over."""
+        with self._lock:
+            if self.over:
+                return False
+            due = self._stale and self.clock() - self._last_render >= self.min_interval
+            if due:
+                self._stale = False
+        if due:
+            self._paint(final=False)
+        return True
+
+    def close(self) -> None:
+        """Draw the final state (call it when the batch is over, however it ended)."""
+        self._stop_ticker()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._paint(final=True)
+
+    _painted_final = False
+
+    def __enter__(self) -> BatchProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- formatting ----------------------------------------------------------------------------
+    def counts(self) -> str:
+        """``3/5 done, 1 failed, 2 in flight (concurrency 8)`` (in flight only while running)."""
+        with self._lock:
+            total = self.total
+            text = f"{self.done}/{total} done" if total is not None else f"{self.done} done"
+            text += f", {self.failed} failed"
+            if not self.over:
+                text += f", {self.in_flight} in flight (concurrency {self.concurrency})"
+            return text
+
+    def status(self) -> str:
+        """``running 12.3/s ETA 4 s``, ``finished``, ``stopped (timeout)``..."""
+        with self._lock:
+            state = self.state
+            if state == "running":
+                text = f"running {self.rate:.1f}/s"
+                eta = self.eta
+                if eta is not None:
+                    text += f" ETA {format_duration(eta)}"
+                return text
+            if state == "stopped":
+                return f"stopped ({', '.join(self._why_stopped())})"
+            return state
+
+    def line(self) -> str:
+        """``[aix] local/x batch finished: 5/5 done, 0 failed · 0 credits (0.41 s)``."""
+        with self._lock:
+            return (
+                f"[aix] {self.label} {self.status()}: {self.counts()} · "
+                f"{self.used_credits:.4g} credits ({self.elapsed:.2f} s)"
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label} {self.state}>"
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def _paint(self, *, final: bool) -> None:
+        with self._lock:
+            if self._painted_final:
+                return
+            self._last_render = self.clock()
+            self._stale = False
+            self.renders += 1
+            if final:
+                self._painted_final = True
+            self._render(final=final)
+
+    def _render(self, *, final: bool) -> None:
+        """Draw the current state (front ends override; called under the lock, rate limited)."""
+
+    def _start_ticker(self) -> None:
+        if not self.tick_interval or self._ticker is not None or self._closed:
+            return
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick, name="aix-batch-progress", daemon=True)
+        self._ticker.start()
+
+    def _stop_ticker(self) -> None:
+        self._stop.set()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=2)
+
+    def _tick(self) -> None:
+        interval = self.tick_interval
+        assert interval
+        while not self._stop.wait(interval):
+            if not self.tick():
+                return
+
+
+class BatchTextProgress(BatchProgress):
+    """The batch's text line on a stream (stderr by default): redrawn in place with ``\\r`` when
+    ``live``, else only the final line, once (headless executors, a stream that is not a tty)."""
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        stream: IO[str] | None = None,
+        live: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if live is None:
+            kind = frontend.current()
+            isatty = getattr(self.stream, "isatty", None)
+            live = kind == "live" or (kind == "terminal" and callable(isatty) and bool(isatty()))
+        self.live = live
+        self._width = 0
+        super().__init__(label, clock=clock)
+        if not live:
+            self.tick_interval = None
+
+    def _render(self, *, final: bool) -> None:
+        if not final and not self.live:
+            return
+        if final and self.state == "waiting":
+            return  # closed before the batch started: nothing to report
+        text = self.line()
+        if self.live:
+            pad = " " * max(0, self._width - len(text))
+            self._width = len(text)
+            out = "\r" + text + pad + ("\n" if final else "")
+        else:
+            out = text + "\n"
+        try:
+            self.stream.write(out)
+            self.stream.flush()
+        except ValueError:  # pragma: no cover - stream closed at interpreter exit
+            pass
+
+
 __all__ = [
     "FINAL_STATES",
     "SANITIZE_REGEX",
+    "BatchProgress",
+    "BatchState",
+    "BatchTextProgress",
     "Mode",
     "ProgressState",
     "RunProgress",

@@ -315,6 +315,16 @@ def _batch(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _batch_progress(r: dict[str, Any]) -> list[Row]:
+    paced, mapped = r["paced"], r["map"]
+    fig = (
+        f"{paced['messages_per_second']:.1f} msg/s at {paced['items_per_second']:.0f} items/s "
+        f"({paced['comm_msgs_per_run']:.0f} messages for {r['paced_items']:,} items); "
+        f"`%aix map` at {mapped['items_per_second']:.0f} items/s: {mapped['messages_per_second']:.1f} msg/s"
+    )
+    return [("D. batch progress: frontend messages", fig, "<= 10 msg/s", _verdict(r["met"]))]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
@@ -325,6 +335,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "tokens": _tokens,
     "backend_rps": _backend_rps,
     "batch": _batch,
+    "batch_progress": _batch_progress,
 }
 
 

@@ -27,6 +27,7 @@ SCRIPTS = {
     "tokens": "bench_tokens.py",
     "backend_rps": "bench_backend_rps.py",
     "batch": "bench_batch.py",
+    "batch_progress": "bench_batch_progress.py",
 }
 
 

@@ -11,6 +11,9 @@ Grammar (``[...]`` optional)::
     %aix browse [QUERY] [--function F]            a searchable model browser (ModelBrowser)
     %aix info   [MODEL]
     %aix widget [MODEL]
+    %aix map    [MODEL] [OPTIONS] SOURCE           SOURCE: a variable holding a list, Series or DataFrame
+    %aix compare MODEL MODEL [MODEL ...] [OPTIONS] -- TEXT     %%aix compare MODEL MODEL ... (cell body)
+    %aix usage                                     runs, items, failures, credits of this kernel
     %aix config | login | help [SUBCOMMAND]
     %aix MODEL ...                                 (a model id first means ``run``)
 
@@ -49,11 +52,15 @@ SUBCOMMANDS: tuple[str, ...] = (
     "browse",
     "info",
     "widget",
+    "map",
+    "compare",
+    "usage",
     "config",
     "login",
     "help",
 )
 RUN_COMMANDS = ("run", "stream", "async")
+BATCH_COMMANDS = ("map", "compare")
 RUN_FLAGS: dict[str, str] = {  # the magic's own options of run/stream/async -> their help
     "-o": "VAR: store the ModelResponse in VAR",
     "--out": "VAR: store the ModelResponse in VAR",
@@ -63,12 +70,20 @@ RUN_FLAGS: dict[str, str] = {  # the magic's own options of run/stream/async -> 
     "--timeout": "SECONDS: give up (and cancel) after this long",
     "--no-progress": "do not show the progress while waiting",
     "--help": "show the model's parameters",
+    "--concurrency": "N: at most N jobs in flight at once (default 8)",
+    "--column": "COL: the DataFrame column holding the inputs",
+    "--into": "COL: write the outputs into this new column of the DataFrame",
 }
+_RUN_ONLY = tuple(f for f in RUN_FLAGS if f not in ("--concurrency", "--column", "--into"))
+_BATCH_FLAGS = ("-o", "--out", "-p", "--param", "--concurrency", "--timeout", "--no-progress")
 COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
-    "run": tuple(RUN_FLAGS),
-    "stream": tuple(f for f in RUN_FLAGS if f != "--stream"),
-    "async": tuple(f for f in RUN_FLAGS if f not in ("--stream", "--timeout", "--no-progress")),
+    "run": _RUN_ONLY,
+    "stream": tuple(f for f in _RUN_ONLY if f != "--stream"),
+    "async": tuple(f for f in _RUN_ONLY if f not in ("--stream", "--timeout", "--no-progress")),
     "poll": ("--wait", "-o", "--out", "--timeout", "--no-progress"),
+    "map": (*_BATCH_FLAGS, "--column", "--into"),
+    "compare": _BATCH_FLAGS,
+    "usage": (),
     "cancel": (),
     "models": ("--function",),
     "browse": ("--function",),
@@ -209,6 +224,18 @@ class RunOptions:
     progress: bool = True
     help: bool = False
     input_text: str | None = None  # raw: before interpolation
+    concurrency: int | None = None  # map / compare
+    column: str | None = None  # map: the DataFrame's input column
+    into: str | None = None  # map: the DataFrame column the outputs go to
+
+
+@dataclass
+class BatchArgs:
+    """``map`` (one model) / ``compare`` (two or more): the models and the unparsed rest of the line."""
+
+    command: Literal["map", "compare"]
+    model_ids: list[str]
+    rest: str  # options and SOURCE / TEXT, parsed against the schema(s) by parse_run_options
 
 
 @dataclass
@@ -254,11 +281,11 @@ class ModelArgs:  # info, widget
 class SimpleArgs:  # config, login, help
     """``config``, ``login`` and ``help [SUBCOMMAND]``."""
 
-    command: Literal["config", "login", "help"]
+    command: Literal["config", "login", "usage", "help"]
     topic: str = ""
 
 
-Command = RunArgs | PollArgs | TargetArgs | ModelsArgs | BrowseArgs | ModelArgs | SimpleArgs
+Command = RunArgs | BatchArgs | PollArgs | TargetArgs | ModelsArgs | BrowseArgs | ModelArgs | SimpleArgs
 
 
 def usage(command: str | None = None) -> str:
@@ -273,6 +300,11 @@ def usage(command: str | None = None) -> str:
         "browse": "%aix browse [QUERY] [--function F]   (search, page, open a model's widget)",
         "info": "%aix info MODEL",
         "widget": "%aix widget MODEL",
+        "map": "%aix map MODEL [--concurrency N] [--column COL] [--into COL] [-o VAR] [--param value ...] "
+        "SOURCE   (SOURCE: a variable holding a list, Series or DataFrame)",
+        "compare": "%aix compare MODEL MODEL [MODEL ...] [--param value ...] -- TEXT  |  "
+        "%%aix compare MODEL MODEL ... + cell body",
+        "usage": "%aix usage   (runs, items, failures and credits of this kernel, per model)",
         "config": "%aix config   (where runs go; whether a key is set)",
         "login": "%aix login   (read an API key for this kernel only)",
         "help": "%aix help [SUBCOMMAND]",
@@ -290,6 +322,8 @@ them), -p/--param NAME=VALUE, -o/--out VAR (store the ModelResponse), --stream, 
 Input: the rest of the line (after the options, or after --) or the cell body. {name} is filled in
 from the notebook ({{ and }} give braces); a variable holding a dict is sent as the request; the path
 of an existing file sends the file (its text for text models).
+Batches (map, compare): --concurrency N (jobs in flight at once), --timeout SECONDS (the whole batch),
+-o VAR (the BatchResult / Comparison), --no-progress; map also --column COL and --into COL.
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
 Settings: %config AixMagics.default_model / timeout / poll_interval / poll_cap / progress /
 models_page_size; $AIX_FRONTEND=live|headless|terminal overrides the frontend guess."""
@@ -338,11 +372,50 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
         if not positional and not default_model:
             raise MagicUsageError(f"{word}: give a MODEL id; {usage(word)}")
         return ModelArgs(word, positional[0] if positional else default_model)  # type: ignore[arg-type]
-    if word in ("config", "login"):
+    if word in BATCH_COMMANDS:
+        return _parse_batch(word, line, pos, default_model, known_models)
+    if word in ("config", "login", "usage"):
         if args:
             raise MagicUsageError(f"{word} takes no arguments, got {args[0].value!r}")
         return SimpleArgs(word)  # type: ignore[arg-type]
     return SimpleArgs("help", args[0].value if args else "")
+
+
+def _parse_batch(
+    command: str, line: str, pos: int, default_model: str, known_models: Iterable[str]
+) -> BatchArgs:
+    """``map [MODEL] rest`` / ``compare MODEL MODEL ... rest``: the model ids up to the first option,
+    ``--`` or word that is not a model id."""
+    known = list(known_models)
+    if command == "map":
+        tok = next_token(line, pos)
+        model_first = tok is not None and not _is_option(line, tok.start)
+        if tok is not None and model_first and (not default_model or looks_like_model_id(tok.value, known)):
+            return BatchArgs("map", [tok.value], line[tok.end :])
+        if not default_model:
+            raise MagicUsageError(f"map: give a MODEL id and a SOURCE variable; {usage('map')}")
+        return BatchArgs("map", [default_model], line[pos:])
+    models: list[str] = []
+    while (tok := next_token(line, pos)) is not None and not _is_option(line, tok.start):
+        if not looks_like_model_id(tok.value, known) and "{" not in tok.value:
+            break
+        models.append(tok.value)
+        pos = tok.end
+    if len(models) < 2:
+        raise MagicUsageError(
+            f"compare: give two or more MODEL ids (provider/name), got {len(models)}; {usage('compare')}"
+        )
+    return BatchArgs("compare", models, line[pos:])
+
+
+def _positive_int(value: str, option: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise MagicUsageError(f"{option} needs a whole number, got {value!r}") from None
+    if number < 1:
+        raise MagicUsageError(f"{option} must be at least 1, got {value!r}")
+    return number
 
 
 def _option_value(args: list[Token], i: int, name: str, command: str) -> str:
@@ -503,6 +576,12 @@ def parse_run_options(
                 value, end = (inline, tok.end) if inline is not None else take_value(tok, name)
                 if name in ("-o", "--out"):
                     opts.out = _check_identifier(value, name)
+                elif name == "--concurrency":
+                    opts.concurrency = _positive_int(value, name)
+                elif name == "--column":
+                    opts.column = value
+                elif name == "--into":
+                    opts.into = value
                 else:
                     opts.timeout = _positive_float(value, name)
         elif name in ("-p", "--param"):

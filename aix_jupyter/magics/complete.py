@@ -18,6 +18,7 @@ from aix_jupyter.magics.args import COMMAND_FLAGS, SUBCOMMANDS, tokens
 from aix_jupyter.magics.errors import MagicUsageError
 
 CACHE_SECONDS = 60.0
+VALUE_OPTIONS = ("-o", "--out", "--timeout", "-p", "--param", "--concurrency", "--column", "--into")
 
 
 def completions(
@@ -67,14 +68,16 @@ def completions(
         return fragment, match(model_ids()) if not rest_words else []
     if command == "models":
         return fragment, match(["--function"]) if fragment.startswith("-") else []
-    if command in ("poll", "cancel", "config", "login"):
+    if command in ("poll", "cancel", "config", "login", "usage"):
         return fragment, match(COMMAND_FLAGS[command]) if fragment.startswith("-") else []
-    # run / stream / async
+    if command == "compare":
+        return fragment, _complete_compare(rest_words, fragment, match, model_ids, parameter_names)
+    # run / stream / async / map
     if not model:
         if not rest_words and not fragment.startswith("-"):
             return fragment, match(model_ids())
         model = rest_words[0] if rest_words and not rest_words[0].startswith("-") else default_model
-    if rest_words and rest_words[-1] in ("-o", "--out", "--timeout", "-p", "--param"):
+    if rest_words and rest_words[-1] in VALUE_OPTIONS:
         return fragment, []
     params = parameter_names(model) if model else {}
     last = rest_words[-1] if rest_words else ""
@@ -87,6 +90,41 @@ def completions(
             return fragment, sorted(set(candidates)) if rest_words or model else []
         return fragment, match(candidates)
     return fragment, []
+
+
+def _complete_compare(
+    rest_words: list[str],
+    fragment: str,
+    match: Callable[[Iterable[str]], list[str]],
+    model_ids: Callable[[], Iterable[str]],
+    parameter_names: Callable[[str], Iterable[str] | Mapping[str, list[str]]],
+) -> list[str]:
+    """``compare MODEL MODEL ... [OPTIONS] -- TEXT``: model ids until an option, then the options
+    of every model named (their parameters, with values) and the magic's own."""
+    if "--" in rest_words:
+        return []  # the input text
+    models = []
+    for word in rest_words:
+        if word.startswith("-"):
+            break
+        models.append(word)
+    in_models = len(models) == len(rest_words)
+    if in_models and not fragment.startswith("-") and (fragment or len(models) < 2):
+        return match([m for m in model_ids() if m not in models])
+    if rest_words and rest_words[-1] in VALUE_OPTIONS:
+        return []
+    params: dict[str, list[str]] = {}
+    for model in models:
+        found = parameter_names(model)
+        for name in found:
+            choices = found[name] if isinstance(found, Mapping) else []
+            params.setdefault(name, list(choices))
+    last = rest_words[-1] if rest_words else ""
+    if last.startswith("--") and params.get(last[2:]):
+        return match(params[last[2:]])
+    if fragment.startswith("-") or fragment == "":
+        return match([*(f"--{n}" for n in params), *COMMAND_FLAGS["compare"], "--"])
+    return []
 
 
 def _choices(param: Any) -> list[str]:

@@ -129,3 +129,58 @@ def keep_question_marks(lines: list[str]) -> list[str]:
         call = f"get_ipython().run_line_magic('aix', {args!r})"
         out.append(f"{match.group('indent')}{match.group('assign') or ''}{call}{line[len(body) :] or ''}")
     return out
+
+
+# -- the SOURCE of ``%aix map``: a list, Series or DataFrame held by a notebook variable -----------------
+def _pandas_kind(value: Any) -> str | None:
+    cls = type(value)
+    if cls.__module__.split(".", 1)[0] == "pandas" and cls.__name__ in ("DataFrame", "Series"):
+        return cls.__name__
+    return None
+
+
+def batch_source(
+    name: str, namespace: Mapping[str, Any], *, column: str | None = None, into: str | None = None
+) -> tuple[Any, Any]:
+    """``(inputs, frame)`` for ``%aix map``: the inputs to map over, and the DataFrame (or None).
+
+    ``name`` is a variable holding a list/tuple, a pandas Series or a DataFrame; ``column`` picks
+    the DataFrame's input column (needed unless it has exactly one); ``into`` (a DataFrame only)
+    names the new column the outputs go to. Anything else is a one-line error naming the culprit.
+    """
+    if not name:
+        raise MagicUsageError("map: give SOURCE, a variable holding a list, Series or DataFrame")
+    if not IDENTIFIER.match(name):
+        raise MagicUsageError(
+            f"map: SOURCE must be a variable name (list, Series or DataFrame), got {name!r}"
+        )
+    if name not in namespace:
+        raise MagicUsageError(
+            f"map: no variable {name!r} in the notebook; SOURCE: a list, Series or DataFrame"
+        )
+    value = namespace[name]
+    kind = _pandas_kind(value)
+    if kind != "DataFrame":
+        for option, given in (("--column", column), ("--into", into)):
+            if given is not None:
+                raise MagicUsageError(
+                    f"map: {option} needs a DataFrame, but {name!r} is a {type(value).__name__}"
+                )
+        if kind == "Series" or isinstance(value, list | tuple):
+            return value, None
+        raise MagicUsageError(
+            f"map: {name!r} is a {type(value).__name__}; SOURCE must be a list, Series or DataFrame"
+        )
+    columns = [str(c) for c in value.columns]
+    if column is None:
+        if len(columns) != 1:
+            raise MagicUsageError(
+                f"map: {name!r} has {len(columns)} columns; pick the input with --column "
+                f"({', '.join(columns) or 'none'})"
+            )
+        column = columns[0]
+    if column not in value.columns:
+        raise MagicUsageError(f"map: {name!r} has no column {column!r}; its columns: {', '.join(columns)}")
+    if into is not None and into == column:
+        raise MagicUsageError(f"map: --into {into!r} is the input column; name a new column for the outputs")
+    return value[column], value

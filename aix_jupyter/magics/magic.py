@@ -25,6 +25,7 @@ from traitlets import Enum, Float, Int, Unicode
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
 from aix_jupyter.magics import args as ma
 from aix_jupyter.magics.errors import MagicUsageError, RunFailed
+from aix_jupyter.magics.ledger import Ledger, RunKind
 
 
 class _LazyModule:
@@ -74,6 +75,7 @@ class AixMagics(Magics):
         self._jobs: dict[str, str] = {}  # poll URL -> model id
         self._local_ns: dict[str, Any] | None = None
         self._completion: CompletionSource | None = None
+        self.ledger = Ledger()  # what this kernel ran through the magics (``%aix usage``)
 
     # -- entry point ---------------------------------------------------------------------------
     @no_var_expand
@@ -89,10 +91,17 @@ class AixMagics(Magics):
 
     def _dispatch(self, line: str, cell: str | None) -> Any:
         args = ma.parse_command(line, default_model=self.default_model, known_models=self._known_ids())
-        if cell is not None and not isinstance(args, ma.RunArgs):
-            raise MagicUsageError("%%aix takes a run, stream or async command; the cell body is the input")
+        takes_cell = isinstance(args, ma.RunArgs) or (
+            isinstance(args, ma.BatchArgs) and args.command == "compare"
+        )
+        if cell is not None and not takes_cell:
+            raise MagicUsageError(
+                "%%aix takes a run, stream, async or compare command; the cell body is the input"
+            )
         if isinstance(args, ma.RunArgs):
             return self._run(args, cell)
+        if isinstance(args, ma.BatchArgs):
+            return self._map(args) if args.command == "map" else self._compare(args, cell)
         if isinstance(args, ma.PollArgs):
             return self._poll(args)
         if isinstance(args, ma.TargetArgs):
@@ -108,6 +117,8 @@ class AixMagics(Magics):
             return self._config()
         if args.command == "login":
             return self._login()
+        if args.command == "usage":
+            return self._usage()
         print(ma.usage(args.topic) if args.topic else ma.usage())
         return None
 
@@ -144,12 +155,7 @@ class AixMagics(Magics):
         )
         if opts.help:
             return self._info(model_id, model=model)
-        if cell is not None:
-            if opts.input_text is not None:
-                raise MagicUsageError(
-                    f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
-                )
-            opts.input_text = cell
+        _take_cell(opts, cell)
         run_input = mi.resolve_input(opts.input_text, self._ns)
         data = self._prepare_data(run_input, schema)
         schema.validate_request(opts.parameters, data_given=data is not None)
@@ -224,7 +230,10 @@ class AixMagics(Magics):
             "max_wait": self.poll_cap,
         }
 
-    def _finish(self, response: Any, model_id: str, provenance: dict[str, Any], started: float) -> Any:
+    def _finish(
+        self, response: Any, model_id: str, provenance: dict[str, Any], started: float, kind: RunKind = "run"
+    ) -> Any:
+        self.ledger.record_run(model_id, kind, response)
         status = str(getattr(response.status, "value", response.status))
         if status == "FAILED":
             message = " ".join(str(response.error_message or "the model failed without a message").split())
@@ -272,7 +281,7 @@ class AixMagics(Magics):
             for chunk in streamer:
                 status = str(getattr(chunk.status, "value", chunk.status))
                 if status == "FAILED":
-                    self._finish(chunk, model.id, provenance, started)
+                    self._finish(chunk, model.id, provenance, started, kind="stream")
                 text = chunk.data if isinstance(chunk.data, str) else str(chunk.data or "")
                 view.chunk(text)
         except KeyboardInterrupt:
@@ -288,17 +297,136 @@ class AixMagics(Magics):
         response = ModelResponse(status=ResponseStatus.SUCCESS, data=text, completed=True)
         response.run_time = round(time.monotonic() - started, 3)
         provenance = {**provenance, "streamed": True}
-        response = self._finish(response, model.id, provenance, started)
+        response = self._finish(response, model.id, provenance, started, kind="stream")
         view.finish(response, aix_display.provenance_of(response))
         return response
 
     def _submit(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
         started = time.monotonic()
         response = model.run_async(data, parameters=opts.parameters)
-        response = self._finish(response, model.id, provenance, started)
+        response = self._finish(response, model.id, provenance, started, kind="async")
         if response.url:
             self._jobs[response.url] = model.id
         return response
+
+    # -- map / compare / usage -----------------------------------------------------------------
+    def _batch_progress(self, label: str, enabled: bool) -> Any:
+        if not enabled or self.progress == "off":
+            return None
+        from aix_jupyter.widgets.progress import make_batch_progress
+
+        return make_batch_progress(label, mode=self.progress)
+
+    def _map(self, args: ma.BatchArgs) -> aix_display.Table:
+        from aix_jupyter.core.batch import BatchInterrupted, _never_ran
+
+        model_id = mi.interpolate(args.model_ids[0], self._ns)
+        model = self._get_model(model_id)
+        schema = model.model_params
+        opts = ma.parse_run_options(
+            args.rest,
+            schema,
+            command="map",
+            model_id=model.id,
+            interpolate_value=lambda s: mi.interpolate(s, self._ns),
+        )
+        source_name = (opts.input_text or "").strip()
+        inputs, frame = mi.batch_source(source_name, self._ns, column=opts.column, into=opts.into)
+        schema.validate_request(opts.parameters, data_given=True)
+        progress = self._batch_progress(model.id, opts.progress)
+        try:
+            result = model.map(
+                inputs,
+                opts.parameters or None,
+                concurrency=opts.concurrency or 8,
+                timeout=opts.timeout or self.timeout,
+                on_event=progress,
+            )
+        except BatchInterrupted as exc:
+            result = exc.results
+            self._keep_batch(model.id, result, opts, frame)
+            kept = f"; the partial BatchResult is in {opts.out}" if opts.out else ""
+            ended = len(result) - sum(1 for r in result if _never_ran(r))
+            raise RunCancelled(
+                f"{model.id}: interrupted after {ended} of {len(result)} items; "
+                f"the jobs in flight were cancelled{kept}"
+            ) from None
+        finally:
+            if progress is not None:
+                progress.close()
+        self._keep_batch(model.id, result, opts, frame)
+        return batch_table(result)
+
+    def _keep_batch(self, model_id: str, result: Any, opts: ma.RunOptions, frame: Any) -> None:
+        """Count the batch, store it in ``-o VAR``, write its outputs into ``--into COL``."""
+        self.ledger.record_batch(model_id, result)
+        if opts.out:
+            self._user_ns[opts.out] = result
+        if frame is not None and opts.into:
+            frame[opts.into] = result.data
+
+    def _compare(self, args: ma.BatchArgs, cell: str | None) -> Any:
+        from aix_jupyter.core.batch import BatchInterrupted
+        from aix_jupyter.core.compare import compare
+
+        models = [self._get_model(mi.interpolate(m, self._ns)) for m in args.model_ids]
+        merged: dict[str, Any] = {}
+        for model in models:
+            for name, param in model.model_params.items():
+                merged.setdefault(name, param)
+        label = " vs ".join(m.id for m in models)
+        opts = ma.parse_run_options(
+            args.rest,
+            merged,
+            command="compare",
+            model_id=label,
+            interpolate_value=lambda s: mi.interpolate(s, self._ns),
+        )
+        _take_cell(opts, cell)
+        run_input = mi.resolve_input(opts.input_text, self._ns)
+        if run_input.kind == "none":
+            raise MagicUsageError(
+                f"compare: give the input after -- (or as the cell body); {ma.usage('compare')}"
+            )
+        data = self._prepare_data(run_input, models[0].model_params)
+        progress = self._batch_progress(label, opts.progress)
+        try:
+            comparison = compare(
+                models,
+                data,
+                opts.parameters or None,
+                concurrency=opts.concurrency or 8,
+                timeout=opts.timeout or self.timeout,
+                on_event=progress,
+            )
+        except BatchInterrupted:
+            raise RunCancelled(f"{label}: interrupted; the jobs in flight were cancelled") from None
+        finally:
+            if progress is not None:
+                progress.close()
+        for model_id, result in comparison.responses.items():
+            self.ledger.record_batch(model_id, result)
+        if opts.out:
+            self._user_ns[opts.out] = comparison
+        return comparison
+
+    def _usage(self) -> aix_display.Table:
+        total = self.ledger.totals()
+        from aix_jupyter.progress import _plural
+
+        counts = [
+            _plural(total.runs, "run"),
+            _plural(total.streams, "stream"),
+            f"{total.batches} batch{'' if total.batches == 1 else 'es'}",
+        ]
+        note = (
+            f"{', '.join(counts)}; {_plural(total.items, 'item')}, {total.failures} failed; "
+            f"{total.credits:.4g} credits in this kernel"
+        )
+        columns = ["model", "runs", "streams", "batches", "items", "failed", "credits"]
+        table = aix_display.Table(columns, self.ledger.rows(), note=note)
+        table.usage = self.ledger  # type: ignore[attr-defined]
+        return table
 
     # -- poll / cancel ---------------------------------------------------------------------------
     def _job_model(self, url: str, handle: Any) -> Model:
@@ -331,7 +459,7 @@ class AixMagics(Magics):
                     progress.close()
         else:
             response = model.poll(url)
-        response = self._finish(response, model.id, provenance, started)
+        response = self._finish(response, model.id, provenance, started, kind="poll")
         if args.out:
             self._user_ns[args.out] = response
         return response
@@ -450,6 +578,48 @@ class AixMagics(Magics):
         set_api_key(key)
         info = describe_config()
         print(f"API key set for this kernel only; runs go to {info.get('run_url') or info.get('mode')}")
+
+
+def _take_cell(opts: ma.RunOptions, cell: str | None) -> None:
+    """A ``%%aix`` cell body is the input; an input on the line too is an error."""
+    if cell is None:
+        return
+    if opts.input_text is not None:
+        raise MagicUsageError(
+            f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
+        )
+    opts.input_text = cell
+
+
+BATCH_ROWS = 20  # items a %aix map summary table lists
+
+
+def batch_table(result: Any, rows: int = BATCH_ROWS) -> aix_display.Table:
+    """The summary of a ``BatchResult``: its counts, and its first items with output or error."""
+    from aix_jupyter.core.batch import _short
+
+    index = result.input_index if result.input_index is not None else range(len(result))
+    lines = []
+    for i, (key, data, response) in enumerate(zip(index, result.inputs, result, strict=False)):
+        if i >= rows:
+            break
+        output = response.data if response.ok else response.error_message
+        lines.append(
+            [
+                key,
+                _short(data, 40),
+                aix_display.field_text(response.status),
+                _short(output, 60),
+                f"{float(response.used_credits or 0):.4g}",
+                f"{float(response.run_time or 0):.2f} s",
+            ]
+        )
+    note = result._counts()
+    if len(result) > rows:
+        note += f" (first {rows} of {len(result)} shown; -o VAR keeps them all)"
+    table = aix_display.Table(["#", "input", "status", "output", "credits", "run time"], lines, note=note)
+    table.result = result  # type: ignore[attr-defined]
+    return table
 
 
 # -- extension entry points -----------------------------------------------------------------------

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 from aix_jupyter import _lazy
 
 _EXPORTS: dict[str, str] = {
+    "BatchWidgetProgress": "aix_jupyter.widgets.progress",
     "ModelBrowser": "aix_jupyter.widgets.browser",
     "ModelWidget": "aix_jupyter.widgets.model_widget",
     "WidgetProgress": "aix_jupyter.widgets.progress",
+    "make_batch_progress": "aix_jupyter.widgets.progress",
     "make_progress": "aix_jupyter.widgets.progress",
 }
 
@@ -26,5 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     # ``X as X``: an explicit re-export (``__all__`` is derived from ``_EXPORTS``)
     from aix_jupyter.widgets.browser import ModelBrowser as ModelBrowser
     from aix_jupyter.widgets.model_widget import ModelWidget as ModelWidget
+    from aix_jupyter.widgets.progress import BatchWidgetProgress as BatchWidgetProgress
     from aix_jupyter.widgets.progress import WidgetProgress as WidgetProgress
+    from aix_jupyter.widgets.progress import make_batch_progress as make_batch_progress
     from aix_jupyter.widgets.progress import make_progress as make_progress

@@ -18,7 +18,16 @@ from typing import Any
 from IPython.display import display as ipython_display
 from IPython.display import update_display
 
-from aix_jupyter.progress import FINAL_STATES, Mode, RunProgress, TextProgress, format_duration, resolve_mode
+from aix_jupyter.progress import (
+    FINAL_STATES,
+    BatchProgress,
+    BatchTextProgress,
+    Mode,
+    RunProgress,
+    TextProgress,
+    format_duration,
+    resolve_mode,
+)
 
 BAR_STYLES = {"finished": "success", "failed": "danger", "cancelled": "warning"}
 
@@ -124,15 +133,20 @@ class WidgetProgress(RunProgress):
 
     def _update_static_text(self) -> None:
         """Replace the display's text/plain fallback by the final line (kept in the saved notebook)."""
-        bundle: dict[str, Any] = {"text/plain": self.line()}
-        model_id = getattr(self.widget, "model_id", None)
-        if model_id:
-            bundle["application/vnd.jupyter.widget-view+json"] = {
-                "version_major": 2,
-                "version_minor": 0,
-                "model_id": model_id,
-            }
-        update_display(bundle, raw=True, display_id=self._display_id)
+        _set_fallback_text(self.widget, self._display_id, self.line())
+
+
+def _set_fallback_text(widget: Any, display_id: str | None, text: str) -> None:
+    """Replace the text/plain fallback of the widget's display ``display_id`` by ``text``."""
+    bundle: dict[str, Any] = {"text/plain": text}
+    model_id = getattr(widget, "model_id", None)
+    if model_id:
+        bundle["application/vnd.jupyter.widget-view+json"] = {
+            "version_major": 2,
+            "version_minor": 0,
+            "model_id": model_id,
+        }
+    update_display(bundle, raw=True, display_id=display_id)
 
 
 @functools.cache
@@ -142,17 +156,116 @@ def _progress_box_class() -> type:
     class ProgressBox(w.HBox):
         """The bar's container; its text/plain repr is the progress line (deterministic before a run)."""
 
-        def __init__(self, progress: RunProgress, **kwargs: Any) -> None:
+        def __init__(self, progress: RunProgress | BatchProgress, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._aix_progress = progress
 
         def __repr__(self) -> str:
             progress = self._aix_progress
             if progress.state == "waiting":
-                return f"[aix] {progress.model_id} waiting"
+                name = progress.model_id if isinstance(progress, RunProgress) else progress.label
+                return f"[aix] {name} waiting"
             return progress.line()
 
     return ProgressBox
 
 
-__all__ = ["BAR_STYLES", "WidgetProgress", "make_progress"]
+def make_batch_progress(label: str, *, mode: Mode | str = "auto", display: bool = True) -> BatchProgress:
+    """One progress consumer for a whole batch (or comparison): pass it as ``on_event=``, ``close()`` it.
+
+    ``mode`` as for :func:`make_progress`: a :class:`BatchWidgetProgress` bar in a ``live`` frontend,
+    a :class:`~aix_jupyter.progress.BatchTextProgress` line everywhere else.
+    """
+    if resolve_mode(mode) == "widget":
+        return BatchWidgetProgress(label, display=display)
+    return BatchTextProgress(label)
+
+
+BATCH_STYLES = {"success": "success", "partial": "warning", "stopped": "warning", "failure": "danger"}
+_BATCH_STYLE = """<style>
+.aix-batch { display: flex; align-items: center; gap: 8px; }
+.aix-batch .aix-bar { display: inline-block; width: 240px; height: 14px; overflow: hidden;
+  background: var(--jp-layout-color3, #e0e0e0); border-radius: 2px; }
+.aix-batch .aix-fill { display: block; height: 100%; background: var(--jp-brand-color1, #1976d2); }
+.aix-batch .aix-indeterminate .aix-fill { width: 30% !important;
+  animation: aix-slide 1.3s ease-in-out infinite alternate; }
+.aix-batch.aix-success .aix-fill { background: var(--jp-success-color1, #388e3c); }
+.aix-batch.aix-warning .aix-fill { background: var(--jp-warn-color1, #f57c00); }
+.aix-batch.aix-danger .aix-fill { background: var(--jp-error-color1, #d32f2f); }
+</style>"""
+
+
+class BatchWidgetProgress(BatchProgress):
+    """A bar for a whole batch: ``label [=====     ] running 12.3/s ETA 4 s · 40/100 done, ...``.
+
+    The bar shows done / total (it slides while the total is unknown). At the end it shows the
+    final counts and is coloured by outcome (``bar_style``): green "success" (all succeeded),
+    orange "warning" (some failed, or stopped early), red "danger" (all failed). Its text/plain
+    fallback becomes the final text line, so a saved notebook viewed without a kernel still says
+    how the batch went. Bar and text are one HTML widget, so a repaint is one comm message, and
+    repaints are rate limited by :class:`~aix_jupyter.progress.BatchProgress` (≤ 10 a second).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        display: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        import ipywidgets as w
+
+        super().__init__(label, clock=clock)
+        self.value = 0.0  # the bar's fill, 0..1
+        self.bar_style = ""  # "info" while running, then by outcome (BATCH_STYLES)
+        self.html = w.HTML(value=self._markup(indeterminate=False))  # sent with the widget, not after
+        children: list[Any] = [
+            w.HTML(value=_STYLE + _BATCH_STYLE, layout=w.Layout(width="0px", margin="0")),
+            self.html,
+        ]
+        self.widget = _progress_box_class()(self, children=children, layout=w.Layout(align_items="center"))
+        self.widget.add_class("aix-progress")
+        self._display_id: str | None = None
+        if display:
+            handle = ipython_display(self.widget, display_id=True)
+            self._display_id = getattr(handle, "display_id", None)
+
+    def label_text(self) -> str:
+        """The text beside the bar ("not started" when closed before the batch began, e.g. on an error)."""
+        with self._lock:
+            if self.state == "waiting":
+                return "not started" if self._closed else "ready"
+            return (
+                f"{self.status()} · {self.counts()} · {self.used_credits:.4g} credits · "
+                f"{format_duration(self.elapsed)}"
+            )
+
+    def _markup(self, *, indeterminate: bool) -> str:
+        style = f" aix-{self.bar_style}" if self.bar_style else ""
+        bar = "aix-bar aix-indeterminate" if indeterminate else "aix-bar"
+        return (
+            f"<div class='aix-batch{style}'><code>{html.escape(self.label)}</code>"
+            f"<span class='{bar}'><span class='aix-fill' style='width:{self.value:.1%}'></span></span>"
+            f"<span class='aix-progress-label'>{html.escape(self.label_text())}</span></div>"
+        )
+
+    def _render(self, *, final: bool) -> None:
+        total, done, over = self.total, self.done, self.over
+        if over:
+            started = self.state != "waiting"
+            self.value, self.bar_style = (1.0 if started else 0.0), BATCH_STYLES.get(self.outcome, "")
+        else:
+            self.value, self.bar_style = ((done / total) if total else 0.0), "info"
+        self.html.value = self._markup(indeterminate=not over and not total)  # one comm message
+        if final and self._display_id:
+            _set_fallback_text(self.widget, self._display_id, self.line())
+
+
+__all__ = [
+    "BAR_STYLES",
+    "BATCH_STYLES",
+    "BatchWidgetProgress",
+    "WidgetProgress",
+    "make_batch_progress",
+    "make_progress",
+]

@@ -46,6 +46,7 @@ def test_the_tutorial_is_there():
         "04_serve_your_own_model",
         "05_async_jobs",
         "06_hosted_platform",
+        "07_batch_and_compare",
     } <= names, names
 
 
