@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from aix_jupyter.core.batch import Batch, BatchHook, BatchResult, _is_pandas, _short, run_batches
 from aix_jupyter.core.errors import ParameterError
@@ -168,43 +168,51 @@ class Comparison:
         )
 
 
+class CompareOptions(TypedDict, total=False):
+    """The keyword options of ``compare`` / ``acompare``."""
+
+    concurrency: int  # jobs in flight per model (8)
+    timeout: float  # bounds the whole comparison (300 s)
+    on_event: BatchHook | None  # receives every model's BatchEvents
+    cancel: threading.Event | None  # stops it early; the partial results are returned
+
+
+def _comparison(resolved: list[Model], data: Any, parameters: Any, options: CompareOptions) -> list[Batch]:
+    return _batches(
+        _checked(resolved),
+        data,
+        parameters,
+        options.get("concurrency", 8),
+        options.get("timeout", 300),
+        options.get("on_event"),
+        options.get("cancel"),
+    )
+
+
 def compare(
-    models: Any,
-    data: Any,
-    parameters: Mapping[str, Any] | None = None,
-    *,
-    concurrency: int = 8,
-    timeout: float = 300,
-    on_event: BatchHook | None = None,
-    cancel: threading.Event | None = None,
+    models: Any, data: Any, parameters: Mapping[str, Any] | None = None, **options: Unpack[CompareOptions]
 ) -> Comparison:
-    """Run ``data`` (one input or a list) on each of ``models`` (ids or Models), all at once."""
+    """Run ``data`` (one input or a list) on each of ``models`` (ids or Models), all at once.
+
+    Options (keywords): ``concurrency`` (8 jobs in flight per model), ``timeout`` (300 s, the whole
+    comparison), ``on_event`` (every model's ``BatchEvent``s), ``cancel`` (a ``threading.Event``).
+    """
     from aix_jupyter.core.factory import ModelFactory
 
-    given = _model_list(models)
-    resolved = _checked([m if not isinstance(m, str) else ModelFactory.get(m) for m in given])
-    batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
-    results = run_batches(batches)
-    return Comparison({m.id: r for m, r in zip(resolved, results, strict=True)})
+    resolved = [m if not isinstance(m, str) else ModelFactory.get(m) for m in _model_list(models)]
+    batches = _comparison(resolved, data, parameters, options)
+    return Comparison({m.id: r for m, r in zip(resolved, run_batches(batches), strict=True)})
 
 
 async def acompare(
-    models: Any,
-    data: Any,
-    parameters: Mapping[str, Any] | None = None,
-    *,
-    concurrency: int = 8,
-    timeout: float = 300,
-    on_event: BatchHook | None = None,
-    cancel: threading.Event | None = None,
+    models: Any, data: Any, parameters: Mapping[str, Any] | None = None, **options: Unpack[CompareOptions]
 ) -> Comparison:
-    """The async twin of ``compare``."""
+    """The async twin of ``compare``: the same arguments, awaited."""
     import asyncio
 
     from aix_jupyter.core.factory import ModelFactory
 
-    given = _model_list(models)
-    resolved = _checked([m if not isinstance(m, str) else await ModelFactory.aget(m) for m in given])
-    batches = _batches(resolved, data, parameters, concurrency, timeout, on_event, cancel)
+    resolved = [m if not isinstance(m, str) else await ModelFactory.aget(m) for m in _model_list(models)]
+    batches = _comparison(resolved, data, parameters, options)
     results = await asyncio.gather(*(b.run() for b in batches))
     return Comparison({m.id: r for m, r in zip(resolved, results, strict=True)})
