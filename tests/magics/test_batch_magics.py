@@ -189,3 +189,42 @@ def test_ctrl_c_keeps_the_partial_batch_result(cell, ip, magics, monkeypatch):
     result = ip.user_ns["partial"]
     assert isinstance(result, BatchResult) and len(result) == 4 and result.stopped == "interrupted"
     assert not result.ok and len(result.failed) == 4
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_compare_keeps_every_models_finished_results(cell, ip, magics, monkeypatch):
+    seen: set[str] = set()
+    started = threading.Event()
+    original = magics._batch_progress
+
+    def progress(label, enabled):
+        inner = original(label, enabled)
+
+        def hook(event):
+            inner(event)
+            if event.kind == "item_finished":
+                seen.add(event.model_id)
+            if event.kind == "run" and event.run is not None and event.run.kind == "polled":
+                seen.add("polled")
+            if {VADER, "polled"} <= seen:
+                started.set()
+
+        hook.close = inner.close  # type: ignore[attr-defined]
+        return hook
+
+    monkeypatch.setattr(magics, "_batch_progress", progress)
+
+    def press():
+        if started.wait(60):
+            _thread.interrupt_main()
+
+    helper = threading.Thread(target=press, daemon=True)
+    helper.start()
+    out = cell(f"%aix compare local/countdown {VADER} --seconds 30 -o partial -- I love it")
+    helper.join()
+    one_line_error(out, RunCancelled, "interrupted", "partial Comparison is in partial")
+    partial = ip.user_ns["partial"]
+    assert isinstance(partial, Comparison) and partial.model_ids == ["local/countdown", VADER]
+    assert partial.responses[VADER].data == ["POSITIVE"]  # the model that finished keeps its result
+    slow = partial.responses["local/countdown"]
+    assert slow.stopped == "interrupted" and slow.failed == [0]
