@@ -10,6 +10,10 @@ are thin consumers of these events; the core knows nothing of them.
     finished   the run ended with SUCCESS (``response``)
     failed     the run ended with FAILED (``response``, ``message``)
     cancelled  the run was cancelled (``message``)
+
+Session observers (``observe_session``) see every run of the process once, as a ``RunOutcome``,
+whoever started it: reported where runs end (``flows.Emitter.settle``, the streamer's end, a
+batch's item end), never by the front ends. ``%aix usage`` is one.
 """
 
 from __future__ import annotations
