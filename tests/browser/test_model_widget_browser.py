@@ -3,14 +3,14 @@
 Every test runs in both frontends (the ``lab`` fixture is parametrized). One notebook with four
 widgets (sentiment; a fast streaming generator served by the embedded backend through
 ``register_model``; the slow countdown; a streamed Markdown note), a magic, and a model browser,
-each result shown once, opened once per frontend
+then ``%aix map`` batches in a cell the test appends, each result shown once, opened once per frontend
 (``notebook`` fixture) and driven by clicks, one step per test so that each fails on its own (the
 last step, the saved notebook, checks the cells whose steps passed). Screenshots of each state go
 to the test-artifacts folder (``browser-failure-<step>.png`` when a step fails):
 ``browser-run-finished.png``, ``browser-stream-growing.png``, ``browser-stream-finished.png``,
 ``browser-long-running.png``, ``browser-cancelled.png``, ``browser-magic-progress.png``,
-``browser-stream-markdown.png``, ``browser-model-browser.png`` (JupyterLab; Notebook 7's are
-``browser-notebook7-*.png``).
+``browser-stream-markdown.png``, ``browser-model-browser.png``, ``browser-batch-progress.png``
+(JupyterLab; Notebook 7's are ``browser-notebook7-*.png``).
 The comm messages the browser receives while streaming are counted on the kernel websocket and
 written to ``browser-stream-rate.json``.
 """
@@ -340,6 +340,88 @@ def test_model_browser_searches_and_opens_a_widget(notebook: Notebook) -> None:
         opened.locator(".aix-result").get_by_text("POSITIVE").wait_for()
         mb.scroll_into_view_if_needed()
         mb.screenshot(path=notebook.shot("browser-model-browser.png"))
+
+
+# three batches of the slow countdown, run by the test in a cell it appends: one that succeeds (watched
+# while it runs), one with a failing item in four, one where every item fails
+BATCH_CELL = (
+    'ok = [f"item {i}" for i in range(40)]\n'
+    'some_fail = [{"data": f"item {i}", "fail": i % 4 == 3} for i in range(16)]\n'
+    'all_fail = ["a", "b", "c"]\n'
+    "%aix map local/countdown --seconds 0.3 --concurrency 4 -o ok_batch ok\n"
+    "%aix map local/countdown --seconds 0.2 --concurrency 4 -o some_batch some_fail\n"
+    "%aix map local/countdown --seconds 0.1 --fail true -o failed_batch all_fail\n"
+    "len(ok_batch), len(some_batch), len(failed_batch)"
+)
+
+
+def _run_new_cell(page, source: str) -> int:
+    """Append a code cell holding ``source`` to the open notebook and run it; its index."""
+    index = page.evaluate(
+        "(src) => { const nb = window.jupyterapp.shell.currentWidget.content;"
+        " const n = nb.model.cells.length;"
+        " nb.model.sharedModel.insertCell(n, {cell_type: 'code', source: src});"
+        " nb.activeCellIndex = n; return n; }",
+        source,
+    )
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-cell'); }")
+    return int(index)
+
+
+def _batch_sample(bar) -> tuple[int, str, str]:
+    """``(done, fill width, label)`` of a batch bar, read from the page."""
+    width, label = bar.evaluate(
+        "el => [el.querySelector('.aix-fill').style.width,"
+        " el.querySelector('.aix-progress-label').textContent]"
+    )
+    found = re.search(r"(\d+)/\d+ done", label)
+    return (int(found.group(1)) if found else -1), width, label
+
+
+def test_batch_progress_advances_and_ends_coloured_by_outcome(notebook: Notebook) -> None:
+    """``%aix map``: the batch bar advances with the done count, then ends green (all succeeded),
+    orange (some failed) or red (all failed)."""
+    page = notebook.page
+    with notebook.step("batch"):
+        cell = _cell(page, _run_new_cell(page, BATCH_CELL))
+        bars = cell.locator(".aix-batch")
+        first = bars.first
+        first.wait_for()
+        first.scroll_into_view_if_needed()
+        samples: list[tuple[int, str, str]] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # sampling the page (what a person sees), not a wait
+            done, width, label = _batch_sample(first)
+            if label.startswith("finished") or "aix-success" in (first.get_attribute("class") or ""):
+                break
+            if 0 < done < 40 and (not samples or done != samples[-1][0]):
+                samples.append((done, width, label))
+            time.sleep(0.05)
+        assert len(samples) >= 2, samples
+        assert [s[0] for s in samples] == sorted({s[0] for s in samples}), samples  # it only grows
+        for done, width, label in samples:
+            assert abs(float(width.rstrip("%")) - done / 40 * 100) < 0.1, (done, width)  # the done share
+            assert label.startswith("running") and "in flight (concurrency 4)" in label, label
+        expected = [
+            ("aix-success", "finished", "40/40 done, 0 failed"),
+            ("aix-warning", "finished", "16/16 done, 4 failed"),
+            ("aix-danger", "finished", "3/3 done, 3 failed"),
+        ]
+        colours = []
+        for i, (style, state, counts) in enumerate(expected):
+            # each repaint replaces the bar's HTML: wait through a locator, not a node
+            cell.locator(f".aix-batch.{style}").wait_for()
+            bar = bars.nth(i)
+            assert style in (bar.get_attribute("class") or ""), (i, style)
+            _done, width, label = _batch_sample(bar)
+            assert float(width.rstrip("%")) == 100, (i, width)
+            assert label.startswith(state) and counts in label, (i, label)
+            colours.append(bar.locator(".aix-fill").evaluate("el => getComputedStyle(el).backgroundColor"))
+        assert len(set(colours)) == 3, colours  # three outcomes, three colours
+        cell.locator(".jp-OutputArea-output").last.get_by_text("(40, 16, 3)").wait_for()
+        outputs = cell.locator(".jp-Cell-outputArea")
+        outputs.scroll_into_view_if_needed()
+        outputs.screenshot(path=notebook.shot("browser-batch-progress.png"))
 
 
 def _fallbacks(cell) -> list[str]:
