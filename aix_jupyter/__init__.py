@@ -30,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "Function": "aix_jupyter.core.enums",
     "FinetuneStatus": "aix_jupyter.core.finetune",
     "RunEvent": "aix_jupyter.core.events",
+    "RunOutcome": "aix_jupyter.core.events",
+    "observe_session": "aix_jupyter.core.events",
     "AixError": "aix_jupyter.core.errors",
     "ConfigurationError": "aix_jupyter.core.errors",
     "ParameterError": "aix_jupyter.core.errors",
@@ -40,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "BatchInterrupted": "aix_jupyter.core.batch",
     "BatchResult": "aix_jupyter.core.batch",
     "Comparison": "aix_jupyter.core.compare",
+    "ComparisonInterrupted": "aix_jupyter.core.compare",
     "compare": "aix_jupyter.core.compare",
     "acompare": "aix_jupyter.core.compare",
     # embedded backend: serve your own Python functions as models
@@ -98,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.batch import BatchInterrupted as BatchInterrupted
     from aix_jupyter.core.batch import BatchResult as BatchResult
     from aix_jupyter.core.compare import Comparison as Comparison
+    from aix_jupyter.core.compare import ComparisonInterrupted as ComparisonInterrupted
     from aix_jupyter.core.compare import acompare as acompare
     from aix_jupyter.core.compare import compare as compare
     from aix_jupyter.core.enums import AssetStatus as AssetStatus
@@ -111,6 +115,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.errors import RunCancelled as RunCancelled
     from aix_jupyter.core.errors import UnsafePollURLError as UnsafePollURLError
     from aix_jupyter.core.events import RunEvent as RunEvent
+    from aix_jupyter.core.events import RunOutcome as RunOutcome
+    from aix_jupyter.core.events import observe_session as observe_session
     from aix_jupyter.core.factory import ModelFactory as ModelFactory
     from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
     from aix_jupyter.core.model import Model as Model

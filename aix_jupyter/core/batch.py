@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError
-from aix_jupyter.core.events import RunEvent
+from aix_jupyter.core.events import RunEvent, RunOutcome, report_outcome, report_response
 from aix_jupyter.core.response import ModelResponse
 
 if TYPE_CHECKING:
@@ -438,12 +438,16 @@ class BatchResult(Sequence[ModelResponse]):
 
 
 class BatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a sync ``map``; ``.results`` is the partial ``BatchResult`` (nothing finished lost)."""
+    """Ctrl-C stopped a sync ``map``; ``.results`` is the partial ``BatchResult`` (nothing finished lost).
 
-    def __init__(self, results: BatchResult) -> None:
+    ``.batches`` holds the partial result of every batch stopped together (``results`` is the first).
+    """
+
+    def __init__(self, results: BatchResult, batches: Sequence[BatchResult] | None = None) -> None:
         done = len(results) - sum(1 for r in results if _never_ran(r))
         super().__init__(f"batch interrupted with {done} of {len(results)} items ended; see .results")
         self.results = results
+        self.batches: list[BatchResult] = list(batches) if batches is not None else [results]
 
 
 def _never_ran(response: ModelResponse) -> bool:
@@ -564,6 +568,7 @@ class Batch:
 
     def _record(self, i: int, response: ModelResponse) -> None:
         self.responses[i] = response
+        report_response("item", self.model.id, response)  # counted as an item of this batch only
         self.done += 1
         self.credits += float(response.used_credits or 0)
         if response.status is ResponseStatus.SUCCESS:
@@ -686,6 +691,7 @@ class Batch:
         from aix_jupyter.core.transport import AsyncTransport, async_client
 
         ep = self.model.endpoints()
+        report_outcome(RunOutcome("batch", self.model.id, "STARTED"))
         self.emit("started")
         tasks: dict[asyncio.Task[Any], tuple[int, int, int]] = {}
         async with async_client(ep.run_url) as client:
@@ -752,7 +758,7 @@ def run_batches(batches: Sequence[Batch]) -> list[BatchResult]:
 
     Works whether or not this thread runs an event loop. Ctrl-C (or an event hook that raises)
     stops every batch: the jobs in flight are cancelled and ``BatchInterrupted`` carries the
-    partial result of the first batch.
+    partial result of every batch (``.batches``; ``.results`` is the first's).
     """
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     for batch in batches:
@@ -792,7 +798,7 @@ def run_batches(batches: Sequence[Batch]) -> list[BatchResult]:
         ended.wait(STOP_BUDGET + 0.1)
         results = outcome.get("results") or [b.result() for b in batches]
         if isinstance(exc, KeyboardInterrupt):
-            raise BatchInterrupted(results[0]) from None
+            raise BatchInterrupted(results[0], results) from None
         raise
     if "error" in outcome:
         raise outcome["error"]

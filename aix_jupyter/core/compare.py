@@ -14,7 +14,16 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from aix_jupyter.core.batch import Batch, BatchHook, BatchResult, _is_pandas, _short, run_batches
+from aix_jupyter.core.batch import (
+    Batch,
+    BatchHook,
+    BatchInterrupted,
+    BatchResult,
+    _is_pandas,
+    _never_ran,
+    _short,
+    run_batches,
+)
 from aix_jupyter.core.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -168,6 +177,25 @@ class Comparison:
         )
 
 
+class ComparisonInterrupted(BatchInterrupted):
+    """Ctrl-C stopped a sync ``compare``; ``.results`` is the partial ``Comparison``: every model's
+    finished results are kept (the inputs a model never ran are FAILED, "Not run: ...")."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        results = list(comparison.responses.values())
+        KeyboardInterrupt.__init__(self, f"comparison interrupted: {_ended(results)}; see .results")
+        self.results: Comparison = comparison  # type: ignore[assignment]
+        self.batches = results
+
+
+def _ended(results: Sequence[BatchResult]) -> str:
+    parts = []
+    for result in results:
+        done = len(result) - sum(1 for r in result if _never_ran(r))
+        parts.append(f"{result.model_id}: {done} of {len(result)} items ended")
+    return ", ".join(parts)
+
+
 class CompareOptions(TypedDict, total=False):
     """The keyword options of ``compare`` / ``acompare``."""
 
@@ -196,12 +224,19 @@ def compare(
 
     Options (keywords): ``concurrency`` (8 jobs in flight per model), ``timeout`` (300 s, the whole
     comparison), ``on_event`` (every model's ``BatchEvent``s), ``cancel`` (a ``threading.Event``).
+    Ctrl-C raises ``ComparisonInterrupted`` (a ``BatchInterrupted``) whose ``.results`` is the
+    partial ``Comparison``.
     """
     from aix_jupyter.core.factory import ModelFactory
 
     resolved = [m if not isinstance(m, str) else ModelFactory.get(m) for m in _model_list(models)]
     batches = _comparison(resolved, data, parameters, options)
-    return Comparison({m.id: r for m, r in zip(resolved, run_batches(batches), strict=True)})
+    try:
+        results = run_batches(batches)
+    except BatchInterrupted as exc:
+        partial = Comparison({m.id: r for m, r in zip(resolved, exc.batches, strict=True)})
+        raise ComparisonInterrupted(partial) from None
+    return Comparison({m.id: r for m, r in zip(resolved, results, strict=True)})
 
 
 async def acompare(

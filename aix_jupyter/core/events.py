@@ -10,6 +10,10 @@ are thin consumers of these events; the core knows nothing of them.
     finished   the run ended with SUCCESS (``response``)
     failed     the run ended with FAILED (``response``, ``message``)
     cancelled  the run was cancelled (``message``)
+
+Session observers (``observe_session``) see every run of the process once, as a ``RunOutcome``,
+whoever started it: reported where runs end (``flows.Emitter.settle``, the streamer's end, a
+batch's item end), never by the front ends. ``%aix usage`` is one.
 """
 
 from __future__ import annotations
@@ -45,3 +49,72 @@ class RunEvent:
 
 
 EventHook = Callable[[RunEvent], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# the session: every run's final outcome, for observers such as a kernel's usage ledger
+
+OutcomeKind = Literal["run", "stream", "item", "batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How one run ended, as session observers see it.
+
+    ``kind``: ``run`` (``run``, ``run_async``, ``sync_poll``, ``poll`` of an ended job), ``stream``,
+    ``item`` (one item of a batch: ``map`` or one model of ``compare``; never also a ``run``) or
+    ``batch`` (a batch started; ``status`` is ``STARTED``). A job that goes on (``completed``
+    False, ``url`` set: submitted, or given up waiting for) is reported again when a poll sees it end.
+    """
+
+    kind: OutcomeKind
+    model_id: str
+    status: str  # SUCCESS, FAILED, IN_PROGRESS (a job that goes on), STARTED (a batch)
+    credits: float = 0.0
+    url: str | None = None  # the job's poll URL, when it has one
+    completed: bool = True
+
+
+SessionObserver = Callable[[RunOutcome], None]
+_observers: list[SessionObserver] = []
+
+
+def observe_session(observer: SessionObserver) -> Callable[[], None]:
+    """Call ``observer`` with the ``RunOutcome`` of every run in this process; returns its remover."""
+    _observers.append(observer)
+
+    def remove() -> None:
+        if observer in _observers:
+            _observers.remove(observer)
+
+    return remove
+
+
+def report_outcome(outcome: RunOutcome) -> None:
+    """Hand ``outcome`` to every session observer (one that raises is reported as a warning)."""
+    for observer in list(_observers):
+        try:
+            observer(outcome)
+        except Exception as exc:  # a broken observer must not break the run it observes
+            import warnings
+
+            warnings.warn(f"session observer {observer!r} failed: {exc}", RuntimeWarning, stacklevel=2)
+
+
+def report_response(
+    kind: OutcomeKind, model_id: str, response: ModelResponse, url: str | None = None
+) -> None:
+    """Report how a run ended, from its final (or, for a job that goes on, its latest) response."""
+    if not _observers:
+        return
+    status = getattr(response.status, "value", response.status)
+    report_outcome(
+        RunOutcome(
+            kind,
+            model_id,
+            str(status),
+            float(response.used_credits or 0),
+            url or response.url or None,
+            bool(response.completed),
+        )
+    )

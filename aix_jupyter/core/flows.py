@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import RequestError
-from aix_jupyter.core.events import EventHook, RunEvent
+from aix_jupyter.core.events import EventHook, OutcomeKind, RunEvent, report_response
 from aix_jupyter.core.polling import FINAL_GRACE, PollSchedule
 from aix_jupyter.core.protocol import (
     NO_RESPONSE,
@@ -139,9 +139,13 @@ Flow = Generator[Op, Any, Any]
 
 
 class Emitter:
-    """Builds RunEvents for one run and hands them to the hook (if any)."""
+    """Builds RunEvents for one run and hands them to the hook (if any).
 
-    __slots__ = ("clock", "hook", "model_id", "start")
+    ``session`` is what the run's end counts as for the session observers (``core.events``):
+    ``"run"``, or None when something else reports it (a batch reports its items, a streamer its end).
+    """
+
+    __slots__ = ("clock", "hook", "model_id", "session", "start")
 
     def __init__(
         self,
@@ -149,9 +153,11 @@ class Emitter:
         model_id: str,
         start: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        session: OutcomeKind | None = None,
     ) -> None:
         self.hook = hook
         self.model_id = model_id
+        self.session = session
         self.clock = clock  # the run's clock: event times, the deadline, the poll schedule
         self.start = clock() if start is None else start
 
@@ -164,7 +170,14 @@ class Emitter:
                 # job just as for an interrupt during I/O, then the driver re-raises this one.
                 raise Interrupted(exc) from None
 
+    def settle(self, response: ModelResponse, poll_url: str | None = None) -> ModelResponse:
+        """Report the run's outcome to the session observers (the one place a run's end is counted)."""
+        if self.session is not None:
+            report_response(self.session, self.model_id, response, poll_url)
+        return response
+
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
+        self.settle(response, poll_url)
         if response.status is ResponseStatus.SUCCESS:
             self("finished", response=response, poll_url=poll_url, polls=polls)
         elif CANCELLED_MESSAGE in response.error_message:
@@ -354,12 +367,12 @@ def run_flow(
             emit("cancelled", poll_url=response.url, message="interrupted")
             raise
         if not poll:
-            return response
+            return emit.settle(response, response.url)  # a job that goes on: counted when submitted
         schedule = PollSchedule(wait_time, timeout, max_wait, start=start, clock=emit.clock)
         return (yield from poll_flow(response.url, schedule, emit, timeout))  # type: ignore[arg-type]
     emit("submitted")
     if not poll and response.status is ResponseStatus.SUCCESS:
-        return response
+        return emit.settle(response)
     return emit.end(response)
 
 

@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 from aix_jupyter.core import flows, protocol
 from aix_jupyter.core.config import Endpoints, configured_api_key, resolve_endpoints
-from aix_jupyter.core.enums import AssetStatus, Function, FunctionType
+from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
 from aix_jupyter.core.errors import AixError, RequestError
-from aix_jupyter.core.events import EventHook
+from aix_jupyter.core.events import EventHook, OutcomeKind, report_response
 from aix_jupyter.core.finetune import FinetuneStatus, finetune_status_from_logs
 from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.parameters import ModelParameters
@@ -281,15 +281,7 @@ class Model:
             return self._run_stream(  # type: ignore[return-value]
                 data, parameters, timeout=timeout, on_event=on_event, cancel=cancel, max_wait=max_wait
             )
-        start = time.monotonic()
-        PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
-        request = protocol.run_request(self.model_params, data, parameters)
-        ep = self.endpoints()
-        emit = flows.Emitter(on_event, self.id, start)
-        url = self._run_url(ep, True)
-        flow = flows.run_flow(
-            url, request, ep.backend_url, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
-        )
+        flow, ep = self._run_flow(data, parameters, timeout, wait_time, max_wait, on_event, session="run")
         return Plan(flow, ep, cancel)
 
     run = sync_api(_run)
@@ -303,21 +295,25 @@ class Model:
         wait_time: float,
         max_wait: float,
         on_event: EventHook | None,
-        start: float,
+        start: float | None = None,
+        *,
+        session: OutcomeKind | None = None,
     ) -> tuple[flows.Flow, Endpoints]:
-        """The flow of one ``run`` and its endpoints (for the batch scheduler); the input is checked now.
+        """The flow of one ``run`` and its endpoints (``run``, and the batch scheduler: ``session=None``,
+        the batch reports its items itself); the input is checked now.
 
         The run's clock starts here (``start``, the caller's "now", is kept for its signature).
         """
-        plan = self._run(
-            data,
-            timeout=timeout,
-            parameters=parameters,
-            wait_time=wait_time,
-            on_event=on_event,
-            max_wait=max_wait,
+        start = time.monotonic()
+        PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
+        request = protocol.run_request(self.model_params, data, parameters)
+        ep = self.endpoints()
+        emit = flows.Emitter(on_event, self.id, start, session=session)
+        url = self._run_url(ep, True)
+        flow = flows.run_flow(
+            url, request, ep.backend_url, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
         )
-        return plan.flow, plan.endpoints
+        return flow, ep
 
     # -- batch: one scheduler over the run flows, in core/batch.py (map and amap only delegate) --
     def map(
@@ -363,7 +359,7 @@ class Model:
         """
         request = protocol.run_request(self.model_params, data, parameters)
         ep = self.endpoints()
-        emit = flows.Emitter(on_event, self.id)
+        emit = flows.Emitter(on_event, self.id, session="run")
         flow = flows.run_flow(
             self._run_url(ep, False),
             request,
@@ -384,7 +380,13 @@ class Model:
 
         ``poll_url`` must be on the run or backend host (else UnsafePollURLError: the key stays home).
         """
-        return Plan(flows.poll_once_flow(poll_url), self._checked_poll_url(poll_url))
+
+        def finish(response: ModelResponse, _: Any) -> ModelResponse:
+            if response.status is not ResponseStatus.IN_PROGRESS:  # the job's end, seen by this poll
+                report_response("run", self.id, response, poll_url)
+            return response
+
+        return Plan(flows.poll_once_flow(poll_url), self._checked_poll_url(poll_url), finish=finish)
 
     poll = sync_api(_poll)
     apoll = async_api(_poll, "apoll")
@@ -405,7 +407,7 @@ class Model:
         The poll schedule, events and cancellation are those of ``run``.
         """
         schedule = PollSchedule(wait_time, timeout, max_wait, start=time.monotonic())
-        emit = flows.Emitter(on_event, self.id, schedule.start)
+        emit = flows.Emitter(on_event, self.id, schedule.start, session="run")
         ep = self._checked_poll_url(poll_url)
         return Plan(flows.poll_flow(poll_url, schedule, emit, timeout), ep, cancel)
 
@@ -451,6 +453,7 @@ class Model:
             "cancel": cancel,
             "secret": ep.api_key,
             "timeout": timeout,
+            "session": True,
         }
 
         def finish(outcome: Any, transport: Any) -> ModelResponseStreamer:

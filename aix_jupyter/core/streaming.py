@@ -22,7 +22,7 @@ from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
-from aix_jupyter.core.events import EventHook, RunEvent
+from aix_jupyter.core.events import EventHook, RunEvent, report_response
 from aix_jupyter.core.protocol import NO_RESPONSE, REDACTED, one_line, scrub_bytes, scrub_value
 from aix_jupyter.core.response import ModelResponse
 
@@ -197,6 +197,7 @@ class ModelResponseStreamer:
         cancel: threading.Event | None = None,
         secret: str | None = None,
         timeout: float | None = None,
+        session: bool = False,
     ) -> None:
         if iterator is not None and payloads is None:
             payloads = _lines_to_payloads(iterator)
@@ -212,6 +213,7 @@ class ModelResponseStreamer:
         self._cancel = cancel
         self._secret = secret
         self._timeout = timeout
+        self._session = session  # report the end to the session observers (a run_stream's streamer)
         self._final: ModelResponse | None = failure
         self._finished = False
         # the hot path applies while nothing special can happen between two chunks
@@ -248,6 +250,8 @@ class ModelResponseStreamer:
         self.status = response.status
         self.error_message = response.error_message
         self.close()
+        if self._session:
+            report_response("stream", self._model_id, response)
         if response.status is ResponseStatus.SUCCESS:
             whole = ModelResponse(status=ResponseStatus.SUCCESS, data=self.text, completed=True)
             self._emit("finished", response=whole)

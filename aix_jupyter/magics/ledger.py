@@ -1,18 +1,21 @@
-"""The session ledger behind ``%aix usage``: what the magics ran in this kernel, per model.
+"""The session ledger behind ``%aix usage``: what ran in this kernel, per model.
 
-Each single run (``%aix run``, ``%%aix run``, ``%aix async``), each stream and each batch (``%aix
-map``, every model of ``%aix compare``) is counted once, with its items, failures and credits. A
-job submitted with ``%aix async`` counts as a run when submitted; its credits are added once, when
-``%aix poll`` sees it end.
+The ledger observes the core's session outcomes (``core.events.observe_session``), so it counts
+every run of the kernel whatever started it: the magics, the Python API, a ``ModelWidget``. Each
+single run (``run``, ``run_async``, ``%aix run``/``async``), each stream and each batch (``map``,
+every model of ``compare``) is counted once, with its items, failures and credits. A job that goes
+on (submitted with ``run_async``, or given up waiting for) counts as a run when it leaves; its
+failure and credits are added once, when a poll sees it end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-RunKind = Literal["run", "stream", "async", "poll"]
+if TYPE_CHECKING:
+    from aix_jupyter.core.events import RunOutcome
 
 
 @dataclass
@@ -28,50 +31,45 @@ class ModelUsage:
     credits: float = 0.0
 
 
-def _failed(response: Any) -> bool:
-    return str(getattr(response.status, "value", response.status)) == "FAILED"
-
-
 class Ledger:
-    """Counts per model, in the order models were first used."""
+    """Counts per model, in the order models were first used (``record`` is its session observer)."""
 
     def __init__(self) -> None:
         self.models: dict[str, ModelUsage] = {}
+        self._pending: dict[str, str] = {}  # poll URL -> model id: jobs counted, whose end is not seen yet
         self._settled: set[str] = set()  # poll URLs whose end was counted
+        self._lock = threading.Lock()  # a sync batch reports from its own thread
 
     def _entry(self, model_id: str) -> ModelUsage:
         return self.models.setdefault(model_id, ModelUsage(model_id))
 
-    def record_run(self, model_id: str, kind: RunKind, response: Any) -> None:
-        """One single run, stream, async submission, or the end of an async job seen by a poll."""
-        entry = self._entry(model_id)
-        if kind == "poll":
-            url = getattr(response, "url", None) or ""
-            if not getattr(response, "completed", False) or (url and url in self._settled):
+    def record(self, outcome: RunOutcome) -> None:
+        """Count one outcome: a run, stream or batch item that ended, a job that goes on, a batch."""
+        with self._lock:
+            if outcome.kind == "batch":
+                self._entry(outcome.model_id).batches += 1
                 return
-            self._settled.add(url)
-        else:
-            entry.items += 1
-            if kind == "stream":
-                entry.streams += 1
+            url = outcome.url if outcome.kind == "run" else None
+            if url in self._settled:
+                return  # the end of this job was counted (polled again)
+            if url is not None and url in self._pending:
+                if not outcome.completed:
+                    return
+                entry = self._entry(self._pending.pop(url))  # the model that started it
             else:
-                entry.runs += 1
-        if _failed(response):
-            entry.failures += 1
-        entry.credits += float(getattr(response, "used_credits", 0) or 0)
-
-    def record_batch(self, model_id: str, responses: Iterable[Any]) -> None:
-        """One batch: every response that was run counts as an item (those never sent do not)."""
-        from aix_jupyter.core.batch import _never_ran
-
-        entry = self._entry(model_id)
-        entry.batches += 1
-        for response in responses:
-            if _never_ran(response):
-                continue
-            entry.items += 1
-            entry.failures += _failed(response)
-            entry.credits += float(getattr(response, "used_credits", 0) or 0)
+                entry = self._entry(outcome.model_id)
+                entry.items += 1
+                if outcome.kind == "stream":
+                    entry.streams += 1
+                elif outcome.kind == "run":
+                    entry.runs += 1
+                if url is not None and not outcome.completed:
+                    self._pending[url] = outcome.model_id  # its failure and credits come with its end
+                    return
+            if url is not None:
+                self._settled.add(url)
+            entry.failures += outcome.status == "FAILED"
+            entry.credits += outcome.credits
 
     def rows(self) -> list[list[Any]]:
         """``[model, runs, streams, batches, items, failures, credits]`` per model."""
@@ -93,4 +91,4 @@ class Ledger:
         return total
 
 
-__all__ = ["Ledger", "ModelUsage", "RunKind"]
+__all__ = ["Ledger", "ModelUsage"]

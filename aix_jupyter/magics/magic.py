@@ -25,7 +25,7 @@ from traitlets import Enum, Float, Int, Unicode
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
 from aix_jupyter.magics import args as ma
 from aix_jupyter.magics.errors import MagicUsageError, RunFailed
-from aix_jupyter.magics.ledger import Ledger, RunKind
+from aix_jupyter.magics.ledger import Ledger
 
 
 class _LazyModule:
@@ -75,7 +75,7 @@ class AixMagics(Magics):
         self._jobs: dict[str, str] = {}  # poll URL -> model id
         self._local_ns: dict[str, Any] | None = None
         self._completion: CompletionSource | None = None
-        self.ledger = Ledger()  # what this kernel ran through the magics (``%aix usage``)
+        self.ledger = Ledger()  # what this kernel ran (``%aix usage``; observed once the extension loads)
 
     # -- entry point ---------------------------------------------------------------------------
     @no_var_expand
@@ -230,10 +230,7 @@ class AixMagics(Magics):
             "max_wait": self.poll_cap,
         }
 
-    def _finish(
-        self, response: Any, model_id: str, provenance: dict[str, Any], started: float, kind: RunKind = "run"
-    ) -> Any:
-        self.ledger.record_run(model_id, kind, response)
+    def _finish(self, response: Any, model_id: str, provenance: dict[str, Any], started: float) -> Any:
         status = str(getattr(response.status, "value", response.status))
         if status == "FAILED":
             message = " ".join(str(response.error_message or "the model failed without a message").split())
@@ -281,7 +278,7 @@ class AixMagics(Magics):
             for chunk in streamer:
                 status = str(getattr(chunk.status, "value", chunk.status))
                 if status == "FAILED":
-                    self._finish(chunk, model.id, provenance, started, kind="stream")
+                    self._finish(chunk, model.id, provenance, started)
                 text = chunk.data if isinstance(chunk.data, str) else str(chunk.data or "")
                 view.chunk(text)
         except KeyboardInterrupt:
@@ -297,14 +294,14 @@ class AixMagics(Magics):
         response = ModelResponse(status=ResponseStatus.SUCCESS, data=text, completed=True)
         response.run_time = round(time.monotonic() - started, 3)
         provenance = {**provenance, "streamed": True}
-        response = self._finish(response, model.id, provenance, started, kind="stream")
+        response = self._finish(response, model.id, provenance, started)
         view.finish(response, aix_display.provenance_of(response))
         return response
 
     def _submit(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
         started = time.monotonic()
         response = model.run_async(data, parameters=opts.parameters)
-        response = self._finish(response, model.id, provenance, started, kind="async")
+        response = self._finish(response, model.id, provenance, started)
         if response.url:
             self._jobs[response.url] = model.id
         return response
@@ -344,7 +341,7 @@ class AixMagics(Magics):
             )
         except BatchInterrupted as exc:
             result = exc.results
-            self._keep_batch(model.id, result, opts, frame)
+            self._keep_batch(result, opts, frame)
             kept = f"; the partial BatchResult is in {opts.out}" if opts.out else ""
             ended = len(result) - sum(1 for r in result if _never_ran(r))
             raise RunCancelled(
@@ -354,20 +351,18 @@ class AixMagics(Magics):
         finally:
             if progress is not None:
                 progress.close()
-        self._keep_batch(model.id, result, opts, frame)
+        self._keep_batch(result, opts, frame)
         return batch_table(result)
 
-    def _keep_batch(self, model_id: str, result: Any, opts: ma.RunOptions, frame: Any) -> None:
-        """Count the batch, store it in ``-o VAR``, write its outputs into ``--into COL``."""
-        self.ledger.record_batch(model_id, result)
+    def _keep_batch(self, result: Any, opts: ma.RunOptions, frame: Any) -> None:
+        """Store the batch in ``-o VAR``, write its outputs into ``--into COL``."""
         if opts.out:
             self._user_ns[opts.out] = result
         if frame is not None and opts.into:
             frame[opts.into] = result.data
 
     def _compare(self, args: ma.BatchArgs, cell: str | None) -> Any:
-        from aix_jupyter.core.batch import BatchInterrupted
-        from aix_jupyter.core.compare import compare
+        from aix_jupyter.core.compare import ComparisonInterrupted, compare
 
         models = [self._get_model(mi.interpolate(m, self._ns)) for m in args.model_ids]
         merged: dict[str, Any] = {}
@@ -399,13 +394,14 @@ class AixMagics(Magics):
                 timeout=opts.timeout or self.timeout,
                 on_event=progress,
             )
-        except BatchInterrupted:
-            raise RunCancelled(f"{label}: interrupted; the jobs in flight were cancelled") from None
+        except ComparisonInterrupted as exc:
+            if opts.out:
+                self._user_ns[opts.out] = exc.results
+            kept = f"; the partial Comparison is in {opts.out}" if opts.out else ""
+            raise RunCancelled(f"{label}: interrupted; the jobs in flight were cancelled{kept}") from None
         finally:
             if progress is not None:
                 progress.close()
-        for model_id, result in comparison.responses.items():
-            self.ledger.record_batch(model_id, result)
         if opts.out:
             self._user_ns[opts.out] = comparison
         return comparison
@@ -459,7 +455,7 @@ class AixMagics(Magics):
                     progress.close()
         else:
             response = model.poll(url)
-        response = self._finish(response, model.id, provenance, started, kind="poll")
+        response = self._finish(response, model.id, provenance, started)
         if args.out:
             self._user_ns[args.out] = response
         return response
@@ -639,15 +635,19 @@ def _keep_question_marks(lines: list[str]) -> list[str]:
     return lines
 
 
-_loaded: dict[int, tuple[AixMagics, Any]] = {}
+_loaded: dict[int, tuple[AixMagics, Any, Any]] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics, the completion matcher, the input transformer and the display hook."""
+    """Register the magics, the completion matcher, the input transformer and the display hook;
+    the usage ledger starts observing every run of the kernel (``core.events``: no httpx, no pydantic)."""
+    from aix_jupyter.core.events import observe_session
+
     if id(ipython) in _loaded:
         return
     magics = AixMagics(shell=ipython)
     ipython.register_magics(magics)
+    unobserve = observe_session(magics.ledger.record)
 
     @context_matcher()
     def aix_matcher(context: Any) -> Any:
@@ -662,7 +662,7 @@ def load_ipython_extension(ipython: Any) -> None:
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_question_marks not in cleanup:
         cleanup.append(_keep_question_marks)
-    _loaded[id(ipython)] = (magics, aix_matcher)
+    _loaded[id(ipython)] = (magics, aix_matcher, unobserve)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -670,7 +670,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     entry = _loaded.pop(id(ipython), None)
     if entry is None:
         return
-    magics, matcher = entry
+    magics, matcher, unobserve = entry
+    unobserve()
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("aix", None)
     completer = getattr(ipython, "Completer", None)

@@ -41,6 +41,16 @@ def execute(client, code: str) -> tuple[dict, str]:
     return reply["content"], "".join(out)
 
 
+def interrupted(km, client, code: str) -> str:
+    """Run ``code``, interrupting the kernel (SIGINT) after 3 s; it must handle that within 10 s."""
+    threading.Timer(3.0, km.interrupt_kernel).start()
+    started = time.monotonic()
+    reply, out = execute(client, code)
+    assert time.monotonic() - started < 10
+    assert reply["status"] == "ok", reply
+    return out
+
+
 SETUP = """
 import asyncio
 from aix_jupyter import BatchInterrupted, ModelFactory
@@ -70,11 +80,7 @@ def test_map_runs_in_a_cell_and_ctrl_c_keeps_the_finished_results(kc):
         "    partial = exc.results\n"
         "    print('interrupted', partial.data[:4], partial.stopped, len(partial))\n"
     )
-    threading.Timer(3.0, km.interrupt_kernel).start()
-    started = time.monotonic()
-    reply, out = execute(client, code)
-    assert time.monotonic() - started < 10
-    assert reply["status"] == "ok", reply
+    out = interrupted(km, client, code)
     assert out.strip() == "interrupted ['f0', 'f1', 'f2', 'f3'] interrupted 8"
     reply, out = execute(
         client,
@@ -82,3 +88,23 @@ def test_map_runs_in_a_cell_and_ctrl_c_keeps_the_finished_results(kc):
         "print(embedded._server.state.jobs.pending)",
     )
     assert out.strip() == "0"  # the slow jobs were cancelled on the server
+
+
+def test_ctrl_c_in_compare_keeps_every_models_finished_results(kc):
+    km, client = kc
+    reply, _ = execute(client, SETUP)
+    assert reply["status"] == "ok", reply
+    code = (
+        "from aix_jupyter import ComparisonInterrupted, compare\n"
+        "try:\n"
+        "    compare([countdown, 'local/sentiment-vader'], ['I love it', 'awful'], {'seconds': 60})\n"
+        "except ComparisonInterrupted as exc:\n"
+        "    part = exc.results\n"
+        "    slow = part.responses['local/countdown']\n"
+        "    print(isinstance(exc, BatchInterrupted), part.model_ids)\n"
+        "    print(part.responses['local/sentiment-vader'].data, slow.stopped, slow.failed)\n"
+    )
+    assert interrupted(km, client, code).splitlines() == [
+        "True ['local/countdown', 'local/sentiment-vader']",
+        "['POSITIVE', 'NEGATIVE'] interrupted [0, 1]",
+    ]

@@ -158,9 +158,9 @@ def test_completion_of_map_compare_and_usage(ip):
     assert {"--threshold", "--concurrency", "--"} <= set(complete(f"%aix compare {VADER} {LANGID} --"))
 
 
-@pytest.mark.slow
-def test_ctrl_c_keeps_the_partial_batch_result(cell, ip, magics, monkeypatch):
-    ip.user_ns["xs"] = ["a", "b", "c", "d"]
+def ctrl_c(cell, magics, monkeypatch, line, ready):
+    """Run ``line``; press Ctrl-C (a real SIGINT-like interrupt) once ``ready(events so far)``."""
+    seen: list = []
     started = threading.Event()
     original = magics._batch_progress
 
@@ -169,7 +169,8 @@ def test_ctrl_c_keeps_the_partial_batch_result(cell, ip, magics, monkeypatch):
 
         def hook(event):
             inner(event)
-            if event.kind == "run" and event.run is not None and event.run.kind == "polled":
+            seen.append(event)
+            if ready(seen):
                 started.set()
 
         hook.close = inner.close  # type: ignore[attr-defined]
@@ -183,9 +184,36 @@ def test_ctrl_c_keeps_the_partial_batch_result(cell, ip, magics, monkeypatch):
 
     helper = threading.Thread(target=press, daemon=True)
     helper.start()
-    out = cell("%aix map local/countdown --seconds 30 --concurrency 2 -o partial xs")
+    out = cell(line)
     helper.join()
+    return out
+
+
+def polled(events):
+    return any(e.kind == "run" and e.run is not None and e.run.kind == "polled" for e in events)
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_partial_batch_result(cell, ip, magics, monkeypatch):
+    ip.user_ns["xs"] = ["a", "b", "c", "d"]
+    line = "%aix map local/countdown --seconds 30 --concurrency 2 -o partial xs"
+    out = ctrl_c(cell, magics, monkeypatch, line, polled)
     one_line_error(out, RunCancelled, "local/countdown", "interrupted", "partial")
     result = ip.user_ns["partial"]
     assert isinstance(result, BatchResult) and len(result) == 4 and result.stopped == "interrupted"
     assert not result.ok and len(result.failed) == 4
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_compare_keeps_every_models_finished_results(cell, ip, magics, monkeypatch):
+    def ready(events):  # the quick model ended, the slow one runs on the server
+        return polled(events) and any(e.kind == "item_finished" and e.model_id == VADER for e in events)
+
+    line = f"%aix compare local/countdown {VADER} --seconds 30 -o partial -- I love it"
+    out = ctrl_c(cell, magics, monkeypatch, line, ready)
+    one_line_error(out, RunCancelled, "interrupted", "partial Comparison is in partial")
+    partial = ip.user_ns["partial"]
+    assert isinstance(partial, Comparison) and partial.model_ids == ["local/countdown", VADER]
+    assert partial.responses[VADER].data == ["POSITIVE"]  # the model that finished keeps its result
+    slow = partial.responses["local/countdown"]
+    assert slow.stopped == "interrupted" and slow.failed == [0]
