@@ -3,13 +3,11 @@ frontend see them: one progress display per batch, the summary as the cell's res
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import start_new_kernel
-from test_kernel import of, run  # the same helpers as the other real-kernel tests
+from test_kernel import kernel_with_aix, of, run  # the same helpers as the other real-kernel tests
 
 ROOT = Path(__file__).resolve().parents[2]
 VADER = "local/sentiment-vader"
@@ -21,17 +19,7 @@ SETUP = (
 
 @pytest.fixture(scope="module")
 def kernel():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TEAM_API_KEY": "", "AIXPLAIN_API_KEY": ""}
-    for name in ("AIX_FRONTEND", "AIX_BACKEND_URL", "MODELS_RUN_URL", "BACKEND_URL"):
-        env.pop(name, None)
-    km, kc = start_new_kernel(kernel_name="python3", env=env)
-    try:
-        run(kc, "%load_ext aix_jupyter", allow_stdin=False)
-        run(kc, SETUP, allow_stdin=False)
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+    yield from kernel_with_aix(SETUP)
 
 
 def stderr(msgs):

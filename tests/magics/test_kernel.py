@@ -19,18 +19,26 @@ STREAM = "%aix stream local/typewriter --delay 0.05 one two three four five six"
 LLM_STREAM = "%aix stream local/smollm2-135m --max_tokens 8 --temperature 0 Say hi"
 
 
-@pytest.fixture(scope="module")
-def kernel():
+def kernel_with_aix(setup: str = ""):
+    """A fresh ipykernel of this environment with the extension loaded (no key, no server URL from
+    the environment, so runs go to the embedded backend), then ``setup`` run; shut down after."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TEAM_API_KEY": "", "AIXPLAIN_API_KEY": ""}
     for name in ("AIX_FRONTEND", "AIX_BACKEND_URL", "MODELS_RUN_URL", "BACKEND_URL"):
         env.pop(name, None)
     km, kc = start_new_kernel(kernel_name="python3", env=env)
     try:
         run(kc, "%load_ext aix_jupyter", allow_stdin=False)
+        if setup:
+            run(kc, setup, allow_stdin=False)
         yield km, kc
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    yield from kernel_with_aix()
 
 
 def run(kc, code, *, allow_stdin, ok=True):
