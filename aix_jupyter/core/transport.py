@@ -42,6 +42,7 @@ followed. Nothing here logs headers or the key.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import math
@@ -521,8 +522,18 @@ def sync_client(url: str) -> httpx.Client:
                 import httpx
 
                 client = httpx.Client(follow_redirects=False, trust_env=not local)
+                if not _clients:
+                    atexit.register(_close_clients)  # kept-alive sockets closed, not left to the GC
                 _clients[local] = client
     return client
+
+
+def _close_clients() -> None:
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
 
 
 class _Job:
