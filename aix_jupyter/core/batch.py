@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError
 from aix_jupyter.core.events import RunEvent, RunOutcome, report_outcome, report_response
+from aix_jupyter.core.recall import recall_of, replaying, spent_credits
 from aix_jupyter.core.response import ModelResponse
 
 if TYPE_CHECKING:
@@ -363,7 +364,18 @@ class BatchResult(Sequence[ModelResponse]):
 
     @property
     def used_credits(self) -> float:
-        return float(sum(float(r.used_credits or 0) for r in self._responses))
+        """Credits spent (an answer from the cache or a cassette spent none: see ``saved_credits``)."""
+        return float(sum(spent_credits(r) for r in self._responses))
+
+    @property
+    def recalled(self) -> int:
+        """How many items the cache or a cassette answered (nothing sent for them)."""
+        return sum(1 for r in self._responses if (m := recall_of(r)) is not None and m.source is not None)
+
+    @property
+    def saved_credits(self) -> float:
+        """Credits not spent thanks to the cache or a cassette (what the recorded runs cost)."""
+        return float(sum(m.saved for r in self._responses if (m := recall_of(r)) is not None and m.source))
 
     @property
     def errors(self) -> list[tuple[int, str]]:
@@ -407,7 +419,7 @@ class BatchResult(Sequence[ModelResponse]):
             "status": [str(r.status.value) for r in self._responses],
             "data": self.data,
             "error": [r.error_message or None for r in self._responses],
-            "credits": [float(r.used_credits or 0) for r in self._responses],
+            "credits": [spent_credits(r) for r in self._responses],
             "run_time": [float(r.run_time or 0) for r in self._responses],
         }
         return pandas.DataFrame(rows, index=self.input_index)
@@ -418,6 +430,8 @@ class BatchResult(Sequence[ModelResponse]):
         text = f"{len(self)} items, {len(self) - failed} succeeded, {failed} failed"
         if self.reused:
             text += f" ({self.reused} reused)"
+        if self.recalled:
+            text += f", {self.recalled} cached (saved {self.saved_credits:.4g} credits)"
         if self.stopped:
             text += f", stopped: {self.stopped}"
         return f"{text} · {self.used_credits:.4g} credits · {self.wall_time:.2f} s"
@@ -472,6 +486,7 @@ class Batch:
         on_event: BatchHook | None = None,
         cancel: threading.Event | None = None,
         resume: BatchResult | None = None,
+        cache: Any = None,
         wait_time: float = 0.5,
         max_wait: float | None = None,
     ) -> None:
@@ -496,6 +511,7 @@ class Batch:
         self.on_event = on_event
         self.cancel = cancel
         self.resume = resume
+        self.cache = cache  # Model.run's ``cache``: with the cache on, only the missing items go out
         self.wait_time = wait_time
         self.max_wait = DEFAULT_MAX_WAIT if max_wait is None else max_wait
         self.limiter = Limiter(concurrency)
@@ -570,7 +586,7 @@ class Batch:
         self.responses[i] = response
         report_response("item", self.model.id, response)  # counted as an item of this batch only
         self.done += 1
-        self.credits += float(response.used_credits or 0)
+        self.credits += spent_credits(response)
         if response.status is ResponseStatus.SUCCESS:
             self.emit("item_finished", i, response=response)
         else:
@@ -641,6 +657,7 @@ class Batch:
                 self.max_wait,
                 self._run_hook(i),
                 time.monotonic(),
+                cache=self.cache,
             )
         except AixError as exc:  # this input cannot be run: it fails, the batch goes on
             return _failed(str(exc))
@@ -690,7 +707,7 @@ class Batch:
     async def run(self) -> BatchResult:
         from aix_jupyter.core.transport import AsyncTransport, async_client
 
-        ep = self.model.endpoints()
+        ep = self.model.endpoints(start_default=not replaying())  # replayed: nothing is sent
         report_outcome(RunOutcome("batch", self.model.id, "STARTED"))
         self.emit("started")
         tasks: dict[asyncio.Task[Any], tuple[int, int, int]] = {}

@@ -40,6 +40,7 @@ from aix_jupyter.core.hooks import set_default_backend as set_default_backend
 PLATFORM_RUN_URL = "https://models.aixplain.com/api/v1/execute"
 PLATFORM_BACKEND_URL = "https://platform-api.aixplain.com"
 RUN_PATH = "/api/v1/execute"
+NOT_STARTED = "http://default-backend.invalid"  # the default backend, not started (nothing is sent)
 
 _session_key: str | None = None
 _lock = threading.Lock()
@@ -154,9 +155,17 @@ def _default() -> tuple[str, str]:
 
 
 def resolve_endpoints(
-    api_key: str | None = None, url: str | None = None, backend_url: str | None = None
+    api_key: str | None = None,
+    url: str | None = None,
+    backend_url: str | None = None,
+    *,
+    start_default: bool = True,
 ) -> Endpoints:
-    """THE seam: decide the run URL, the backend URL and the key for one operation."""
+    """THE seam: decide the run URL, the backend URL and the key for one operation.
+
+    ``start_default=False`` (replaying a cassette: nothing is sent) never starts the default backend:
+    where it would be chosen, the endpoints name ``NOT_STARTED`` instead.
+    """
     key, _ = configured_api_key() if api_key is None else (api_key, "argument")
     trusted = _trusted_from_env()
     if url or backend_url:
@@ -180,6 +189,8 @@ def resolve_endpoints(
         )
     if key:
         return Endpoints(PLATFORM_RUN_URL, PLATFORM_BACKEND_URL, key, False, "platform", trusted)
+    if not start_default:
+        return Endpoints(NOT_STARTED + RUN_PATH, NOT_STARTED, None, True, "embedded", trusted)
     with _lock:
         base_url, token = _default()
     return Endpoints(base_url + RUN_PATH, base_url, token, True, "embedded", trusted)

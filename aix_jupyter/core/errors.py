@@ -6,7 +6,8 @@
     │   └── UnknownParameterError   a name the schema does not define (also an AttributeError)
     ├── RequestError            the server could not be reached or answered something unusable
     │   └── UnsafePollURLError  a poll URL on a host the API key is not configured for
-    └── RunCancelled            a run was cancelled (KeyboardInterrupt, cancel())
+    ├── RunCancelled            a run was cancelled (KeyboardInterrupt, cancel())
+    └── ReplayMiss              a run the cassette being replayed has no recording of
 
 Every message is one line, names the culprit, says what to do, and never contains an API key.
 """
@@ -45,3 +46,16 @@ class UnsafePollURLError(RequestError):
 
 class RunCancelled(AixError):
     pass
+
+
+class ReplayMiss(AixError):
+    """A run (or a metadata request) that the cassette being replayed has no recording of.
+
+    Replaying answers from the cassette only: nothing goes to a server. ``model_id`` and ``input``
+    (its start) name the run that was not found.
+    """
+
+    def __init__(self, message: str, *, model_id: str = "", input: str = "") -> None:
+        super().__init__(message)
+        self.model_id = model_id
+        self.input = input

@@ -70,9 +70,11 @@ class RunOutcome:
     kind: OutcomeKind
     model_id: str
     status: str  # SUCCESS, FAILED, IN_PROGRESS (a job that goes on), STARTED (a batch)
-    credits: float = 0.0
+    credits: float = 0.0  # credits spent (0 for an answer from the cache or a cassette)
     url: str | None = None  # the job's poll URL, when it has one
     completed: bool = True
+    recalled: str | None = None  # "cache" or "cassette" when a store answered, not the server
+    saved: float = 0.0  # credits an answer from a store saved (what the recorded run cost)
 
 
 SessionObserver = Callable[[RunOutcome], None]
@@ -107,14 +109,20 @@ def report_response(
     """Report how a run ended, from its final (or, for a job that goes on, its latest) response."""
     if not _observers:
         return
+    from aix_jupyter.core.recall import recall_of, spent_credits
+
     status = getattr(response.status, "value", response.status)
+    mark = recall_of(response)
+    recalled = mark.source if mark is not None else None
     report_outcome(
         RunOutcome(
             kind,
             model_id,
             str(status),
-            float(response.used_credits or 0),
+            spent_credits(response),
             url or response.url or None,
             bool(response.completed),
+            recalled,
+            mark.saved if mark is not None and recalled else 0.0,
         )
     )

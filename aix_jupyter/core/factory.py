@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from aix_jupyter.core import flows
+from aix_jupyter.core import flows, recall
 from aix_jupyter.core.config import Endpoints, resolve_endpoints
 from aix_jupyter.core.errors import AixError, RequestError
 from aix_jupyter.core.flows import Plan, async_api, sync_api
@@ -69,6 +69,15 @@ def _listing(body: Any, page_number: int, api_key: str | None) -> dict[str, Any]
     }
 
 
+def _stores(api_key: str | None) -> tuple[recall.Recall | None, Endpoints]:
+    """The cassettes that apply to a metadata request (replayed: nothing is sent, nothing started)."""
+    stores = recall.active_cassettes()
+    ep = resolve_endpoints(api_key=api_key, start_default=stores is None or stores.replay is None)
+    if stores is not None:
+        stores.secret = ep.api_key
+    return stores, ep
+
+
 # the plans of ModelFactory's methods (each gives a classmethod and its async twin)
 
 
@@ -84,9 +93,12 @@ def _get(
     Raises RequestError when the server has no such model or answers something unusable.
     ``use_cache`` is accepted as the SDK's and changes nothing: there is no model cache here.
     """
-    ep = resolve_endpoints(api_key=api_key)
+    stores, ep = _stores(api_key)
     call, what = _get_call(ep, model_id, name)
-    return Plan(flows.json_flow(call, what), ep, finish=lambda meta, _: _model(meta, api_key))
+    flow = flows.json_flow(call, what)
+    if stores is not None:
+        flow = stores.meta_flow(ep, call, flow)
+    return Plan(flow, ep, finish=lambda meta, _: _model(meta, api_key))
 
 
 def _list(
@@ -103,10 +115,12 @@ def _list(
 ) -> Plan[dict[str, Any]]:
     """Search models: ``{"items": [Model], "total": int, "page_total": int, "page_number": int}``
     (and ``results``, the SDK's other name for ``items``)."""
-    ep = resolve_endpoints(api_key=api_key)
+    stores, ep = _stores(api_key)
     filters = {"suppliers": suppliers, "ownership": ownership, "isFineTunable": is_finetunable}
     call = _list_call(ep, query, function, page_number, page_size, filters)
     flow = flows.json_flow(call, "Listing Models Error")
+    if stores is not None:
+        flow = stores.meta_flow(ep, call, flow)
     return Plan(flow, ep, finish=lambda body, _: _listing(body, page_number, api_key))
 
 

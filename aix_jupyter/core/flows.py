@@ -428,6 +428,12 @@ def json_flow(call: Call, what: str, deadline: float | None = None) -> Flow:
         ) from None
 
 
+def value_flow(value: Any) -> Flow:
+    """A flow that asks for no I/O and returns ``value``."""
+    return value
+    yield  # a generator: this line is never reached
+
+
 def status_flow(call: Call) -> Flow:
     """Send a request; return the RawReply whatever its status."""
     reply = yield Send(call)
@@ -523,13 +529,14 @@ S = TypeVar("S")
 class Plan(Generic[R]):
     """One public operation ready to run.
 
-    ``flow`` does the work against ``endpoints``; ``finish(result, transport)`` (when given) makes
+    ``flow`` does the work against ``endpoints`` (None: a flow that asks for no I/O, such as an
+    answer the cache holds); ``finish(result, transport)`` (when given) makes
     what the caller gets of the flow's result -- with the transport that ran it, so that a
     stream is read by the same kind of I/O that opened it.
     """
 
     flow: Flow
-    endpoints: Endpoints
+    endpoints: Endpoints | None
     cancel: threading.Event | None = None
     finish: Callable[[Any, Any], R] | None = None
 
@@ -538,7 +545,7 @@ def run_sync(plan: Plan[R]) -> R:
     """Run ``plan`` with blocking I/O."""
     from aix_jupyter.core.transport import SyncTransport
 
-    transport = SyncTransport(plan.endpoints)
+    transport = None if plan.endpoints is None else SyncTransport(plan.endpoints)
     result = drive_sync(plan.flow, transport, plan.cancel)
     return result if plan.finish is None else plan.finish(result, transport)
 
@@ -547,11 +554,12 @@ async def run_async(plan: Plan[R]) -> R:
     """Run ``plan`` with asyncio I/O (its requests share one client)."""
     from aix_jupyter.core.transport import AsyncTransport
 
-    transport = AsyncTransport(plan.endpoints)
+    transport = None if plan.endpoints is None else AsyncTransport(plan.endpoints)
     try:
         result = await drive_async(plan.flow, transport, plan.cancel)
     finally:
-        await transport.aclose()
+        if transport is not None:
+            await transport.aclose()
     return result if plan.finish is None else plan.finish(result, transport)
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from aix_jupyter.core import flows, protocol
+from aix_jupyter.core import flows, protocol, recall
 from aix_jupyter.core.config import Endpoints, configured_api_key, resolve_endpoints
 from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
 from aix_jupyter.core.errors import AixError, RequestError
@@ -28,6 +28,7 @@ from aix_jupyter.core.finetune import FinetuneStatus, finetune_status_from_logs
 from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.polling import DEFAULT_MAX_WAIT, PollSchedule
+from aix_jupyter.core.requestkey import request_key
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.core.streaming import ModelResponseStreamer
 from aix_jupyter.core.transport import Call, Opened, Transport
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
         on_event: Callable[[BatchEvent], None] | None
         cancel: threading.Event | None
         resume: BatchResult | None
+        cache: Any
 
 
 _UNSET: Any = object()
@@ -95,6 +97,7 @@ class Model:
         *,
         url: str | None = None,
         backend_url: str | None = None,
+        cache: Any = None,
         **additional_info: Any,
     ) -> None:
         if not isinstance(id, str) or not id:
@@ -117,6 +120,9 @@ class Model:
         self.function_type = _enum(FunctionType, function_type, FunctionType.AI)
         self._url = url
         self._backend_url = backend_url
+        #: this model's response cache: None follows ``%aix cache`` / ``AIX_CACHE``; False bypasses it;
+        #: True uses it (or the default file); a path or a ``ResponseCache`` names one (``core.recall``)
+        self.cache = cache
         self.additional_info = additional_info
 
     # -- configuration --------------------------------------------------------------------------
@@ -129,9 +135,23 @@ class Model:
     def api_key(self, value: str | None) -> None:
         self._api_key = value
 
-    def endpoints(self) -> Endpoints:
-        """Where this model's requests go (resolved now, from its URLs and the environment)."""
-        return resolve_endpoints(api_key=self._api_key, url=self._url, backend_url=self._backend_url)
+    def endpoints(self, *, start_default: bool = True) -> Endpoints:
+        """Where this model's requests go (resolved now, from its URLs and the environment).
+
+        ``start_default=False`` does not start the default backend if it would be chosen.
+        """
+        return resolve_endpoints(
+            api_key=self._api_key, url=self._url, backend_url=self._backend_url, start_default=start_default
+        )
+
+    def _stores(self, cache: Any) -> tuple[recall.Recall | None, Endpoints]:
+        """The cache and cassettes that apply to one call (``cache``: the call's choice, else the
+        model's), and the endpoints (the default backend is not started while replaying)."""
+        stores = recall.active(self.cache if cache is None else cache)
+        ep = self.endpoints(start_default=stores is None or stores.replay is None)
+        if stores is not None:
+            stores.secret = ep.api_key
+        return stores, ep
 
     @property
     def url(self) -> str:
@@ -266,6 +286,7 @@ class Model:
         on_event: EventHook | None = None,
         cancel: threading.Event | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
+        cache: Any = None,
     ) -> Plan[ModelResponse | ModelResponseStreamer]:
         """Run the model on ``data`` and wait for the result (the SDK's ``Model.run``).
 
@@ -276,12 +297,23 @@ class Model:
         is polled from ``wait_time`` s, the wait growing to at most ``max_wait`` s. ``on_event``
         receives the run's ``RunEvent``s; setting ``cancel`` (from any thread) cancels the run, also
         on the server. ``stream=True`` returns a ``ModelResponseStreamer`` instead (``run_stream``).
+        ``cache``: None follows the model's choice (``Model(cache=...)``), else ``%aix cache`` /
+        ``AIX_CACHE``; False bypasses the cache; True uses it; a path names a cache file. A hit sends
+        nothing and is marked (``core.recall.recall_of``); while a cassette is replayed, it answers.
         """
         if stream:
             return self._run_stream(  # type: ignore[return-value]
-                data, parameters, timeout=timeout, on_event=on_event, cancel=cancel, max_wait=max_wait
+                data,
+                parameters,
+                timeout=timeout,
+                on_event=on_event,
+                cancel=cancel,
+                max_wait=max_wait,
+                cache=cache,
             )
-        flow, ep = self._run_flow(data, parameters, timeout, wait_time, max_wait, on_event, session="run")
+        flow, ep = self._run_flow(
+            data, parameters, timeout, wait_time, max_wait, on_event, session="run", cache=cache
+        )
         return Plan(flow, ep, cancel)
 
     run = sync_api(_run)
@@ -298,6 +330,7 @@ class Model:
         start: float | None = None,
         *,
         session: OutcomeKind | None = None,
+        cache: Any = None,
     ) -> tuple[flows.Flow, Endpoints]:
         """The flow of one ``run`` and its endpoints (``run``, and the batch scheduler: ``session=None``,
         the batch reports its items itself); the input is checked now.
@@ -307,12 +340,15 @@ class Model:
         start = time.monotonic()
         PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
         request = protocol.run_request(self.model_params, data, parameters)
-        ep = self.endpoints()
+        stores, ep = self._stores(cache)
         emit = flows.Emitter(on_event, self.id, start, session=session)
         url = self._run_url(ep, True)
         flow = flows.run_flow(
             url, request, ep.backend_url, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
         )
+        if stores is not None:
+            key = request_key(ep, self.id, self.version, request, self.model_params)
+            flow = stores.run_flow(key, flow, emit)
         return flow, ep
 
     # -- batch: one scheduler over the run flows, in core/batch.py (map and amap only delegate) --
@@ -326,7 +362,8 @@ class Model:
 
         Options (keywords): ``concurrency`` (8), ``timeout`` (300 s) bounds the whole batch,
         ``on_event`` receives ``BatchEvent``s, ``cancel`` stops it early (the partial result is
-        returned), ``resume`` reuses the successes of an earlier ``BatchResult``. Ctrl-C raises
+        returned), ``resume`` reuses the successes of an earlier ``BatchResult``, ``cache`` is
+        ``run``'s (with the cache on, an interrupted batch resumes for free). Ctrl-C raises
         ``BatchInterrupted`` with ``.results``. Works inside a running event loop (a notebook).
         """
         from aix_jupyter.core.batch import Batch, run_batches
@@ -351,14 +388,16 @@ class Model:
         parameters: Mapping[str, Any] | None = None,
         *,
         on_event: EventHook | None = None,
+        cache: Any = None,
     ) -> Plan[ModelResponse]:
         """Start a job and return at once (the SDK's ``run_async``).
 
         The response is IN_PROGRESS with ``url`` = the poll URL (follow it with ``poll`` or
-        ``sync_poll``), or FAILED with a one-line ``error_message``.
+        ``sync_poll``), or FAILED with a one-line ``error_message``. ``cache`` is ``run``'s: a
+        stored answer gives a handle (``aix-recall:<key>``) that ``poll``/``sync_poll`` answer at once.
         """
         request = protocol.run_request(self.model_params, data, parameters)
-        ep = self.endpoints()
+        stores, ep = self._stores(cache)
         emit = flows.Emitter(on_event, self.id, session="run")
         flow = flows.run_flow(
             self._run_url(ep, False),
@@ -370,6 +409,9 @@ class Model:
             emit=emit,
             poll=False,
         )
+        if stores is not None:
+            key = request_key(ep, self.id, self.version, request, self.model_params)
+            flow = stores.run_flow(key, flow, emit, poll=False)
         return Plan(flow, ep)
 
     run_async = sync_api(_run_async)
@@ -383,9 +425,12 @@ class Model:
 
         def finish(response: ModelResponse, _: Any) -> ModelResponse:
             if response.status is not ResponseStatus.IN_PROGRESS:  # the job's end, seen by this poll
+                recall.settle_pending(poll_url, response)
                 report_response("run", self.id, response, poll_url)
             return response
 
+        if recall.is_handle(poll_url):
+            return Plan(recall.held_flow(poll_url, None), None, finish=finish)
         return Plan(flows.poll_once_flow(poll_url), self._checked_poll_url(poll_url), finish=finish)
 
     poll = sync_api(_poll)
@@ -408,14 +453,20 @@ class Model:
         """
         schedule = PollSchedule(wait_time, timeout, max_wait, start=time.monotonic())
         emit = flows.Emitter(on_event, self.id, schedule.start, session="run")
+        if recall.is_handle(poll_url):
+            return Plan(recall.held_flow(poll_url, emit), None, cancel)
         ep = self._checked_poll_url(poll_url)
-        return Plan(flows.poll_flow(poll_url, schedule, emit, timeout), ep, cancel)
+        flow = recall.after_poll(poll_url, flows.poll_flow(poll_url, schedule, emit, timeout))
+        return Plan(flow, ep, cancel)
 
     sync_poll = sync_api(_sync_poll)
     async_poll = async_api(_sync_poll, "async_poll")
 
     def _cancel_run(self, poll_url: str) -> Plan[bool]:
         """Ask the server to cancel a job (``DELETE <poll url>``); True when it says it did."""
+        if recall.is_handle(poll_url):  # an answer from a store: nothing runs, nothing to cancel
+            recall.held_response(poll_url)
+            return Plan(flows.value_flow(False), None)
         flow = flows.cancel_flow(poll_url, budget=None)
         return Plan(flow, self._checked_poll_url(poll_url), finish=lambda done, _: bool(done))
 
@@ -431,20 +482,26 @@ class Model:
         on_event: EventHook | None = None,
         cancel: threading.Event | None = None,
         max_wait: float = DEFAULT_MAX_WAIT,
+        cache: Any = None,
     ) -> Plan[ModelResponseStreamer]:
         """Run with a streamed reply: a ``ModelResponseStreamer`` of the chunks as they come.
 
         The stream ends within ``timeout`` + 0.5 s of the call (FAILED, "did not end within", if the
         server is slower), and ends its connection when it ends. A server that answers without
         streaming gives one chunk of the whole text (a job it starts is polled). ``cancel`` ends
-        the stream; ``on_event`` receives a ``chunk`` event per chunk.
+        the stream; ``on_event`` receives a ``chunk`` event per chunk. ``cache`` is ``run``'s: a
+        stored stream is replayed chunk by chunk (a cassette's at its recorded pace, the cache's at once).
         """
         self._check_streaming()
         request = protocol.run_request(self.model_params, data, parameters, stream=True)
-        ep = self.endpoints()
+        stores, ep = self._stores(cache)
         emit = flows.Emitter(on_event, self.id)
         url = self._run_url(ep, True)
         flow = flows.stream_flow(url, request, ep.backend_url, timeout=timeout, max_wait=max_wait, emit=emit)
+        key = None
+        if stores is not None:
+            key = request_key(ep, self.id, self.version, request, self.model_params)
+            flow = stores.stream_flow(key, flow)
         deadline = emit.start + timeout
         common: dict[str, Any] = {
             "on_event": on_event,
@@ -457,9 +514,23 @@ class Model:
         }
 
         def finish(outcome: Any, transport: Any) -> ModelResponseStreamer:
+            if isinstance(outcome, recall.Hit):
+                emit("submitted")
+                payloads: Any = (
+                    recall.areplay_payloads(outcome)
+                    if getattr(transport, "is_async", False)
+                    else recall.replay_payloads(outcome, cancel)
+                )
+                mark = recall.RecallMark(outcome.key.digest, outcome.source, outcome.recorded.credits)
+                return ModelResponseStreamer(payloads=payloads, recall=mark, **common)
+            mark = recall.RecallMark(key.digest) if key is not None else None
             if isinstance(outcome, Opened):
-                return ModelResponseStreamer(payloads=transport.events(outcome, deadline, cancel), **common)
-            return ModelResponseStreamer.of(outcome, **common)
+                keep = stores.recorder(key) if stores is not None and key is not None else None
+                payloads = transport.events(outcome, deadline, cancel)
+                return ModelResponseStreamer(payloads=payloads, recorder=keep, recall=mark, **common)
+            if stores is not None and key is not None:
+                stores.keep(key, outcome)
+            return ModelResponseStreamer.of(outcome, recall=mark, **common)
 
         return Plan(flow, ep, cancel, finish)
 

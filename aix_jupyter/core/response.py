@@ -60,7 +60,8 @@ def _status(value: Any) -> ResponseStatus:
 class ModelResponse:
     """Result of a model run. Plain object (cheap to build: one per streamed chunk)."""
 
-    __slots__ = (*FIELDS, "additional_fields")
+    # ``_recall``: what the cache/cassette seam knows of this response (``core.recall.recall_of``)
+    __slots__ = (*FIELDS, "_recall", "additional_fields")
 
     def __init__(
         self,

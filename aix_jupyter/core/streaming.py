@@ -17,7 +17,7 @@ import collections
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
@@ -198,6 +198,8 @@ class ModelResponseStreamer:
         secret: str | None = None,
         timeout: float | None = None,
         session: bool = False,
+        recorder: Callable[[list[tuple[float, str]]], None] | None = None,
+        recall: Any = None,
     ) -> None:
         if iterator is not None and payloads is None:
             payloads = _lines_to_payloads(iterator)
@@ -216,8 +218,12 @@ class ModelResponseStreamer:
         self._session = session  # report the end to the session observers (a run_stream's streamer)
         self._final: ModelResponse | None = failure
         self._finished = False
+        # keeping the stream (cache, cassette): each chunk's time since the start, for its replay
+        self._recorder = recorder
+        self._times: list[float] | None = [] if recorder is not None else None
+        self.recall = recall  # the RecallMark of this stream's request (core.recall), or None
         # the hot path applies while nothing special can happen between two chunks
-        self._plain = failure is None and cancel is None
+        self._plain = failure is None and cancel is None and recorder is None
         self.chunks = 0
 
     @classmethod
@@ -250,16 +256,32 @@ class ModelResponseStreamer:
         self.status = response.status
         self.error_message = response.error_message
         self.close()
+        if self.recall is not None:
+            response._recall = self.recall  # type: ignore[attr-defined]
         if self._session:
             report_response("stream", self._model_id, response)
         if response.status is ResponseStatus.SUCCESS:
+            if self._recorder is not None and self._times is not None:
+                self._keep()
             whole = ModelResponse(status=ResponseStatus.SUCCESS, data=self.text, completed=True)
+            if self.recall is not None:
+                whole._recall = self.recall  # type: ignore[attr-defined]
             self._emit("finished", response=whole)
         elif "cancelled" in response.error_message:
             self._emit("cancelled", message=response.error_message, response=response)
         else:
             self._emit("failed", response=response, message=response.error_message)
         return response
+
+    def _keep(self) -> None:
+        """Hand the chunks and their times to the recorder (a failing store warns, never breaks)."""
+        assert self._recorder is not None and self._times is not None
+        try:
+            self._recorder(list(zip(self._times, self._parts, strict=True)))
+        except Exception as exc:
+            import warnings
+
+            warnings.warn(f"this stream could not be kept: {exc}", RuntimeWarning, stacklevel=4)
 
     def _fail(self, message: str, completed: bool = True) -> ModelResponse:
         failure = ModelResponse(status=ResponseStatus.FAILED, completed=completed, error_message=message)
@@ -277,6 +299,8 @@ class ModelResponseStreamer:
             if value.__class__ is not str:
                 value = _as_text(value)
         self._parts.append(value)
+        if self._times is not None:
+            self._times.append(time.monotonic() - self._started)
         self.chunks += 1
         if self._on_event is not None:
             self._emit("chunk", chunk=value, polls=self.chunks)

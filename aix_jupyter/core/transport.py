@@ -673,6 +673,8 @@ def _wait(job: _Job, exchange: _Exchange, deadline: float | None, cancel: Any, k
 
 
 class SyncTransport(Transport):
+    is_async = False
+
     """Blocking I/O: each request runs in a pooled worker thread the caller waits for in slices."""
 
     def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
@@ -885,6 +887,8 @@ async def asleep_until(seconds: float, cancel: threading.Event | None) -> None:
 
 
 class AsyncTransport(Transport):
+    is_async = True  # what a plan's finish asks to read a stream the same way it was opened
+
     """asyncio I/O: the same operations as ``SyncTransport``, as coroutines.
 
     The requests of one flow share a client per kind of host (``aclose`` closes them); a stream
