@@ -72,6 +72,13 @@ def _mark(response: ModelResponse, key: str, source: Source | None, saved: float
     return response
 
 
+def carry(response: ModelResponse, mark: RecallMark | None) -> ModelResponse:
+    """``response`` marked with ``mark`` (a response made from another one, e.g. a stream's whole text)."""
+    if mark is not None:
+        response._recall = mark  # type: ignore[attr-defined]
+    return response
+
+
 def spent_credits(response: Any) -> float:
     """The credits a response cost: 0 for an answer from the cache or a cassette."""
     mark = recall_of(response)
@@ -558,6 +565,7 @@ __all__ = [
     "RecallMark",
     "active",
     "active_cassettes",
+    "carry",
     "current_cache",
     "current_record",
     "current_replay",

@@ -221,7 +221,7 @@ class ModelResponseStreamer:
         # keeping the stream (cache, cassette): each chunk's time since the start, for its replay
         self._recorder = recorder
         self._times: list[float] | None = [] if recorder is not None else None
-        self.recall = recall  # the RecallMark of this stream's request (core.recall), or None
+        self._recall = recall  # the RecallMark of this stream's request (core.recall.recall_of), or None
         # the hot path applies while nothing special can happen between two chunks
         self._plain = failure is None and cancel is None and recorder is None
         self.chunks = 0
@@ -241,6 +241,11 @@ class ModelResponseStreamer:
         """The text received so far (the whole text once the stream is done)."""
         text = "".join(self._parts)
         return text.replace(self._secret, REDACTED) if self._secret and self._secret in text else text
+
+    @property
+    def recall(self) -> Any:
+        """The ``RecallMark`` of this stream (its request key; where a stored stream came from), or None."""
+        return self._recall
 
     @property
     def done(self) -> bool:
