@@ -44,6 +44,7 @@ test: install system
 # Re-execute the tutorial notebooks in place (embedded backend: no key or server URL from the environment).
 notebooks: install
 	env -u TEAM_API_KEY -u AIXPLAIN_API_KEY -u MODELS_RUN_URL -u BACKEND_URL -u AIX_BACKEND_URL \
+		-u AIX_CACHE -u AIX_RECORD -u AIX_REPLAY -u AIX_REPLAY_SPEED \
 		$(BIN)/jupyter nbconvert --to notebook --execute --inplace --allow-errors notebooks/*.ipynb
 
 lint: install

@@ -45,6 +45,17 @@ _EXPORTS: dict[str, str] = {
     "ComparisonInterrupted": "aix_jupyter.core.compare",
     "compare": "aix_jupyter.core.compare",
     "acompare": "aix_jupyter.core.compare",
+    # response cache and cassettes (record a notebook's runs once, replay them offline)
+    "ResponseCache": "aix_jupyter.core.cache",
+    "CacheInfo": "aix_jupyter.core.cache",
+    "Cassette": "aix_jupyter.core.cassette",
+    "CassetteError": "aix_jupyter.core.cassette",
+    "ReplayMiss": "aix_jupyter.core.errors",
+    "set_cache": "aix_jupyter.core.recall",
+    "set_record": "aix_jupyter.core.recall",
+    "set_replay": "aix_jupyter.core.recall",
+    "recall_of": "aix_jupyter.core.recall",
+    "RecallMark": "aix_jupyter.core.recall",
     # embedded backend: serve your own Python functions as models
     "register_model": "aix_jupyter.backend.registry",
     "unregister_model": "aix_jupyter.backend.registry",
@@ -100,6 +111,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.batch import BatchEvent as BatchEvent
     from aix_jupyter.core.batch import BatchInterrupted as BatchInterrupted
     from aix_jupyter.core.batch import BatchResult as BatchResult
+    from aix_jupyter.core.cache import CacheInfo as CacheInfo
+    from aix_jupyter.core.cache import ResponseCache as ResponseCache
+    from aix_jupyter.core.cassette import Cassette as Cassette
+    from aix_jupyter.core.cassette import CassetteError as CassetteError
     from aix_jupyter.core.compare import Comparison as Comparison
     from aix_jupyter.core.compare import ComparisonInterrupted as ComparisonInterrupted
     from aix_jupyter.core.compare import acompare as acompare
@@ -111,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.errors import AixError as AixError
     from aix_jupyter.core.errors import ConfigurationError as ConfigurationError
     from aix_jupyter.core.errors import ParameterError as ParameterError
+    from aix_jupyter.core.errors import ReplayMiss as ReplayMiss
     from aix_jupyter.core.errors import RequestError as RequestError
     from aix_jupyter.core.errors import RunCancelled as RunCancelled
     from aix_jupyter.core.errors import UnsafePollURLError as UnsafePollURLError
@@ -122,6 +138,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.model import Model as Model
     from aix_jupyter.core.parameters import ModelParameters as ModelParameters
     from aix_jupyter.core.parameters import Parameter as Parameter
+    from aix_jupyter.core.recall import RecallMark as RecallMark
+    from aix_jupyter.core.recall import recall_of as recall_of
+    from aix_jupyter.core.recall import set_cache as set_cache
+    from aix_jupyter.core.recall import set_record as set_record
+    from aix_jupyter.core.recall import set_replay as set_replay
     from aix_jupyter.core.response import ModelResponse as ModelResponse
     from aix_jupyter.core.streaming import ModelResponseStreamer as ModelResponseStreamer
     from aix_jupyter.magics.errors import MagicUsageError as MagicUsageError

@@ -2,7 +2,7 @@
 
 The notebooks' stored outputs come from the embedded backend. An API key or server URL in the
 environment would send their runs elsewhere, so the kernels nbval starts get none of them (the
-hosted-platform notebook shows what it skips without a key).
+hosted-platform notebook replays its platform cells from its cassette without a key).
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ CONFIG_VARS = (
     "BACKEND_URL",
     "AIX_BACKEND_URL",
     "AIX_FRONTEND",
+    "AIX_CACHE",  # a cache, a recording or a replay of the reader's own would change what cells show
+    "AIX_RECORD",
+    "AIX_REPLAY",
+    "AIX_REPLAY_SPEED",
 )
 _saved: dict[str, str] = {}
 

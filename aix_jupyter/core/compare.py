@@ -88,12 +88,20 @@ def _batches(
     timeout: float,
     on_event: BatchHook | None,
     cancel: threading.Event | None,
+    cache: Any = None,
 ) -> list[Batch]:
     inputs = _inputs(data)
     split = split_parameters(models, parameters)
     batches = [
         Batch(
-            m, inputs, p or None, concurrency=concurrency, timeout=timeout, on_event=on_event, cancel=cancel
+            m,
+            inputs,
+            p or None,
+            concurrency=concurrency,
+            timeout=timeout,
+            on_event=on_event,
+            cancel=cancel,
+            cache=cache,
         )
         for m, p in zip(models, split, strict=True)
     ]  # every batch validates its parameters here, before anything is sent
@@ -203,6 +211,7 @@ class CompareOptions(TypedDict, total=False):
     timeout: float  # bounds the whole comparison (300 s)
     on_event: BatchHook | None  # receives every model's BatchEvents
     cancel: threading.Event | None  # stops it early; the partial results are returned
+    cache: Any  # Model.run's ``cache`` (False bypasses an enabled cache)
 
 
 def _comparison(resolved: list[Model], data: Any, parameters: Any, options: CompareOptions) -> list[Batch]:
@@ -214,6 +223,7 @@ def _comparison(resolved: list[Model], data: Any, parameters: Any, options: Comp
         options.get("timeout", 300),
         options.get("on_event"),
         options.get("cancel"),
+        options.get("cache"),
     )
 
 
@@ -223,7 +233,8 @@ def compare(
     """Run ``data`` (one input or a list) on each of ``models`` (ids or Models), all at once.
 
     Options (keywords): ``concurrency`` (8 jobs in flight per model), ``timeout`` (300 s, the whole
-    comparison), ``on_event`` (every model's ``BatchEvent``s), ``cancel`` (a ``threading.Event``).
+    comparison), ``on_event`` (every model's ``BatchEvent``s), ``cancel`` (a ``threading.Event``),
+    ``cache`` (``Model.run``'s).
     Ctrl-C raises ``ComparisonInterrupted`` (a ``BatchInterrupted``) whose ``.results`` is the
     partial ``Comparison``.
     """

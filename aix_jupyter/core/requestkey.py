@@ -8,7 +8,7 @@ The key of a run is the SHA-256 of the canonical JSON of
 * ``body``: the request as it would be sent -- the input and the parameters after validation -- with
   the defaults of the parameters not given filled in (so ``run(x)`` and ``run(x, p=<default>)``
   share a key), a local file as the digest of its content (not its path), and without the wire's
-  own ``options`` (a streamed run and a plain run of the same call share a key).
+  ``options.stream`` (a streamed run and a plain run of the same call share a key).
 
 Canonical JSON: keys sorted, no spaces, floats in their shortest round-trip form and whole floats
 as integers (``1.0`` and ``1`` are the same number on the wire), text as UTF-8. Never the API key,
@@ -122,14 +122,15 @@ def run_key(
 
 
 def key_body(request: RunRequest, schema: Any = None) -> dict[str, Any]:
-    """The part of ``request`` a key covers: the body without ``options``, files by their content's
+    """The part of ``request`` a key covers: the body without ``options.stream``, files by their content's
     digest, the defaults of the schema's parameters that were not given."""
     files = {path: file_digest(path) for path in request.files}
-    body = {
-        k: (files[v] if isinstance(v, str) and v in files else v)
-        for k, v in request.body.items()
-        if k != "options"
-    }
+    body = {k: (files[v] if isinstance(v, str) and v in files else v) for k, v in request.body.items()}
+    options = body.pop("options", None)
+    if isinstance(options, Mapping):
+        options = {k: v for k, v in options.items() if k != "stream"}  # a stream is the same call
+    if options:
+        body["options"] = options
     if schema is not None:
         for name in schema:
             if name not in body:
