@@ -23,7 +23,7 @@ from aix_jupyter.core.events import observe_session
 from aix_jupyter.core.factory import ModelFactory
 from aix_jupyter.core.hooks import set_default_backend
 from aix_jupyter.core.model import Model
-from tests.core.conftest import KEY, call, collect
+from tests.core.conftest import KEY, call
 from tests.core.wireserver import Reply, WireServer, default_metadata
 
 
@@ -252,7 +252,11 @@ def test_record_stop_the_server_replay_identical(tmp_path):
         assert miss.value.model_id == "echo"
         # in a batch, a miss fails that item only
         mixed = again.map(["one", "never recorded", "three"])
-        assert [r.status for r in mixed] == [ResponseStatus.SUCCESS, ResponseStatus.FAILED, ResponseStatus.SUCCESS]
+        assert [r.status for r in mixed] == [
+            ResponseStatus.SUCCESS,
+            ResponseStatus.FAILED,
+            ResponseStatus.SUCCESS,
+        ]
         assert "never recorded" in mixed[1].error_message
         with pytest.raises(ReplayMiss):
             ModelFactory.get("unknown-model")
@@ -267,7 +271,9 @@ def _no_backend():
 def test_replay_of_a_stream_keeps_its_pace_or_compresses_it(tmp_path, server, model):
     server.stream_chunks = ["a", "b", "c", "d"]
     recall.set_record(tmp_path / "s.jsonl")
-    server.script("POST /api/v2/execute", Reply(sse=[json.dumps({"data": c}) for c in "abcd"], sse_delay=0.15))
+    server.script(
+        "POST /api/v2/execute", Reply(sse=[json.dumps({"data": c}) for c in "abcd"], sse_delay=0.15)
+    )
     chunks = [c.data for c in model.run_stream("paced")]
     recall.set_record(None)
     lines = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()[1:]]
@@ -299,7 +305,9 @@ def test_cassette_lines_are_readable_and_a_re_recorded_run_wins(tmp_path, server
     assert header["aix_cassette"] == 1
     runs = [json.loads(x) for x in lines[1:]]
     assert [r["kind"] for r in runs] == ["run", "run"]
-    assert runs[0]["input"] == "first" and runs[0]["model"] == "echo" and runs[0]["request"] == {"data": "first"}
+    assert (
+        runs[0]["input"] == "first" and runs[0]["model"] == "echo" and runs[0]["request"] == {"data": "first"}
+    )
     recall.set_replay(path)
     assert model.run("first").data == "new"
 

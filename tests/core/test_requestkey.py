@@ -26,14 +26,23 @@ SCHEMA = ModelParameters(
     [
         {"name": "text", "required": True, "dataType": "text"},
         {"name": "temperature", "dataType": "number", "defaultValues": [{"value": 0.7}], "minValue": 0},
-        {"name": "max_tokens", "dataType": "number", "dataSubType": "integer", "defaultValues": [{"value": 64}]},
+        {
+            "name": "max_tokens",
+            "dataType": "number",
+            "dataSubType": "integer",
+            "defaultValues": [{"value": 64}],
+        },
         {"name": "style", "dataType": "label", "availableOptions": [{"value": "a"}, {"value": "b"}]},
     ]
 )
 
 texts = st.text(min_size=0, max_size=40)
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False), texts
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False),
+    texts,
 )
 json_values = st.recursive(
     json_scalars,
@@ -70,7 +79,9 @@ def test_float_formatting_does_not_change_the_key(value, form):
 
 
 def test_whole_floats_are_the_integers_they_equal():
-    assert key_of("hi", {"temperature": 1.0}, schema=SCHEMA) == key_of("hi", {"temperature": 1}, schema=SCHEMA)
+    assert key_of("hi", {"temperature": 1.0}, schema=SCHEMA) == key_of(
+        "hi", {"temperature": 1}, schema=SCHEMA
+    )
     assert canonical_json({"b": 1.0, "a": [2.50, True]}) == '{"a":[2.5,true],"b":1}'
 
 
@@ -97,8 +108,10 @@ def test_the_api_key_and_headers_are_not_part_of_the_key():
 
 def test_origin_is_normalised_and_the_embedded_backend_is_one_origin():
     a = endpoint_origin("HTTPS://Models.Example.com/api/v1/execute/")
-    assert a == endpoint_origin("https://models.example.com:443/api/v1/execute") == (
-        "https://models.example.com:443/api/v1/execute"
+    assert (
+        a
+        == endpoint_origin("https://models.example.com:443/api/v1/execute")
+        == ("https://models.example.com:443/api/v1/execute")
     )
     e1 = Endpoints("http://127.0.0.1:40001/api/v1/execute", "http://127.0.0.1:40001", "t1", embedded=True)
     e2 = Endpoints("http://127.0.0.1:40999/api/v1/execute", "http://127.0.0.1:40999", "t2", embedded=True)
@@ -182,7 +195,9 @@ def test_the_key_is_stable_across_processes_by_construction():
 
 
 def test_recorded_round_trips_a_response_and_a_stream():
-    response = ModelResponse("SUCCESS", data={"x": [1, 2]}, completed=True, used_credits=0.25, run_time=1.5, extra=1)
+    response = ModelResponse(
+        "SUCCESS", data={"x": [1, 2]}, completed=True, used_credits=0.25, run_time=1.5, extra=1
+    )
     key = request_key(EP, "m", None, run_request(None, "hi", None))
     rec = Recorded.of(response, key, [(0.0, "a"), (0.01, "b")])
     back = Recorded.from_json(json.loads(json.dumps(rec.to_json())))
