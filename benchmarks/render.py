@@ -325,6 +325,55 @@ def _batch_progress(r: dict[str, Any]) -> list[Row]:
     return [("D. batch progress: frontend messages", fig, "<= 10 msg/s", _verdict(r["met"]))]
 
 
+def _cache(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    hm = r.get("hit_miss")
+    if hm:
+        us, q = hm["us"], hm["ratios"]
+        hit, miss, plain = us["hit"], us["miss"], us["plain"]
+        fig = (
+            f"{q['hit / miss (p50)']:.3f}x p50, {q['hit / miss (p99)']:.3f}x p99 (p50 / p99: hit "
+            f"{hit['p50']:.0f} / {hit['p99']:.0f} us, miss {miss['p50']:.0f} / {miss['p99']:.0f} us; "
+            f"`cache=False` {plain['p50']:.0f} / {plain['p99']:.0f} us, miss / it "
+            f"{q['miss / plain (p50)']:.2f}x p50; {hm['rounds']:,} rounds)"
+        )
+        rows.append(("E. cache hit / miss latency (embedded backend)", fig, "(no target)", "n/a"))
+    mp = r.get("map")
+    if mp:
+        rate, spread = mp["items_per_s"], mp["min_max_items_per_s"]["cached"]
+        fig = (
+            f"{rate['cached']:,} items/s = {mp['ratio cached / uncached']:.1f}x the uncached fill "
+            f"({rate['fill (uncached)']:,} items/s; cached {spread[0]:,}-{spread[1]:,} over "
+            f"{mp['rounds']} rounds, concurrency {mp['concurrency']}; every item marked cache, data equal)"
+        )
+        rows.append(
+            (
+                f"E. fully cached map of {mp['items']:,} items".replace(",", " "),
+                fig,
+                ">= 3 000 items/s",
+                _verdict(mp["met"]),
+            )
+        )
+    st = r.get("stream")
+    if st:
+        ms, q = st["median_ms"], st["ratios"]
+        fig = (
+            f"replay / record {q['replay speed 1 / record (wall)']:.3f}x at speed 1 "
+            f"({ms['replay speed 1']:.0f} vs {ms['record']:.0f} ms, {st['chunks']} chunks "
+            f"{st['chunk_gap_ms']:g} ms apart); speed 0: {ms['replay speed 0']:.1f} ms; chunks identical: "
+            f"{st['chunks_identical']} ({st['rounds']} rounds)"
+        )
+        rows.append(
+            (
+                f"E. replay of a {st['chunks']}-chunk stream",
+                fig,
+                "chunks identical; ~1.0x at speed 1",
+                _verdict(st["chunks_identical"] and all(n == st["chunks"] for n in st["cassette_chunks"])),
+            )
+        )
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
@@ -336,6 +385,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "backend_rps": _backend_rps,
     "batch": _batch,
     "batch_progress": _batch_progress,
+    "cache": _cache,
 }
 
 

@@ -28,6 +28,7 @@ SCRIPTS = {
     "backend_rps": "bench_backend_rps.py",
     "batch": "bench_batch.py",
     "batch_progress": "bench_batch_progress.py",
+    "cache": "bench_cache.py",
 }
 
 
