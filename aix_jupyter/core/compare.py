@@ -25,6 +25,7 @@ from aix_jupyter.core.batch import (
     run_batches,
 )
 from aix_jupyter.core.errors import ParameterError
+from aix_jupyter.core.recall import recall_of, spent_credits
 
 if TYPE_CHECKING:
     from aix_jupyter.core.model import Model
@@ -154,8 +155,13 @@ class Comparison:
     # -- display --------------------------------------------------------------------------------
     def _cell(self, model_id: str, row: int) -> tuple[str, str]:
         response = self.responses[model_id][row]
-        run_time, credits = float(response.run_time or 0), float(response.used_credits or 0)
-        meta = f"{response.status.value} · {run_time:.2f} s · {credits:.4g} cr"
+        run_time = float(response.run_time or 0)
+        mark = recall_of(response)
+        if mark is not None and mark.source is not None:  # a stored answer: nothing spent
+            word = "cached" if mark.source == "cache" else "replayed"
+            meta = f"{response.status.value} · {word} · 0 cr (saved {mark.saved:.4g})"
+        else:
+            meta = f"{response.status.value} · {run_time:.2f} s · {spent_credits(response):.4g} cr"
         text = _short(response.data, 60) if response.ok else _short(response.error_message, 60)
         return text, meta
 

@@ -523,14 +523,14 @@ class Model:
                 )
                 mark = recall.RecallMark(outcome.key.digest, outcome.source, outcome.recorded.credits)
                 return ModelResponseStreamer(payloads=payloads, recall=mark, **common)
-            mark = recall.RecallMark(key.digest) if key is not None else None
+            mine = recall.RecallMark(key.digest) if key is not None else None
             if isinstance(outcome, Opened):
                 keep = stores.recorder(key) if stores is not None and key is not None else None
                 payloads = transport.events(outcome, deadline, cancel)
-                return ModelResponseStreamer(payloads=payloads, recorder=keep, recall=mark, **common)
+                return ModelResponseStreamer(payloads=payloads, recorder=keep, recall=mine, **common)
             if stores is not None and key is not None:
                 stores.keep(key, outcome)
-            return ModelResponseStreamer.of(outcome, recall=mark, **common)
+            return ModelResponseStreamer.of(outcome, recall=mine, **common)
 
         return Plan(flow, ep, cancel, finish)
 

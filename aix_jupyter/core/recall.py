@@ -162,9 +162,11 @@ def set_record(path: str | os.PathLike[str] | None, *, append: bool = False) -> 
         _settings["record"] = None
         return None
     replaying = current_replay()
-    cassette = Cassette(path, "record", append=append)
-    if replaying is not None and replaying.path.resolve() == cassette.path.resolve():
-        raise ConfigurationError(f"{cassette.path} is being replayed; stop replaying first (%aix replay off)")
+    if replaying is not None and replaying.path.resolve() == Path(path).expanduser().resolve():
+        raise ConfigurationError(
+            f"{replaying.path} is being replayed; stop replaying first (%aix replay off)"
+        )
+    cassette = Cassette(path, "record", append=append)  # (a new file: after the check, never before)
     _settings["record"] = cassette
     return cassette
 
