@@ -7,7 +7,9 @@ MIME bundle plus output metadata, and shows it.
   ``text/plain`` always; ``text/markdown`` for text; ``application/json`` for dicts and lists;
   ``image/*`` or an HTML ``<img>``/``<audio>``/``<video>`` element when the output is media (a
   ``data:`` URI or a URL whose path names a media file). Provenance (model id, version, parameters,
-  run time, credits, usage) goes into ``metadata["aix_jupyter"]``; nothing that looks like a secret
+  run time, credits, usage; for a run that passed the cache/cassette seam its ``request_key``, and for
+  an answer from a store ``cached`` = "cache"/"cassette" and ``saved_credits``) goes into
+  ``metadata["aix_jupyter"]``; nothing that looks like a secret
   (parameter names such as ``api_key``/``token``, or the configured key's value) is ever written.
 * :class:`ResponseView` -- a displayable wrapper (``_repr_mimebundle_``) for ``display()`` or
   ``ipywidgets.Output.append_display_data()``.
@@ -112,7 +114,13 @@ class Provenance:
                 meta["run_time"] = run_time
             credits = _number(getattr(response, "used_credits", None))
             if credits is not None:
-                meta["used_credits"] = credits
+                meta["used_credits"] = credits  # as recorded: an answer from a store spent none of it
+            mark = recall_mark(response)
+            if mark is not None:
+                meta["request_key"] = mark.key
+                if mark.source:
+                    meta["cached"] = mark.source
+                    meta["saved_credits"] = float(mark.saved)
             usage = getattr(response, "usage", None)
             if usage:
                 meta["usage"] = _jsonable(redact(usage))
@@ -121,6 +129,31 @@ class Provenance:
         if self.streamed:
             meta["streamed"] = True
         return meta
+
+
+def recall_mark(response: Any) -> Any:
+    """The core's ``RecallMark`` of a response (request key, "cache"/"cassette"/None, credits saved),
+    or None for one that did not pass the cache/cassette seam (``core.recall.recall_of``)."""
+    if response is None or sys.modules.get("aix_jupyter.core.recall") is None:
+        return None  # the seam never ran in this process: nothing is marked
+    from aix_jupyter.core.recall import recall_of
+
+    return recall_of(response)
+
+
+def stored_source(response: Any) -> str | None:
+    """``"cache"`` or ``"cassette"`` when a store answered ``response``, else None (the server)."""
+    mark = recall_mark(response)
+    return None if mark is None else mark.source
+
+
+def credits_text(response: Any) -> str:
+    """A single run's credits as text: ``0.05``, or ``0 (saved 0.05)`` for an answer from a store."""
+    mark = recall_mark(response)
+    if mark is not None and mark.source:
+        return f"0 (saved {float(mark.saved):.4g})"
+    credits = _number(getattr(response, "used_credits", None))
+    return f"{credits or 0.0:.4g}"
 
 
 _provenance_lock = threading.Lock()
@@ -327,6 +360,9 @@ def _running_line(model_id: str, response: Any) -> str:
     if eta is not None:
         known.append(f"about {eta:.0f} s left")
     line = f"{model_id}: running" + (f" ({', '.join(known)})" if known else "")
+    source = stored_source(response)
+    if source is not None:  # a run_async answered from a store: its poll answers at once
+        line = f"{model_id}: {'cached' if source == 'cache' else 'replayed'}, ready to poll"
     url = getattr(response, "url", None)
     return f"{line}; poll URL {url}" if url else line
 

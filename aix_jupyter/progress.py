@@ -17,12 +17,18 @@ The text line (the format notebooks under nbval see)::
     [aix] local/smollm2-135m finished (57 chunks, 1.20 s)
     [aix] local/slow-count cancelled (4 polls, 2.02 s)
     [aix] local/echo failed (1 poll, 0.05 s): <the server's message>
+    [aix] local/sentiment-vader cached (credits 0, saved 0.05)
+    [aix] local/sentiment-vader replayed (credits 0, saved 0.05)
+
+A run answered by the response cache says ``cached``, one answered by a cassette being replayed
+``replayed``, with the credits it spent (none) and those it saved (what the stored run cost).
 
 In a ``headless`` frontend (or on a stream that is not a terminal outside a live frontend) only that
 final line is written, once, ending with a newline. In a terminal or a ``live`` frontend the line is
 redrawn in place with ``\\r`` while the run goes on (``running 45% ETA 3 s (4 polls, 2.10 s)``).
 The counts and the time in brackets vary between runs: an nbval sanitize section normalises them
-with the regex ``\\(\\d+ (?:polls?|chunks?), \\d+\\.\\d\\d s\\)`` (:data:`SANITIZE_REGEX`).
+with the regex ``\\(\\d+ (?:polls?|chunks?), \\d+\\.\\d\\d s\\)`` (:data:`SANITIZE_REGEX`); the line of an
+answer from a store has no varying part.
 """
 
 from __future__ import annotations
@@ -82,6 +88,21 @@ def _fraction(value: Any) -> float | None:
     return None
 
 
+def _stored(response: Any) -> tuple[str | None, float]:
+    """``("cache" | "cassette" | None, credits saved)`` of a response (see ``core.recall``)."""
+    if response is None or sys.modules.get("aix_jupyter.core.recall") is None:
+        return None, 0.0
+    from aix_jupyter.core.recall import recall_of
+
+    mark = recall_of(response)
+    if mark is None or not mark.source:
+        return None, 0.0
+    return mark.source, float(mark.saved)
+
+
+STORED_WORDS = {"cache": "cached", "cassette": "replayed"}
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
@@ -124,6 +145,8 @@ class RunProgress:
         self.eta: float | None = None
         self.message = ""
         self.poll_url: str | None = None
+        self.recalled: str | None = None  # "cache" / "cassette": a store answered, not the server
+        self.saved = 0.0  # credits the stored answer saved
         self._elapsed = 0.0
         self._eta_at = 0.0  # elapsed time when the server reported ``eta``
         self._t0: float | None = None  # monotonic time at elapsed 0, while running
@@ -187,6 +210,7 @@ class RunProgress:
                     self.message = str(getattr(event.response, "error_message", "") or "")
                 if kind == "finished":
                     self.progress = 1.0
+                    self.recalled, self.saved = _stored(event.response)
                 self.eta = None
             final = self.done
             due = final or kind == "submitted" or self.clock() - self._last_render >= self.min_interval
@@ -223,11 +247,16 @@ class RunProgress:
 
     # -- formatting ----------------------------------------------------------------------------
     def counts(self) -> str:
-        """``3 polls`` (or ``57 chunks`` for a streamed run)."""
+        """``3 polls`` (or ``57 chunks`` for a streamed run; ``credits 0, saved 0.05`` for an answer
+        from a store)."""
+        if self.recalled and self.state == "finished":
+            return f"credits 0, saved {self.saved:.4g}"
         return _plural(self.chunks, "chunk") if self.chunks else _plural(self.polls, "poll")
 
     def status(self) -> str:
-        """The state in words: ``running 45% ETA 3 s``, ``finished``, ``failed``..."""
+        """The state in words: ``running 45% ETA 3 s``, ``finished``, ``cached``, ``failed``..."""
+        if self.state == "finished" and self.recalled:
+            return STORED_WORDS.get(self.recalled, "cached")
         if self.state != "running":
             return self.state
         if self._closed:
@@ -243,6 +272,8 @@ class RunProgress:
         """The text progress line (see the module docstring for its format)."""
         with self._lock:
             state = self.status()
+            if self.recalled and self.state == "finished":
+                return f"[aix] {self.model_id} {state} ({self.counts()})"
             text = f"[aix] {self.model_id} {state} ({self.counts()}, {self.elapsed:.2f} s)"
             if self.state in ("failed", "cancelled") and self.message:
                 text += ": " + " ".join(self.message.split())
@@ -378,6 +409,8 @@ class BatchProgress:
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
         self.renders = 0  # repaints drawn so far (what the rate limit bounds)
+        self.recalled = 0  # items the cache or a cassette answered (nothing sent for them)
+        self.saved_credits = 0.0  # credits those items saved
 
     # -- state ---------------------------------------------------------------------------------
     def _sum(self, name: str) -> Any:
@@ -479,6 +512,11 @@ class BatchProgress:
             if self._t0 is None:
                 self._t0 = self.clock() - float(event.elapsed or 0.0)
             self._batches[event.model_id] = event
+            if event.kind == "item_finished" and event.message != "reused":
+                source, saved = _stored(event.response)
+                if source is not None:
+                    self.recalled += 1
+                    self.saved_credits += saved
             if event.kind == "finished":
                 self._ended[event.model_id] = event.message or ""
             final = self.over
@@ -523,11 +561,14 @@ class BatchProgress:
 
     # -- formatting ----------------------------------------------------------------------------
     def counts(self) -> str:
-        """``3/5 done, 1 failed, 2 in flight (concurrency 8)`` (in flight only while running)."""
+        """``3/5 done, 1 failed, 2 cached (saved 0.1), 2 in flight (concurrency 8)`` (cached when
+        some are, in flight only while running)."""
         with self._lock:
             total = self.total
             text = f"{self.done}/{total} done" if total is not None else f"{self.done} done"
             text += f", {self.failed} failed"
+            if self.recalled:
+                text += f", {self.recalled} cached (saved {self.saved_credits:.4g})"
             if not self.over:
                 text += f", {self.in_flight} in flight (concurrency {self.concurrency})"
             return text

@@ -14,13 +14,16 @@ Grammar (``[...]`` optional)::
     %aix map    [MODEL] [OPTIONS] SOURCE           SOURCE: a variable holding a list, Series or DataFrame
     %aix compare MODEL MODEL [MODEL ...] [OPTIONS] -- TEXT     %%aix compare MODEL MODEL ... (cell body)
     %aix usage                                     runs, items, failures, credits of this kernel
+    %aix cache  [on [PATH] [--max-size SIZE] | off | clear | info]   the response cache (alone: info)
+    %aix record PATH [--append] | off              record every run to a cassette (JSON lines)
+    %aix replay PATH [--speed X] | off             answer every run from a cassette (no network, no key)
     %aix config | login | help [SUBCOMMAND]
     %aix MODEL ...                                 (a model id first means ``run``)
 
 Run options: ``--NAME VALUE`` / ``--NAME=VALUE`` for each parameter of the model's schema (the
 only description of a model's inputs), ``-p/--param NAME=VALUE`` for a parameter whose name is
 one of the magic's own options, ``-o/--out VAR``, ``--stream``, ``--timeout SECONDS``,
-``--no-progress``, ``--help``. The input is the raw rest of the line (one quoted string is
+``--no-progress``, ``--no-cache``, ``--help``. The input is the raw rest of the line (one quoted string is
 unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{{``/``}}`` give
 braces); a name holding a dict is sent as the request itself; a path to an existing file sends the
 file (its text for text models).
@@ -55,6 +58,9 @@ SUBCOMMANDS: tuple[str, ...] = (
     "map",
     "compare",
     "usage",
+    "cache",
+    "record",
+    "replay",
     "config",
     "login",
     "help",
@@ -69,13 +75,14 @@ RUN_FLAGS: dict[str, str] = {  # the magic's own options of run/stream/async -> 
     "--stream": "show the output as it is generated",
     "--timeout": "SECONDS: give up (and cancel) after this long",
     "--no-progress": "do not show the progress while waiting",
+    "--no-cache": "bypass the response cache (%aix cache) for this command",
     "--help": "show the model's parameters",
     "--concurrency": "N: at most N jobs in flight at once (default 8)",
     "--column": "COL: the DataFrame column holding the inputs",
     "--into": "COL: write the outputs into this new column of the DataFrame",
 }
 _RUN_ONLY = tuple(f for f in RUN_FLAGS if f not in ("--concurrency", "--column", "--into"))
-_BATCH_FLAGS = ("-o", "--out", "-p", "--param", "--concurrency", "--timeout", "--no-progress")
+_BATCH_FLAGS = ("-o", "--out", "-p", "--param", "--concurrency", "--timeout", "--no-progress", "--no-cache")
 COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "run": _RUN_ONLY,
     "stream": tuple(f for f in _RUN_ONLY if f != "--stream"),
@@ -84,6 +91,9 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "map": (*_BATCH_FLAGS, "--column", "--into"),
     "compare": _BATCH_FLAGS,
     "usage": (),
+    "cache": ("--max-size",),
+    "record": ("--append",),
+    "replay": ("--speed",),
     "cancel": (),
     "models": ("--function",),
     "browse": ("--function",),
@@ -96,6 +106,9 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
 _HEX_ID = re.compile(r"^[0-9a-f]{24}$", re.I)
 IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _NUMBER = re.compile(r"^-\d|^-\.\d")
+CACHE_ACTIONS: tuple[str, ...] = ("on", "off", "clear", "info")
+_SIZE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)$", re.I)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,6 +236,7 @@ class RunOptions:
     timeout: float | None = None
     progress: bool = True
     help: bool = False
+    no_cache: bool = False  # --no-cache: the core call gets ``cache=False``
     input_text: str | None = None  # raw: before interpolation
     concurrency: int | None = None  # map / compare
     column: str | None = None  # map: the DataFrame's input column
@@ -285,7 +299,44 @@ class SimpleArgs:  # config, login, help
     topic: str = ""
 
 
-Command = RunArgs | BatchArgs | PollArgs | TargetArgs | ModelsArgs | BrowseArgs | ModelArgs | SimpleArgs
+@dataclass
+class CacheArgs:
+    """``cache [on [PATH] [--max-size SIZE] | off | clear | info]`` (nothing: ``info``)."""
+
+    action: Literal["on", "off", "clear", "info"] = "info"
+    path: str | None = None  # on: the cache file (None: the default file)
+    max_bytes: int | None = None  # on: --max-size in bytes (None: the default, 1 GiB)
+
+
+@dataclass
+class RecordArgs:
+    """``record PATH [--append]`` / ``record off``."""
+
+    path: str | None  # None: stop recording
+    append: bool = False
+
+
+@dataclass
+class ReplayArgs:
+    """``replay PATH [--speed X]`` / ``replay off``."""
+
+    path: str | None  # None: stop replaying
+    speed: float | None = None  # None: $AIX_REPLAY_SPEED, else 1 (the recorded pace)
+
+
+Command = (
+    RunArgs
+    | BatchArgs
+    | PollArgs
+    | TargetArgs
+    | ModelsArgs
+    | BrowseArgs
+    | ModelArgs
+    | SimpleArgs
+    | CacheArgs
+    | RecordArgs
+    | ReplayArgs
+)
 
 
 def usage(command: str | None = None) -> str:
@@ -304,7 +355,12 @@ def usage(command: str | None = None) -> str:
         "SOURCE   (SOURCE: a variable holding a list, Series or DataFrame)",
         "compare": "%aix compare MODEL MODEL [MODEL ...] [--param value ...] -- TEXT  |  "
         "%%aix compare MODEL MODEL ... + cell body",
-        "usage": "%aix usage   (runs, items, failures and credits of this kernel, per model)",
+        "usage": "%aix usage   (runs, items, failures, answers from a store and credits of this kernel, "
+        "per model)",
+        "cache": "%aix cache [on [PATH] [--max-size SIZE] | off | clear | info]   (the response cache; "
+        "alone: info)",
+        "record": "%aix record PATH [--append]  |  %aix record off   (record every run to a cassette)",
+        "replay": "%aix replay PATH [--speed X]  |  %aix replay off   (answer every run from a cassette)",
         "config": "%aix config   (where runs go; whether a key is set)",
         "login": "%aix login   (read an API key for this kernel only)",
         "help": "%aix help [SUBCOMMAND]",
@@ -315,16 +371,62 @@ def usage(command: str | None = None) -> str:
     return "\n".join([head, "", *lines.values(), "", HELP_DETAILS])
 
 
+def help_text(topic: str = "") -> str:
+    """What ``%aix help [TOPIC]`` prints: the whole help, or a subcommand's usage and its details."""
+    if not topic:
+        return usage()
+    if topic not in SUBCOMMANDS:
+        return f"no subcommand {topic!r}; one of {', '.join(SUBCOMMANDS)}\n\n{usage()}"
+    details = TOPIC_DETAILS.get(topic)
+    return usage(topic) + (f"\n\n{details}" if details else "")
+
+
+TOPIC_DETAILS: dict[str, str] = {
+    "cache": """\
+The response cache keeps the final SUCCESS response of every run under its request key (model,
+version, input, parameters, server) in one SQLite file shared by every kernel: running the same
+request again is answered from it at once, at no cost.
+  %aix cache on [PATH] [--max-size SIZE]   turn it on (PATH: a file or a folder; default
+                                           $AIX_CACHE_DIR, $XDG_CACHE_HOME/aix_jupyter or
+                                           ~/.cache/aix_jupyter); SIZE like 500MB, 2GB or bytes
+                                           (KB/MB/GB count 1024s; default 1GB), least recently
+                                           used entries go first
+  %aix cache off                           runs go to the server again (the file is kept)
+  %aix cache clear                         remove every entry of the cache file (the one in use,
+                                           else the default file)
+  %aix cache info  (or %aix cache)         the file, its entries and size, hits and credits saved
+--no-cache on run, stream, async, map or compare bypasses the cache for that command.
+An answer from the cache says "cached" in its status line; its output metadata has "cached".""",
+    "record": """\
+Every run (and stream, job, batch item) and every model lookup is appended to PATH, a cassette
+of JSON lines (no API key is ever written), so that %aix replay PATH answers the same cells later
+with no network and no key (CI, a talk, a notebook shared without a key).
+  %aix record PATH            start a new cassette (an existing file is replaced)
+  %aix record PATH --append   add to an existing cassette
+  %aix record off             stop recording""",
+    "replay": """\
+Every run is answered from the cassette PATH (written by %aix record): nothing goes to a server
+and no key is needed. A run the cassette does not hold raises ReplayMiss, naming it.
+  %aix replay PATH [--speed X]   start (X scales the pauses between a stream's chunks: 1 as
+                                 recorded, 2 twice as fast, 0 no pauses; default
+                                 $AIX_REPLAY_SPEED, else 1)
+  %aix replay off                runs go to the server again""",
+}
+
+
 HELP_DETAILS = """\
 Run options: --NAME VALUE (or --NAME=VALUE) for each parameter of the model (%aix info MODEL lists
 them), -p/--param NAME=VALUE, -o/--out VAR (store the ModelResponse), --stream, --timeout SECONDS,
---no-progress, --help. A model id in place of the subcommand means run.
+--no-progress, --no-cache (bypass the response cache), --help. A model id in place of the subcommand
+means run.
 Input: the rest of the line (after the options, or after --) or the cell body. {name} is filled in
 from the notebook ({{ and }} give braces); a variable holding a dict is sent as the request; the path
 of an existing file sends the file (its text for text models).
 Batches (map, compare): --concurrency N (jobs in flight at once), --timeout SECONDS (the whole batch),
--o VAR (the BatchResult / Comparison), --no-progress; map also --column COL and --into COL.
+-o VAR (the BatchResult / Comparison), --no-progress, --no-cache; map also --column COL and --into COL.
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
+Cache and cassettes: %aix help cache | record | replay ($AIX_CACHE, $AIX_RECORD, $AIX_REPLAY set them
+for a whole kernel).
 Settings: %config AixMagics.default_model / timeout / poll_interval / poll_cap / progress /
 models_page_size; $AIX_FRONTEND=live|headless|terminal overrides the frontend guess."""
 
@@ -374,11 +476,130 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
         return ModelArgs(word, positional[0] if positional else default_model)  # type: ignore[arg-type]
     if word in BATCH_COMMANDS:
         return _parse_batch(word, line, pos, default_model, known_models)
+    if word == "cache":
+        return _parse_cache(args)
+    if word == "record":
+        return _parse_record(args)
+    if word == "replay":
+        return _parse_replay(args)
     if word in ("config", "login", "usage"):
         if args:
             raise MagicUsageError(f"{word} takes no arguments, got {args[0].value!r}")
         return SimpleArgs(word)  # type: ignore[arg-type]
     return SimpleArgs("help", args[0].value if args else "")
+
+
+def parse_size(value: str, option: str = "--max-size") -> int:
+    """Bytes of a size such as ``500MB``, ``2GB``, ``1.5GiB``, ``64k`` or ``1048576`` (K, M, G and T
+    count 1024s, with or without ``B``/``iB``)."""
+    match = _SIZE.match(value.strip())
+    if match is None or (match.group(3).lower().startswith("i") and not match.group(2)):
+        raise MagicUsageError(f"{option} needs a size such as 500MB, 2GB or a number of bytes, got {value!r}")
+    number = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if number < 1:
+        raise MagicUsageError(f"{option} must be at least 1 byte, got {value!r}")
+    return int(number)
+
+
+def size_text(n: int) -> str:
+    """``512 B``, ``1.5 KiB``, ``500 MiB``, ``1 GiB``: a size as the cache reports it."""
+    if n < 1024:
+        return f"{n} B"
+    value, units = float(n) / 1024, ["KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value /= 1024
+        units.pop(0)
+    return f"{value:.3g} {units[0]}"
+
+
+def _options_and_words(
+    command: str, args: list[Token], takes_value: tuple[str, ...]
+) -> tuple[dict[str, str | None], list[Token]]:
+    """The options (``--name``, ``--name VALUE``, ``--name=VALUE``) and the other words of a
+    settings command; an unknown option or one given twice is an error."""
+    options: dict[str, str | None] = {}
+    words: list[Token] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        name, inline = _split_eq(tok)
+        if name.startswith("-") and len(name) > 1 and not tok.quoted and not _NUMBER.match(name):
+            if name not in COMMAND_FLAGS[command]:
+                valid = ", ".join(COMMAND_FLAGS[command]) or "none"
+                raise MagicUsageError(f"{command}: unknown option {name}; valid options: {valid}")
+            if name in options:
+                raise MagicUsageError(f"{command}: option {name} given twice; give it once")
+            if name in takes_value:
+                value = inline if inline is not None else _option_value(args, i, name, command)
+                i += 0 if inline is not None else 1
+                options[name] = value
+            elif inline is not None:
+                raise MagicUsageError(f"{command}: option {name} takes no value, got {tok.value!r}")
+            else:
+                options[name] = None
+        else:
+            words.append(tok)
+        i += 1
+    return options, words
+
+
+def _is_off(words: list[Token]) -> bool:
+    """``off`` as the only word (unquoted: ``'off'`` is a file named off)."""
+    return len(words) == 1 and words[0].value == "off" and not words[0].quoted
+
+
+def _parse_cache(args: list[Token]) -> CacheArgs:
+    options, words = _options_and_words("cache", args, ("--max-size",))
+    action = words[0].value if words else "info"
+    if action not in CACHE_ACTIONS or (words and words[0].quoted):
+        raise MagicUsageError(
+            f"cache: unknown action {action!r}; use on, off, clear or info; {usage('cache')}"
+        )
+    rest = [t.value for t in words[1:]]
+    if action != "on":
+        if rest or options:
+            extra = rest[0] if rest else next(iter(options))
+            raise MagicUsageError(f"cache {action} takes no arguments, got {extra!r}; {usage('cache')}")
+        return CacheArgs(action)  # type: ignore[arg-type]
+    if len(rest) > 1:
+        raise MagicUsageError(f"cache on takes one PATH, got also {rest[1]!r}; quote a path with spaces")
+    size = options.get("--max-size")
+    return CacheArgs("on", rest[0] if rest else None, None if size is None else parse_size(size))
+
+
+def _parse_record(args: list[Token]) -> RecordArgs:
+    options, words = _options_and_words("record", args, ())
+    if not words:
+        raise MagicUsageError(f"record: give the cassette's PATH (a .jsonl file) or off; {usage('record')}")
+    if len(words) > 1:
+        raise MagicUsageError(f"record takes one PATH, got also {words[1].value!r}; quote a path with spaces")
+    if _is_off(words):
+        if options:
+            raise MagicUsageError(f"record off takes no options, got {next(iter(options))}")
+        return RecordArgs(None)
+    return RecordArgs(words[0].value, append="--append" in options)
+
+
+def _parse_replay(args: list[Token]) -> ReplayArgs:
+    options, words = _options_and_words("replay", args, ("--speed",))
+    if not words:
+        raise MagicUsageError(f"replay: give the cassette's PATH (a .jsonl file) or off; {usage('replay')}")
+    if len(words) > 1:
+        raise MagicUsageError(f"replay takes one PATH, got also {words[1].value!r}; quote a path with spaces")
+    if _is_off(words):
+        if options:
+            raise MagicUsageError(f"replay off takes no options, got {next(iter(options))}")
+        return ReplayArgs(None)
+    raw = options.get("--speed")
+    speed: float | None = None
+    if raw is not None:
+        try:
+            speed = float(raw)
+        except ValueError:
+            raise MagicUsageError(f"--speed needs a number >= 0 (0: no pauses), got {raw!r}") from None
+        if not speed >= 0 or speed == float("inf"):
+            raise MagicUsageError(f"--speed must be a number >= 0 (0: no pauses), got {raw!r}")
+    return ReplayArgs(words[0].value, speed)
 
 
 def _parse_batch(
@@ -566,11 +787,12 @@ def parse_run_options(
         name, inline = _split_eq(tok)
         end = tok.end
         if name in flags and name not in ("-p", "--param"):
-            if name in ("--stream", "--no-progress", "--help"):
+            if name in ("--stream", "--no-progress", "--no-cache", "--help"):
                 if inline is not None:
                     raise MagicUsageError(f"option {name} takes no value")
                 opts.stream = opts.stream or name == "--stream"
                 opts.progress = opts.progress and name != "--no-progress"
+                opts.no_cache = opts.no_cache or name == "--no-cache"
                 opts.help = opts.help or name == "--help"
             else:
                 value, end = (inline, tok.end) if inline is not None else take_value(tok, name)

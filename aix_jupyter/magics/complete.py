@@ -14,11 +14,27 @@ from typing import Any
 from IPython.core.completer import SimpleCompletion, context_matcher
 
 from aix_jupyter.core.errors import AixError
-from aix_jupyter.magics.args import COMMAND_FLAGS, SUBCOMMANDS, tokens
+from aix_jupyter.magics.args import CACHE_ACTIONS, COMMAND_FLAGS, SUBCOMMANDS, tokens
 from aix_jupyter.magics.errors import MagicUsageError
 
 CACHE_SECONDS = 60.0
-VALUE_OPTIONS = ("-o", "--out", "--timeout", "-p", "--param", "--concurrency", "--column", "--into")
+VALUE_OPTIONS = (
+    "-o",
+    "--out",
+    "--timeout",
+    "-p",
+    "--param",
+    "--concurrency",
+    "--column",
+    "--into",
+    "--max-size",
+    "--speed",
+)
+SETTINGS_WORDS: dict[str, tuple[str, ...]] = {  # the first word of cache / record / replay
+    "cache": CACHE_ACTIONS,
+    "record": ("off",),
+    "replay": ("off",),
+}
 
 
 def completions(
@@ -68,6 +84,8 @@ def completions(
         return fragment, match(model_ids()) if not rest_words else []
     if command == "models":
         return fragment, match(["--function"]) if fragment.startswith("-") else []
+    if command in SETTINGS_WORDS:
+        return fragment, _complete_settings(command, rest_words, fragment, match)
     if command in ("poll", "cancel", "config", "login", "usage"):
         return fragment, match(COMMAND_FLAGS[command]) if fragment.startswith("-") else []
     if command == "compare":
@@ -90,6 +108,26 @@ def completions(
             return fragment, sorted(set(candidates)) if rest_words or model else []
         return fragment, match(candidates)
     return fragment, []
+
+
+def _complete_settings(
+    command: str, rest_words: list[str], fragment: str, match: Callable[[Iterable[str]], list[str]]
+) -> list[str]:
+    """``cache on|off|clear|info [--max-size SIZE]``, ``record PATH|off [--append]``,
+    ``replay PATH|off [--speed X]``: the first word, then the options (a PATH is left to IPython's
+    file completion: no candidates here)."""
+    if rest_words and rest_words[-1] in VALUE_OPTIONS:
+        return []
+    words = [w for w in rest_words if not w.startswith("-")]
+    if fragment.startswith("-"):
+        if command == "cache" and (not words or words[0] != "on"):
+            return []
+        return [] if words == ["off"] else match(COMMAND_FLAGS[command])
+    if not words and fragment:
+        return match(SETTINGS_WORDS[command])
+    if not words and not rest_words and command == "cache":
+        return list(CACHE_ACTIONS)
+    return []
 
 
 def _complete_compare(

@@ -6,6 +6,9 @@ single run (``run``, ``run_async``, ``%aix run``/``async``), each stream and eac
 every model of ``compare``) is counted once, with its items, failures and credits. A job that goes
 on (submitted with ``run_async``, or given up waiting for) counts as a run when it leaves; its
 failure and credits are added once, when a poll sees it end.
+
+An answer from the response cache or a cassette being replayed (``RunOutcome.recalled``) counts as
+``cached``, with the credits it ``saved``; ``credits`` are the credits spent (none for it).
 """
 
 from __future__ import annotations
@@ -28,7 +31,23 @@ class ModelUsage:
     batches: int = 0
     items: int = 0  # inputs sent: one per run or stream, one per batch item that was run
     failures: int = 0
-    credits: float = 0.0
+    cached: int = 0  # answers from the response cache or a cassette (nothing sent for them)
+    credits: float = 0.0  # spent
+    saved: float = 0.0  # credits the cached answers saved (what the stored runs cost)
+
+
+COLUMNS: tuple[str, ...] = (
+    "model",
+    "runs",
+    "streams",
+    "batches",
+    "items",
+    "failed",
+    "cached",
+    "credits",
+    "saved",
+)
+STORE_COLUMNS: tuple[str, ...] = ("cached", "saved")  # shown once something was answered from a store
 
 
 class Ledger:
@@ -70,11 +89,25 @@ class Ledger:
                 self._settled.add(url)
             entry.failures += outcome.status == "FAILED"
             entry.credits += outcome.credits
+            if outcome.recalled:
+                entry.cached += 1
+                entry.saved += outcome.saved
 
     def rows(self) -> list[list[Any]]:
-        """``[model, runs, streams, batches, items, failures, credits]`` per model."""
+        """``[model, runs, streams, batches, items, failures, cached, credits, saved]`` per model
+        (:data:`COLUMNS`)."""
         return [
-            [u.model_id, u.runs, u.streams, u.batches, u.items, u.failures, f"{u.credits:.4g}"]
+            [
+                u.model_id,
+                u.runs,
+                u.streams,
+                u.batches,
+                u.items,
+                u.failures,
+                u.cached,
+                f"{u.credits:.4g}",
+                f"{u.saved:.4g}",
+            ]
             for u in self.models.values()
         ]
 
@@ -87,8 +120,10 @@ class Ledger:
             total.batches += u.batches
             total.items += u.items
             total.failures += u.failures
+            total.cached += u.cached
             total.credits += u.credits
+            total.saved += u.saved
         return total
 
 
-__all__ = ["Ledger", "ModelUsage"]
+__all__ = ["COLUMNS", "STORE_COLUMNS", "Ledger", "ModelUsage"]

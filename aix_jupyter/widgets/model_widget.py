@@ -54,7 +54,17 @@ from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.display import Bundle, Provenance, mark_shown, publish, redact, remember, response_bundle
+from aix_jupyter.display import (
+    Bundle,
+    Provenance,
+    credits_text,
+    mark_shown,
+    publish,
+    redact,
+    remember,
+    response_bundle,
+    stored_source,
+)
 from aix_jupyter.progress import resolve_mode
 from aix_jupyter.widgets.form import ParameterForm
 from aix_jupyter.widgets.progress import WidgetProgress
@@ -515,9 +525,14 @@ class ModelWidget(w.VBox):
         status = "cancelled" if cancelled else str(getattr(response, "status", ""))
         css = "aix-cancelled" if cancelled else "" if ok else "aix-failed"
         parts = [f'<span class="{css}">{html.escape(status)}</span>']
+        source = stored_source(response)
+        if source is not None:  # answered by the response cache or a cassette: nothing was spent
+            parts.append("cached" if source == "cache" else "replayed")
         credits = getattr(response, "used_credits", None)
         run_time = getattr(response, "run_time", None)
-        if isinstance(credits, int | float):
+        if source is not None:
+            parts.append(f"credits {credits_text(response)}")
+        elif isinstance(credits, int | float):
             parts.append(f"credits {credits:g}")
         if isinstance(run_time, int | float) and run_time:
             parts.append(f"run time {run_time:.2f} s")
