@@ -113,7 +113,7 @@ def default_cache_path() -> pathlib.Path:
     return base / "aix_jupyter" / FILE_NAME
 
 
-def _size_text(n: int) -> str:
+def size_text(n: int) -> str:
     """``512 B``, ``1.5 KiB``, ``12.3 MiB``, ``1 GiB``."""
     if n < 1024:
         return f"{n} B"
@@ -152,7 +152,7 @@ class CacheInfo:
         return [
             ("file", self.path),
             ("entries", f"{self.entries:,}"),
-            ("size", f"{_size_text(self.size_bytes)} of {_size_text(self.max_bytes)} ({share:.3g} %)"),
+            ("size", f"{size_text(self.size_bytes)} of {size_text(self.max_bytes)} ({share:.3g} %)"),
             ("hits / misses (this session)", f"{self.hits:,} / {self.misses:,}{rate}"),
             ("credits saved (this session)", f"{self.credits_saved:.4g}"),
             ("hits (all sessions)", f"{self.lifetime_hits:,}"),
@@ -557,4 +557,5 @@ __all__ = [
     "CacheWarning",
     "ResponseCache",
     "default_cache_path",
+    "size_text",
 ]

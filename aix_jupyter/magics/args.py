@@ -40,7 +40,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.magics.errors import MagicUsageError
@@ -107,8 +107,7 @@ _HEX_ID = re.compile(r"^[0-9a-f]{24}$", re.I)
 IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 _NUMBER = re.compile(r"^-\d|^-\.\d")
 CACHE_ACTIONS: tuple[str, ...] = ("on", "off", "clear", "info")
-_SIZE = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b?)$", re.I)
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+STORE_COMMANDS: tuple[str, ...] = ("cache", "record", "replay")  # parsed and run by ``stores``
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,44 +298,27 @@ class SimpleArgs:  # config, login, help
     topic: str = ""
 
 
-@dataclass
-class CacheArgs:
-    """``cache [on [PATH] [--max-size SIZE] | off | clear | info]`` (nothing: ``info``)."""
+if TYPE_CHECKING:  # (the cache / record / replay commands live in ``stores``, imported on first use)
+    from typing import TypeAlias
 
-    action: Literal["on", "off", "clear", "info"] = "info"
-    path: str | None = None  # on: the cache file (None: the default file)
-    max_bytes: int | None = None  # on: --max-size in bytes (None: the default, 1 GiB)
+    from aix_jupyter.magics.stores import StoreArgs
 
-
-@dataclass
-class RecordArgs:
-    """``record PATH [--append]`` / ``record off``."""
-
-    path: str | None  # None: stop recording
-    append: bool = False
-
-
-@dataclass
-class ReplayArgs:
-    """``replay PATH [--speed X]`` / ``replay off``."""
-
-    path: str | None  # None: stop replaying
-    speed: float | None = None  # None: $AIX_REPLAY_SPEED, else 1 (the recorded pace)
+    Command: TypeAlias = (
+        RunArgs
+        | BatchArgs
+        | PollArgs
+        | TargetArgs
+        | ModelsArgs
+        | BrowseArgs
+        | ModelArgs
+        | SimpleArgs
+        | StoreArgs
+    )
 
 
-Command = (
-    RunArgs
-    | BatchArgs
-    | PollArgs
-    | TargetArgs
-    | ModelsArgs
-    | BrowseArgs
-    | ModelArgs
-    | SimpleArgs
-    | CacheArgs
-    | RecordArgs
-    | ReplayArgs
-)
+def plural(count: int, word: str) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def usage(command: str | None = None) -> str:
@@ -377,41 +359,12 @@ def help_text(topic: str = "") -> str:
         return usage()
     if topic not in SUBCOMMANDS:
         return f"no subcommand {topic!r}; one of {', '.join(SUBCOMMANDS)}\n\n{usage()}"
-    details = TOPIC_DETAILS.get(topic)
+    details = None
+    if topic in STORE_COMMANDS:
+        from aix_jupyter.magics.stores import TOPIC_DETAILS
+
+        details = TOPIC_DETAILS.get(topic)
     return usage(topic) + (f"\n\n{details}" if details else "")
-
-
-TOPIC_DETAILS: dict[str, str] = {
-    "cache": """\
-The response cache keeps the final SUCCESS response of every run under its request key (model,
-version, input, parameters, server) in one SQLite file shared by every kernel: running the same
-request again is answered from it at once, at no cost.
-  %aix cache on [PATH] [--max-size SIZE]   turn it on (PATH: a file or a folder; default
-                                           $AIX_CACHE_DIR, $XDG_CACHE_HOME/aix_jupyter or
-                                           ~/.cache/aix_jupyter); SIZE like 500MB, 2GB or bytes
-                                           (KB/MB/GB count 1024s; default 1GB), least recently
-                                           used entries go first
-  %aix cache off                           runs go to the server again (the file is kept)
-  %aix cache clear                         remove every entry of the cache file (the one in use,
-                                           else the default file)
-  %aix cache info  (or %aix cache)         the file, its entries and size, hits and credits saved
---no-cache on run, stream, async, map or compare bypasses the cache for that command.
-An answer from the cache says "cached" in its status line; its output metadata has "cached".""",
-    "record": """\
-Every run (and stream, job, batch item) and every model lookup is appended to PATH, a cassette
-of JSON lines (no API key is ever written), so that %aix replay PATH answers the same cells later
-with no network and no key (CI, a talk, a notebook shared without a key).
-  %aix record PATH            start a new cassette (an existing file is replaced)
-  %aix record PATH --append   add to an existing cassette
-  %aix record off             stop recording""",
-    "replay": """\
-Every run is answered from the cassette PATH (written by %aix record): nothing goes to a server
-and no key is needed. A run the cassette does not hold raises ReplayMiss, naming it.
-  %aix replay PATH [--speed X]   start (X scales the pauses between a stream's chunks: 1 as
-                                 recorded, 2 twice as fast, 0 no pauses; default
-                                 $AIX_REPLAY_SPEED, else 1)
-  %aix replay off                runs go to the server again""",
-}
 
 
 HELP_DETAILS = """\
@@ -476,130 +429,15 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
         return ModelArgs(word, positional[0] if positional else default_model)  # type: ignore[arg-type]
     if word in BATCH_COMMANDS:
         return _parse_batch(word, line, pos, default_model, known_models)
-    if word == "cache":
-        return _parse_cache(args)
-    if word == "record":
-        return _parse_record(args)
-    if word == "replay":
-        return _parse_replay(args)
+    if word in STORE_COMMANDS:
+        from aix_jupyter.magics import stores
+
+        return stores.parse(word, args)
     if word in ("config", "login", "usage"):
         if args:
             raise MagicUsageError(f"{word} takes no arguments, got {args[0].value!r}")
         return SimpleArgs(word)  # type: ignore[arg-type]
     return SimpleArgs("help", args[0].value if args else "")
-
-
-def parse_size(value: str, option: str = "--max-size") -> int:
-    """Bytes of a size such as ``500MB``, ``2GB``, ``1.5GiB``, ``64k`` or ``1048576`` (K, M, G and T
-    count 1024s, with or without ``B``/``iB``)."""
-    match = _SIZE.match(value.strip())
-    if match is None or (match.group(3).lower().startswith("i") and not match.group(2)):
-        raise MagicUsageError(f"{option} needs a size such as 500MB, 2GB or a number of bytes, got {value!r}")
-    number = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    if number < 1:
-        raise MagicUsageError(f"{option} must be at least 1 byte, got {value!r}")
-    return int(number)
-
-
-def size_text(n: int) -> str:
-    """``512 B``, ``1.5 KiB``, ``500 MiB``, ``1 GiB``: a size as the cache reports it."""
-    if n < 1024:
-        return f"{n} B"
-    value, units = float(n) / 1024, ["KiB", "MiB", "GiB", "TiB"]
-    while value >= 1024 and len(units) > 1:
-        value /= 1024
-        units.pop(0)
-    return f"{value:.3g} {units[0]}"
-
-
-def _options_and_words(
-    command: str, args: list[Token], takes_value: tuple[str, ...]
-) -> tuple[dict[str, str | None], list[Token]]:
-    """The options (``--name``, ``--name VALUE``, ``--name=VALUE``) and the other words of a
-    settings command; an unknown option or one given twice is an error."""
-    options: dict[str, str | None] = {}
-    words: list[Token] = []
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        name, inline = _split_eq(tok)
-        if name.startswith("-") and len(name) > 1 and not tok.quoted and not _NUMBER.match(name):
-            if name not in COMMAND_FLAGS[command]:
-                valid = ", ".join(COMMAND_FLAGS[command]) or "none"
-                raise MagicUsageError(f"{command}: unknown option {name}; valid options: {valid}")
-            if name in options:
-                raise MagicUsageError(f"{command}: option {name} given twice; give it once")
-            if name in takes_value:
-                value = inline if inline is not None else _option_value(args, i, name, command)
-                i += 0 if inline is not None else 1
-                options[name] = value
-            elif inline is not None:
-                raise MagicUsageError(f"{command}: option {name} takes no value, got {tok.value!r}")
-            else:
-                options[name] = None
-        else:
-            words.append(tok)
-        i += 1
-    return options, words
-
-
-def _is_off(words: list[Token]) -> bool:
-    """``off`` as the only word (unquoted: ``'off'`` is a file named off)."""
-    return len(words) == 1 and words[0].value == "off" and not words[0].quoted
-
-
-def _parse_cache(args: list[Token]) -> CacheArgs:
-    options, words = _options_and_words("cache", args, ("--max-size",))
-    action = words[0].value if words else "info"
-    if action not in CACHE_ACTIONS or (words and words[0].quoted):
-        raise MagicUsageError(
-            f"cache: unknown action {action!r}; use on, off, clear or info; {usage('cache')}"
-        )
-    rest = [t.value for t in words[1:]]
-    if action != "on":
-        if rest or options:
-            extra = rest[0] if rest else next(iter(options))
-            raise MagicUsageError(f"cache {action} takes no arguments, got {extra!r}; {usage('cache')}")
-        return CacheArgs(action)  # type: ignore[arg-type]
-    if len(rest) > 1:
-        raise MagicUsageError(f"cache on takes one PATH, got also {rest[1]!r}; quote a path with spaces")
-    size = options.get("--max-size")
-    return CacheArgs("on", rest[0] if rest else None, None if size is None else parse_size(size))
-
-
-def _parse_record(args: list[Token]) -> RecordArgs:
-    options, words = _options_and_words("record", args, ())
-    if not words:
-        raise MagicUsageError(f"record: give the cassette's PATH (a .jsonl file) or off; {usage('record')}")
-    if len(words) > 1:
-        raise MagicUsageError(f"record takes one PATH, got also {words[1].value!r}; quote a path with spaces")
-    if _is_off(words):
-        if options:
-            raise MagicUsageError(f"record off takes no options, got {next(iter(options))}")
-        return RecordArgs(None)
-    return RecordArgs(words[0].value, append="--append" in options)
-
-
-def _parse_replay(args: list[Token]) -> ReplayArgs:
-    options, words = _options_and_words("replay", args, ("--speed",))
-    if not words:
-        raise MagicUsageError(f"replay: give the cassette's PATH (a .jsonl file) or off; {usage('replay')}")
-    if len(words) > 1:
-        raise MagicUsageError(f"replay takes one PATH, got also {words[1].value!r}; quote a path with spaces")
-    if _is_off(words):
-        if options:
-            raise MagicUsageError(f"replay off takes no options, got {next(iter(options))}")
-        return ReplayArgs(None)
-    raw = options.get("--speed")
-    speed: float | None = None
-    if raw is not None:
-        try:
-            speed = float(raw)
-        except ValueError:
-            raise MagicUsageError(f"--speed needs a number >= 0 (0: no pauses), got {raw!r}") from None
-        if not speed >= 0 or speed == float("inf"):
-            raise MagicUsageError(f"--speed must be a number >= 0 (0: no pauses), got {raw!r}")
-    return ReplayArgs(words[0].value, speed)
 
 
 def _parse_batch(

@@ -23,7 +23,7 @@ from IPython.core.completer import context_matcher
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
 from traitlets import Enum, Float, Int, Unicode
 
-from aix_jupyter.core.errors import AixError, ConfigurationError, RunCancelled
+from aix_jupyter.core.errors import ConfigurationError, RunCancelled
 from aix_jupyter.magics import args as ma
 from aix_jupyter.magics.errors import MagicUsageError, RunFailed
 from aix_jupyter.magics.ledger import COLUMNS, STORE_COLUMNS, Ledger
@@ -41,8 +41,6 @@ class _LazyModule:
 
 if TYPE_CHECKING:
     from aix_jupyter import display as aix_display
-    from aix_jupyter.core.cache import ResponseCache
-    from aix_jupyter.core.cassette import Cassette
     from aix_jupyter.core.model import Model
     from aix_jupyter.magics import inputs as mi
     from aix_jupyter.magics.complete import CompletionSource
@@ -116,12 +114,10 @@ class AixMagics(Magics):
         if isinstance(args, ma.ModelArgs):
             model_id = mi.interpolate(args.model_id, self._ns)
             return self._info(model_id) if args.command == "info" else self._widget(model_id)
-        if isinstance(args, ma.CacheArgs):
-            return self._cache(args)
-        if isinstance(args, ma.RecordArgs):
-            return self._record(args)
-        if isinstance(args, ma.ReplayArgs):
-            return self._replay(args)
+        if not isinstance(args, ma.SimpleArgs):  # cache, record, replay
+            from aix_jupyter.magics import stores
+
+            return stores.handle(args, self._path)
         if args.command == "config":
             return self._config()
         if args.command == "login":
@@ -423,14 +419,14 @@ class AixMagics(Magics):
     def _usage(self) -> aix_display.Table:
         total = self.ledger.totals()
         counts = [
-            _plural(total.runs, "run"),
-            _plural(total.streams, "stream"),
+            ma.plural(total.runs, "run"),
+            ma.plural(total.streams, "stream"),
             f"{total.batches} batch{'' if total.batches == 1 else 'es'}",
         ]
         cached = f", {total.cached} cached" if total.cached else ""
         saved = f" ({total.saved:.4g} saved by the cache and cassettes)" if total.cached else ""
         note = (
-            f"{', '.join(counts)}; {_plural(total.items, 'item')}, {total.failures} failed{cached}; "
+            f"{', '.join(counts)}; {ma.plural(total.items, 'item')}, {total.failures} failed{cached}; "
             f"{total.credits:.4g} credits in this kernel{saved}"
         )
         columns, rows = list(COLUMNS), self.ledger.rows()
@@ -441,88 +437,9 @@ class AixMagics(Magics):
         table.usage = self.ledger  # type: ignore[attr-defined]
         return table
 
-    # -- cache / record / replay -----------------------------------------------------------------
     def _path(self, raw: str) -> str:
         """A path of the magic's line: ``{name}`` filled in, ``~`` expanded."""
         return os.path.expanduser(mi.interpolate(raw, self._ns))
-
-    def _cache(self, args: ma.CacheArgs) -> aix_display.Table | None:
-        from aix_jupyter.core import recall
-        from aix_jupyter.core.cache import DEFAULT_MAX_BYTES
-
-        if args.action == "on":
-            cache = recall.open_cache(_cache_file(self._path(args.path)) if args.path else None)
-            cache.max_bytes = args.max_bytes or DEFAULT_MAX_BYTES
-            recall.set_cache(cache)
-            entries = cache.info().entries
-            print(
-                f"response cache on: {cache.path} ({_entries(entries)}, "
-                f"at most {ma.size_text(cache.max_bytes)})"
-            )
-            return None
-        if args.action == "off":
-            previous = _current(recall.current_cache)
-            recall.set_cache(None)
-            kept = f" ({previous.path} is kept: %aix cache on uses it again)" if previous is not None else ""
-            print(f"response cache off{kept}")
-            return None
-        cache = _current(recall.current_cache)
-        is_on = cache is not None
-        if cache is None:  # off: the default file (which the next %aix cache on would use)
-            cache = recall.open_cache()
-        if args.action == "clear":
-            removed = cache.clear()
-            print(f"response cache cleared: {_entries(removed)} removed from {cache.path}")
-            return None
-        return cache_table(cache, is_on)
-
-    def _record(self, args: ma.RecordArgs) -> None:
-        from aix_jupyter.core import recall
-
-        if args.path is None:
-            previous = _current(recall.current_record)
-            recall.set_record(None)
-            if previous is None:
-                print("recording off (nothing was being recorded)")
-            else:
-                print(f"recording off: {previous.path} ({_plural(previous.recorded, 'line')} written)")
-            return None
-        path = self._path(args.path)
-        paused = _current(recall.current_replay)
-        if paused is not None and os.path.realpath(paused.path) == os.path.realpath(path):
-            # (checked here too: the core opens the new cassette, which empties the file, before it checks)
-            raise ConfigurationError(
-                f"{paused.path} is being replayed; stop replaying first (%aix replay off)"
-            )
-        cassette = recall.set_record(path, append=args.append)
-        assert cassette is not None
-        how = "appending to the cassette" if args.append else "a new cassette"
-        note = f"; nothing is recorded while {paused.path} is replayed" if paused is not None else ""
-        print(f"recording every run to {cassette.path} ({how}){note}")
-        return None
-
-    def _replay(self, args: ma.ReplayArgs) -> None:
-        from aix_jupyter.core import recall
-
-        if args.path is None:
-            previous = _current(recall.current_replay)
-            recall.set_replay(None)
-            if previous is None:
-                print("replay off (nothing was being replayed)")
-            else:
-                print(
-                    f"replay off: runs go to the server again ({previous.path} gave "
-                    f"{_plural(previous.replayed, 'answer')})"
-                )
-            return None
-        cassette = recall.set_replay(self._path(args.path), speed=args.speed)
-        assert cassette is not None
-        pace = "streams with no pauses" if cassette.speed == 0 else f"streams at speed {cassette.speed:g}"
-        print(
-            f"replaying {cassette.path}: {_plural(len(cassette.runs), 'run')} recorded, {pace}; "
-            "nothing goes to a server"
-        )
-        return None
 
     # -- poll / cancel ---------------------------------------------------------------------------
     def _job_model(self, url: str, handle: Any) -> Model:
@@ -638,7 +555,9 @@ class AixMagics(Magics):
         from aix_jupyter.core.config import describe_config, resolve_endpoints  # (~1 ms: not at %load_ext)
 
         info = describe_config()
-        info.update(_stores_state())
+        from aix_jupyter.magics.stores import stores_state
+
+        info.update(stores_state())
         embedded = sys.modules.get("aix_jupyter.backend.embedded")
         if info.get("mode") == "embedded" and embedded is not None and embedded.is_running():
             base = resolve_endpoints().backend_url  # already running: this starts nothing
@@ -691,67 +610,6 @@ def _take_cell(opts: ma.RunOptions, cell: str | None) -> None:
 def _cache_choice(opts: ma.RunOptions) -> bool | None:
     """The core call's ``cache``: False for ``--no-cache``, else None (``%aix cache`` decides)."""
     return False if opts.no_cache else None
-
-
-def _cache_file(path: str) -> str:
-    """A cache path of ``%aix cache on PATH``: a folder (existing, or written with a trailing slash)
-    holds the cache's usual file name."""
-    from aix_jupyter.core.cache import FILE_NAME
-
-    if os.path.isdir(path) or path.endswith(("/", os.sep)):
-        return os.path.join(path, FILE_NAME)
-    return path
-
-
-def _current(getter: Any) -> Any:
-    """What ``recall.current_cache/record/replay`` gives, or None when the environment names one that
-    cannot be opened (the error is for the runs that use it, not for turning it off)."""
-    try:
-        return getter()
-    except AixError:
-        return None
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _entries(count: int) -> str:
-    return f"{count:,} {'entry' if count == 1 else 'entries'}"
-
-
-def _stores_state() -> dict[str, str]:
-    """The response cache, the cassette recorded and the cassette replayed, for ``%aix config``."""
-    from aix_jupyter.core import recall
-
-    state: dict[str, str] = {}
-    try:
-        cache: ResponseCache | None = recall.current_cache()
-        state["cache"] = "off" if cache is None else f"{cache.path} (at most {ma.size_text(cache.max_bytes)})"
-    except AixError as exc:
-        state["cache"] = f"unusable: {exc}"
-    for name, getter in (("record", recall.current_record), ("replay", recall.current_replay)):
-        try:
-            cassette: Cassette | None = getter()
-        except AixError as exc:
-            state[name] = f"unusable: {exc}"
-            continue
-        if cassette is None:
-            state[name] = "off"
-        elif name == "replay":
-            state[name] = f"{cassette.path} ({_plural(len(cassette.runs), 'run')}, speed {cassette.speed:g})"
-        else:
-            state[name] = str(cassette.path)
-    return state
-
-
-def cache_table(cache: ResponseCache, is_on: bool = True) -> aix_display.Table:
-    """``%aix cache info``: the cache file, its entries and size, and what it saved (``CacheInfo.rows``)."""
-    info = cache.info()
-    status = "on" if is_on else "off (%aix cache on turns it on, with this file)"
-    table = aix_display.Table(["cache", "value"], [["status", status], *(list(row) for row in info.rows())])
-    table.info = info  # type: ignore[attr-defined]
-    return table
 
 
 BATCH_ROWS = 20  # items a %aix map summary table lists

@@ -20,6 +20,7 @@ from aix_jupyter.core.cache import FILE_NAME, ResponseCache
 from aix_jupyter.core.cassette import CassetteError
 from aix_jupyter.core.errors import ConfigurationError, ReplayMiss
 from aix_jupyter.magics import args as ma
+from aix_jupyter.magics import stores
 from aix_jupyter.magics.complete import completions
 from aix_jupyter.magics.errors import MagicUsageError
 from aix_jupyter.magics.ledger import COLUMNS
@@ -74,22 +75,22 @@ def priced(cassette: Path, credits: float) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("cache", ma.CacheArgs("info")),
-        ("cache info", ma.CacheArgs("info")),
-        ("cache on", ma.CacheArgs("on")),
-        ("cache on ~/c.sqlite3 --max-size 500MB", ma.CacheArgs("on", "~/c.sqlite3", 500 << 20)),
-        ("cache on --max-size=2GB 'my cache.sqlite3'", ma.CacheArgs("on", "my cache.sqlite3", 2 << 30)),
-        ("cache on --max-size 4096", ma.CacheArgs("on", None, 4096)),
-        ("cache off", ma.CacheArgs("off")),
-        ("cache clear", ma.CacheArgs("clear")),
-        ("record runs.jsonl", ma.RecordArgs("runs.jsonl")),
-        ("record runs.jsonl --append", ma.RecordArgs("runs.jsonl", append=True)),
-        ("record off", ma.RecordArgs(None)),
-        ("record 'off'", ma.RecordArgs("off")),  # quoted: a file named off
-        ("replay runs.jsonl", ma.ReplayArgs("runs.jsonl")),
-        ("replay runs.jsonl --speed 0", ma.ReplayArgs("runs.jsonl", 0.0)),
-        ("replay --speed=2.5 runs.jsonl", ma.ReplayArgs("runs.jsonl", 2.5)),
-        ("replay off", ma.ReplayArgs(None)),
+        ("cache", stores.CacheArgs("info")),
+        ("cache info", stores.CacheArgs("info")),
+        ("cache on", stores.CacheArgs("on")),
+        ("cache on ~/c.sqlite3 --max-size 500MB", stores.CacheArgs("on", "~/c.sqlite3", 500 << 20)),
+        ("cache on --max-size=2GB 'my cache.sqlite3'", stores.CacheArgs("on", "my cache.sqlite3", 2 << 30)),
+        ("cache on --max-size 4096", stores.CacheArgs("on", None, 4096)),
+        ("cache off", stores.CacheArgs("off")),
+        ("cache clear", stores.CacheArgs("clear")),
+        ("record runs.jsonl", stores.RecordArgs("runs.jsonl")),
+        ("record runs.jsonl --append", stores.RecordArgs("runs.jsonl", append=True)),
+        ("record off", stores.RecordArgs(None)),
+        ("record 'off'", stores.RecordArgs("off")),  # quoted: a file named off
+        ("replay runs.jsonl", stores.ReplayArgs("runs.jsonl")),
+        ("replay runs.jsonl --speed 0", stores.ReplayArgs("runs.jsonl", 0.0)),
+        ("replay --speed=2.5 runs.jsonl", stores.ReplayArgs("runs.jsonl", 2.5)),
+        ("replay off", stores.ReplayArgs(None)),
     ],
 )
 def test_cache_record_and_replay_parse_into_typed_args(line: str, expected: Any) -> None:
@@ -134,8 +135,8 @@ def test_bad_cache_record_and_replay_lines_are_one_line_usage_errors(line: str, 
     [("500MB", 500 << 20), ("2GB", 2 << 30), ("1.5GiB", 3 << 29), ("64k", 64 << 10), ("1048576", 1 << 20)],
 )
 def test_sizes_count_1024s(text: str, size: int) -> None:
-    assert ma.parse_size(text) == size
-    assert ma.size_text(1 << 30) == "1 GiB" and ma.size_text(500 << 20) == "500 MiB"
+    assert stores.parse_size(text) == size
+    assert stores.size_text(1 << 30) == "1 GiB" and stores.size_text(500 << 20) == "500 MiB"
 
 
 def test_no_cache_is_an_option_of_run_stream_async_map_and_compare_only() -> None:
