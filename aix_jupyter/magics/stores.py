@@ -232,12 +232,15 @@ def _cache(args: CacheArgs, path_of: PathOf) -> Table | None:
         cache.max_bytes = args.max_bytes or DEFAULT_MAX_BYTES
         recall.set_cache(cache)
         entries = cache.info().entries
-        print(f"response cache on: {cache.path} ({_entries(entries)}, at most {size_text(cache.max_bytes)})")
+        bound = size_text(cache.max_bytes)
+        print(f"response cache on: {shown(cache.path)} ({_entries(entries)}, at most {bound})")
         return None
     if args.action == "off":
         previous = _current(recall.current_cache)
         recall.set_cache(None)
-        kept = f" ({previous.path} is kept: %aix cache on uses it again)" if previous is not None else ""
+        kept = (
+            f" ({shown(previous.path)} is kept: %aix cache on uses it again)" if previous is not None else ""
+        )
         print(f"response cache off{kept}")
         return None
     cache = _current(recall.current_cache)
@@ -246,7 +249,7 @@ def _cache(args: CacheArgs, path_of: PathOf) -> Table | None:
         cache = recall.open_cache()
     if args.action == "clear":
         removed = cache.clear()
-        print(f"response cache cleared: {_entries(removed)} removed from {cache.path}")
+        print(f"response cache cleared: {_entries(removed)} removed from {shown(cache.path)}")
         return None
     return cache_table(cache, is_on)
 
@@ -258,15 +261,15 @@ def _record(args: RecordArgs, path_of: PathOf) -> None:
         if previous is None:
             print("recording off (nothing was being recorded)")
         else:
-            print(f"recording off: {previous.path} ({plural(previous.recorded, 'line')} written)")
+            print(f"recording off: {shown(previous.path)} ({plural(previous.recorded, 'line')} written)")
         return None
     path = path_of(args.path)
     paused = _current(recall.current_replay)
     cassette = recall.set_record(path, append=args.append)
     assert cassette is not None
     how = "appending to the cassette" if args.append else "a new cassette"
-    note = f"; nothing is recorded while {paused.path} is replayed" if paused is not None else ""
-    print(f"recording every run to {cassette.path} ({how}){note}")
+    note = f"; nothing is recorded while {shown(paused.path)} is replayed" if paused is not None else ""
+    print(f"recording every run to {shown(cassette.path)} ({how}){note}")
     return None
 
 
@@ -278,7 +281,7 @@ def _replay(args: ReplayArgs, path_of: PathOf) -> None:
             print("replay off (nothing was being replayed)")
         else:
             print(
-                f"replay off: runs go to the server again ({previous.path} gave "
+                f"replay off: runs go to the server again ({shown(previous.path)} gave "
                 f"{plural(previous.replayed, 'answer')})"
             )
         return None
@@ -286,10 +289,21 @@ def _replay(args: ReplayArgs, path_of: PathOf) -> None:
     assert cassette is not None
     pace = "streams with no pauses" if cassette.speed == 0 else f"streams at speed {cassette.speed:g}"
     print(
-        f"replaying {cassette.path}: {plural(len(cassette.runs), 'run')} recorded, {pace}; "
+        f"replaying {shown(cassette.path)}: {plural(len(cassette.runs), 'run')} recorded, {pace}; "
         "nothing goes to a server"
     )
     return None
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """A path as the magic prints it: relative to the working folder when inside it (a notebook's own
+    files read the same on every machine), else as it is."""
+    text = os.fspath(path)
+    try:
+        relative = os.path.relpath(text)
+    except ValueError:  # another drive
+        return text
+    return relative if not relative.startswith(os.pardir) else text
 
 
 def _cache_file(path: str) -> str:
@@ -320,7 +334,9 @@ def stores_state() -> dict[str, str]:
     state: dict[str, str] = {}
     try:
         cache: ResponseCache | None = recall.current_cache()
-        state["cache"] = "off" if cache is None else f"{cache.path} (at most {size_text(cache.max_bytes)})"
+        state["cache"] = (
+            "off" if cache is None else f"{shown(cache.path)} (at most {size_text(cache.max_bytes)})"
+        )
     except AixError as exc:
         state["cache"] = f"unusable: {exc}"
     for name, getter in (("record", recall.current_record), ("replay", recall.current_replay)):
@@ -332,9 +348,11 @@ def stores_state() -> dict[str, str]:
         if cassette is None:
             state[name] = "off"
         elif name == "replay":
-            state[name] = f"{cassette.path} ({plural(len(cassette.runs), 'run')}, speed {cassette.speed:g})"
+            state[name] = (
+                f"{shown(cassette.path)} ({plural(len(cassette.runs), 'run')}, speed {cassette.speed:g})"
+            )
         else:
-            state[name] = str(cassette.path)
+            state[name] = shown(cassette.path)
     return state
 
 
@@ -342,6 +360,7 @@ def cache_table(cache: ResponseCache, is_on: bool = True) -> Table:
     """``%aix cache info``: the cache file, its entries and size, and what it saved (``CacheInfo.rows``)."""
     info = cache.info()
     status = "on" if is_on else "off (%aix cache on turns it on, with this file)"
-    table = Table(["cache", "value"], [["status", status], *(list(row) for row in info.rows())])
+    rows = [[label, shown(value) if label == "file" else value] for label, value in info.rows()]
+    table = Table(["cache", "value"], [["status", status], *rows])
     table.info = info  # type: ignore[attr-defined]
     return table
