@@ -15,7 +15,8 @@ Format (version 1), one JSON object a line, readable and diffable in a pull requ
 request's headers and anything spelling the API key never reach the file: lines are scrubbed of it
 before they are written, and every line is checked once more as bytes.
 
-When a key appears twice, the later line wins (a re-recorded run).
+When a key appears twice, the later line wins (a re-recorded run); the same answer to the same
+request is written once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aix_jupyter.core.errors import AixError
-from aix_jupyter.core.requestkey import EMBEDDED_ORIGIN, Recorded, RequestKey, canonical_json
+from aix_jupyter.core.requestkey import EMBEDDED_ORIGIN, Recorded, RequestKey, canonical_json, digest
 from aix_jupyter.core.secrets import scrub_deep, scrub_text
 
 FORMAT = 1
@@ -62,6 +63,7 @@ class Cassette:
         self.meta: dict[str, dict[str, Any]] = {}
         self.origins: set[str] = set()
         self.recorded = 0  # lines written by this object
+        self._written: dict[str, str] = {}  # key -> digest of the line written for it (no repeats)
         self.replayed = 0  # answers given by this object
         if mode == "replay":
             self._load()
@@ -171,7 +173,11 @@ class Cassette:
     def _append(self, line: dict[str, Any], secret: str | None) -> None:
         text = json.dumps(scrub_deep(line, secret), ensure_ascii=False, sort_keys=False)
         text = scrub_text(text, secret)  # once more, as the bytes that go to the file
+        seen = digest(text)
         with self._lock:
+            if self._written.get(line["key"]) == seen:  # the same answer again: one line is enough
+                return
+            self._written[line["key"]] = seen
             try:
                 with self.path.open("a", encoding="utf-8") as handle:
                     handle.write(text + "\n")

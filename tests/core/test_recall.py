@@ -385,3 +385,18 @@ def test_the_key_never_reaches_the_cache_or_the_cassette(tmp_path):
         for form in forms:
             assert form not in content, f"the key is in {path.name}"
     assert b"***" in (tmp_path / "tape.jsonl").read_bytes()
+
+
+def test_the_same_answer_to_the_same_request_is_written_once(tmp_path, server, model):
+    path = tmp_path / "once.jsonl"
+    recall.set_record(path)
+    for _ in range(3):
+        model.run("again and again")
+    other = {"status": "SUCCESS", "completed": True, "data": "other"}
+    server.script("POST /api/v2/execute", Reply(json=other))
+    model.run("again and again")  # a different answer: a new line (the later one wins on replay)
+    recall.set_record(None)
+    kinds = [json.loads(x)["kind"] for x in path.read_text().splitlines()[1:]]
+    assert kinds == ["run", "run"]
+    recall.set_replay(path)
+    assert model.run("again and again").data == "other"
