@@ -9,7 +9,7 @@ KERNEL_CONFIG := jupyter-config/ipython/ipython_kernel_config.json
 # jupyter lab refuses to start as root without --allow-root.
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: install python system lab test lint notebooks clean
+.PHONY: install python system lab test lint notebooks cassette clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,10 @@ notebooks: install
 	env -u TEAM_API_KEY -u AIXPLAIN_API_KEY -u MODELS_RUN_URL -u BACKEND_URL -u AIX_BACKEND_URL \
 		-u AIX_CACHE -u AIX_RECORD -u AIX_REPLAY -u AIX_REPLAY_SPEED \
 		$(BIN)/jupyter nbconvert --to notebook --execute --inplace --allow-errors notebooks/*.ipynb
+
+# Record the hosted-platform notebook's cassette again, against `aix serve` on loopback (no account needed).
+cassette: install
+	bash notebooks/cassettes/record.sh
 
 lint: install
 	$(BIN)/ruff check aix_jupyter tests benchmarks
