@@ -95,7 +95,7 @@ class Cassette:
                 raise CassetteError(f"{self.path}, line {number}: not JSON ({exc})") from None
             if not isinstance(item, dict):
                 raise CassetteError(f"{self.path}, line {number}: a JSON object was expected")
-            if number == 1:
+            if number == 1 or "aix_cassette" in item:  # (processes appending at once may each write one)
                 self._check_header(item)
                 continue
             kind = item.get("kind")
@@ -166,9 +166,21 @@ class Cassette:
                 "aix_jupyter": _version(),
                 "created": datetime.now(UTC).replace(microsecond=0).isoformat(),
             }
-            self.path.write_text(json.dumps(header) + "\n", encoding="utf-8")
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            self._write(json.dumps(header) + "\n", flags)
         except OSError as exc:
             raise CassetteError(f"cannot write the cassette {self.path}: {exc}") from None
+
+    def _write(self, text: str, flags: int) -> None:
+        """``text`` written by one ``write`` call: appended lines of processes that record to the same
+        cassette (``AIX_RECORD`` under nbval, papermill) do not interleave."""
+        data = text.encode("utf-8")
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
 
     def _append(self, line: dict[str, Any], secret: str | None) -> None:
         text = json.dumps(scrub_deep(line, secret), ensure_ascii=False, sort_keys=False)
@@ -179,8 +191,7 @@ class Cassette:
                 return
             self._written[line["key"]] = seen
             try:
-                with self.path.open("a", encoding="utf-8") as handle:
-                    handle.write(text + "\n")
+                self._write(text + "\n", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
             except OSError as exc:
                 raise CassetteError(f"cannot write the cassette {self.path}: {exc}") from None
             self.recorded += 1

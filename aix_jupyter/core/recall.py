@@ -172,7 +172,7 @@ def set_record(path: str | os.PathLike[str] | None, *, append: bool = False) -> 
 
 
 def current_record() -> Cassette | None:
-    """The cassette being recorded: the one set here, else ``AIX_RECORD``, else None."""
+    """The cassette being recorded: the one set here, else ``AIX_RECORD`` (appended to), else None."""
     chosen = _settings["record"]
     if chosen is not _UNSET:
         return chosen  # type: ignore[no-any-return]
@@ -181,7 +181,8 @@ def current_record() -> Cassette | None:
         return None
     from aix_jupyter.core.cassette import Cassette
 
-    return _open("record", path, lambda p: Cassette(p, "record"))  # type: ignore[no-any-return]
+    # appended to, never replaced: every kernel of a run (nbval, papermill) records to the same file
+    return _open("record", path, lambda p: Cassette(p, "record", append=True))  # type: ignore[no-any-return]
 
 
 def set_replay(path: str | os.PathLike[str] | None, *, speed: float | None = None) -> Cassette | None:

@@ -400,3 +400,36 @@ def test_the_same_answer_to_the_same_request_is_written_once(tmp_path, server, m
     assert kinds == ["run", "run"]
     recall.set_replay(path)
     assert model.run("again and again").data == "other"
+
+
+_RECORDER = """
+import sys
+from aix_jupyter.core.model import Model
+model = Model("echo")
+for i in range(40):
+    assert model.run(f"process {sys.argv[1]} run {i} " + "x" * 5000).status.value == "SUCCESS"
+"""
+
+
+def test_kernels_recording_to_one_cassette_from_the_environment_append_whole_lines(tmp_path, server):
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.jsonl"
+    env = {
+        **os.environ,
+        "AIX_RECORD": str(path),
+        "AIX_BACKEND_URL": server.url,
+        "AIXPLAIN_API_KEY": KEY,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RECORDER, str(n)], env=env, stderr=subprocess.PIPE)
+        for n in range(3)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    cassette = Cassette(path, "replay")  # every line whole and valid, or this raises
+    assert len(cassette.runs) == 120
+    assert KEY.encode() not in path.read_bytes()
