@@ -11,7 +11,7 @@ import copy
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -57,8 +57,14 @@ def scrub_value(value: Any, secret: str | None) -> Any:
     """A decoded JSON value with ``secret`` replaced by ``***`` in every string (keys too), iteratively."""
     if not secret:
         return value
+    return map_strings(value, lambda text: text.replace(secret, REDACTED) if secret in text else text)
+
+
+def map_strings(value: Any, clean: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON) with every string, keys too, replaced by ``clean(string)``: in place, and
+    iteratively (any depth); a string ``value`` gives a new one."""
     if isinstance(value, str):
-        return value.replace(secret, REDACTED) if secret in value else value
+        return clean(value)
     if not isinstance(value, dict | list):
         return value
     root: list[Any] = [value]
@@ -67,12 +73,14 @@ def scrub_value(value: Any, secret: str | None) -> Any:
         node = stack.pop()
         items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
         for key, item in items:
-            if isinstance(item, str) and secret in item:
-                node[key] = item.replace(secret, REDACTED)
+            if isinstance(item, str):
+                cleaned = clean(item)
+                if cleaned is not item:
+                    node[key] = cleaned
             elif isinstance(item, dict | list):
                 stack.append(item)
-            if isinstance(key, str) and secret in key:
-                node[key.replace(secret, REDACTED)] = node.pop(key)
+            if isinstance(key, str) and (new_key := clean(key)) != key:
+                node[new_key] = node.pop(key)
     return root[0]
 
 

@@ -98,6 +98,7 @@ _lock = threading.Lock()
 _settings: dict[str, Any] = {"cache": _UNSET, "record": _UNSET, "replay": _UNSET}
 _opened: dict[tuple[str, str], Any] = {}  # (kind, resolved path) -> the object opened for it
 OFF_WORDS = frozenset({"", "0", "off", "false", "no", "none"})
+ON_WORDS = frozenset({"1", "on", "true", "yes"})  # AIX_CACHE=1: the default file
 
 
 def _env_path(name: str) -> str | None:
@@ -145,13 +146,9 @@ def set_cache(cache: str | os.PathLike[str] | ResponseCache | bool | None) -> Re
 
 def current_cache() -> ResponseCache | None:
     """The cache runs use by default: the one set here, else ``AIX_CACHE`` (a path), else None."""
-    chosen = _settings["cache"]
-    if chosen is not _UNSET:
-        return chosen  # type: ignore[no-any-return]
-    path = _env_path("AIX_CACHE")
-    if path is None:
-        return None
-    return open_cache(None if path.lower() in ("1", "on", "true", "yes") else path)
+    return _current(  # type: ignore[no-any-return]
+        "cache", "AIX_CACHE", lambda path: open_cache(None if path.lower() in ON_WORDS else path)
+    )
 
 
 def set_record(path: str | os.PathLike[str] | None, *, append: bool = False) -> Cassette | None:
@@ -171,18 +168,31 @@ def set_record(path: str | os.PathLike[str] | None, *, append: bool = False) -> 
     return cassette
 
 
-def current_record() -> Cassette | None:
-    """The cassette being recorded: the one set here, else ``AIX_RECORD`` (appended to), else None."""
-    chosen = _settings["record"]
+def _current(kind: str, variable: str, make: Callable[[str], Any]) -> Any:
+    """What was set here for ``kind`` (None: off), else ``make(path)`` of the environment's ``variable``."""
+    chosen = _settings[kind]
     if chosen is not _UNSET:
-        return chosen  # type: ignore[no-any-return]
-    path = _env_path("AIX_RECORD")
-    if path is None:
-        return None
+        return chosen
+    path = _env_path(variable)
+    return None if path is None else make(path)
+
+
+def _cassette(mode: str, **options: Any) -> Callable[[str], Cassette]:
+    """Opens the environment's cassette of ``mode`` (one object per file)."""
     from aix_jupyter.core.cassette import Cassette
 
+    def make(path: Path) -> Cassette:
+        speed = options.get("speed")
+        settings = {**options, "speed": speed()} if callable(speed) else options  # read when opened
+        return Cassette(path, mode, **settings)  # type: ignore[arg-type]
+
+    return lambda path: _open(mode, path, make)  # type: ignore[no-any-return]
+
+
+def current_record() -> Cassette | None:
+    """The cassette being recorded: the one set here, else ``AIX_RECORD`` (appended to), else None."""
     # appended to, never replaced: every kernel of a run (nbval, papermill) records to the same file
-    return _open("record", path, lambda p: Cassette(p, "record", append=True))  # type: ignore[no-any-return]
+    return _current("record", "AIX_RECORD", _cassette("record", append=True))  # type: ignore[no-any-return]
 
 
 def set_replay(path: str | os.PathLike[str] | None, *, speed: float | None = None) -> Cassette | None:
@@ -212,15 +222,7 @@ def _replay_speed() -> float:
 
 def current_replay() -> Cassette | None:
     """The cassette being replayed: the one set here, else ``AIX_REPLAY``, else None."""
-    chosen = _settings["replay"]
-    if chosen is not _UNSET:
-        return chosen  # type: ignore[no-any-return]
-    path = _env_path("AIX_REPLAY")
-    if path is None:
-        return None
-    from aix_jupyter.core.cassette import Cassette
-
-    return _open("replay", path, lambda p: Cassette(p, "replay", speed=_replay_speed()))  # type: ignore[no-any-return]
+    return _current("replay", "AIX_REPLAY", _cassette("replay", speed=_replay_speed))  # type: ignore[no-any-return]
 
 
 def reset() -> None:

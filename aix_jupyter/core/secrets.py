@@ -11,7 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from aix_jupyter.core.protocol import REDACTED
+from aix_jupyter.core.protocol import REDACTED, map_strings
 
 
 def secret_forms(secret: str | None) -> list[str]:
@@ -34,31 +34,7 @@ def scrub_text(text: str, secret: str | None) -> str:
 def scrub_deep(value: Any, secret: str | None) -> Any:
     """A JSON-ready copy of ``value`` with ``secret`` scrubbed out of every string, keys too."""
     copy = json.loads(json.dumps(value, default=str))
-    forms = secret_forms(secret)
-    if not forms:
-        return copy
-
-    def clean(text: str) -> str:
-        for form in forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
-        return text
-
-    if isinstance(copy, str):
-        return clean(copy)
-    root: list[Any] = [copy]
-    stack: list[Any] = [root]
-    while stack:
-        node = stack.pop()
-        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
-        for key, item in items:
-            if isinstance(item, str):
-                node[key] = clean(item)
-            elif isinstance(item, dict | list):
-                stack.append(item)
-            if isinstance(key, str) and clean(key) != key:
-                node[clean(key)] = node.pop(key)
-    return root[0]
+    return map_strings(copy, lambda text: scrub_text(text, secret)) if secret else copy
 
 
 __all__ = ["scrub_deep", "scrub_text", "secret_forms"]

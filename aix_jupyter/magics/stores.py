@@ -169,28 +169,32 @@ def _parse_cache(args: list[Token]) -> CacheArgs:
     return CacheArgs("on", rest[0] if rest else None, None if size is None else parse_size(size))
 
 
-def _parse_record(args: list[Token]) -> RecordArgs:
-    options, words = _options_and_words("record", args, ())
+def _cassette_words(
+    command: str, args: list[Token], takes_value: tuple[str, ...]
+) -> tuple[dict[str, str | None], str | None]:
+    """The options and the cassette's PATH of ``record`` / ``replay`` (None for ``off``)."""
+    options, words = _options_and_words(command, args, takes_value)
     if not words:
-        raise MagicUsageError(f"record: give the cassette's PATH (a .jsonl file) or off; {usage('record')}")
+        raise MagicUsageError(f"{command}: give the cassette's PATH (a .jsonl file) or off; {usage(command)}")
     if len(words) > 1:
-        raise MagicUsageError(f"record takes one PATH, got also {words[1].value!r}; quote a path with spaces")
+        raise MagicUsageError(
+            f"{command} takes one PATH, got also {words[1].value!r}; quote a path with spaces"
+        )
     if _is_off(words):
         if options:
-            raise MagicUsageError(f"record off takes no options, got {next(iter(options))}")
-        return RecordArgs(None)
-    return RecordArgs(words[0].value, append="--append" in options)
+            raise MagicUsageError(f"{command} off takes no options, got {next(iter(options))}")
+        return options, None
+    return options, words[0].value
+
+
+def _parse_record(args: list[Token]) -> RecordArgs:
+    options, path = _cassette_words("record", args, ())
+    return RecordArgs(path, append=path is not None and "--append" in options)
 
 
 def _parse_replay(args: list[Token]) -> ReplayArgs:
-    options, words = _options_and_words("replay", args, ("--speed",))
-    if not words:
-        raise MagicUsageError(f"replay: give the cassette's PATH (a .jsonl file) or off; {usage('replay')}")
-    if len(words) > 1:
-        raise MagicUsageError(f"replay takes one PATH, got also {words[1].value!r}; quote a path with spaces")
-    if _is_off(words):
-        if options:
-            raise MagicUsageError(f"replay off takes no options, got {next(iter(options))}")
+    options, path = _cassette_words("replay", args, ("--speed",))
+    if path is None:
         return ReplayArgs(None)
     raw = options.get("--speed")
     speed: float | None = None
@@ -201,7 +205,7 @@ def _parse_replay(args: list[Token]) -> ReplayArgs:
             raise MagicUsageError(f"--speed needs a number >= 0 (0: no pauses), got {raw!r}") from None
         if not speed >= 0 or speed == float("inf"):
             raise MagicUsageError(f"--speed must be a number >= 0 (0: no pauses), got {raw!r}")
-    return ReplayArgs(words[0].value, speed)
+    return ReplayArgs(path, speed)
 
 
 def parse(command: str, args: list[Token]) -> StoreArgs:
@@ -254,15 +258,23 @@ def _cache(args: CacheArgs, path_of: PathOf) -> Table | None:
     return cache_table(cache, is_on)
 
 
+def _off(
+    current: Callable[[], Any], turn: Callable[[None], Any], idle: str, said: Callable[[Any], str]
+) -> None:
+    """Turn a recording or a replay off (``turn(None)``) and say what it was (``idle``: nothing)."""
+    previous = _current(current)
+    turn(None)
+    print(idle if previous is None else said(previous))
+
+
 def _record(args: RecordArgs, path_of: PathOf) -> None:
     if args.path is None:
-        previous = _current(recall.current_record)
-        recall.set_record(None)
-        if previous is None:
-            print("recording off (nothing was being recorded)")
-        else:
-            print(f"recording off: {shown(previous.path)} ({plural(previous.recorded, 'line')} written)")
-        return None
+        return _off(
+            recall.current_record,
+            recall.set_record,
+            "recording off (nothing was being recorded)",
+            lambda was: f"recording off: {shown(was.path)} ({plural(was.recorded, 'line')} written)",
+        )
     path = path_of(args.path)
     paused = _current(recall.current_replay)
     cassette = recall.set_record(path, append=args.append)
@@ -275,16 +287,15 @@ def _record(args: RecordArgs, path_of: PathOf) -> None:
 
 def _replay(args: ReplayArgs, path_of: PathOf) -> None:
     if args.path is None:
-        previous = _current(recall.current_replay)
-        recall.set_replay(None)
-        if previous is None:
-            print("replay off (nothing was being replayed)")
-        else:
-            print(
-                f"replay off: runs go to the server again ({shown(previous.path)} gave "
-                f"{plural(previous.replayed, 'answer')})"
-            )
-        return None
+        return _off(
+            recall.current_replay,
+            recall.set_replay,
+            "replay off (nothing was being replayed)",
+            lambda was: (
+                f"replay off: runs go to the server again ({shown(was.path)} gave "
+                f"{plural(was.replayed, 'answer')})"
+            ),
+        )
     cassette = recall.set_replay(path_of(args.path), speed=args.speed)
     assert cassette is not None
     pace = "streams with no pauses" if cassette.speed == 0 else f"streams at speed {cassette.speed:g}"
