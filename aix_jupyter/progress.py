@@ -90,11 +90,9 @@ def _fraction(value: Any) -> float | None:
 
 def _stored(response: Any) -> tuple[str | None, float]:
     """``("cache" | "cassette" | None, credits saved)`` of a response (see ``core.recall``)."""
-    if response is None or sys.modules.get("aix_jupyter.core.recall") is None:
-        return None, 0.0
-    from aix_jupyter.core.recall import recall_of
+    from aix_jupyter.display import recall_mark  # (a run has ended: the display is loaded by now)
 
-    mark = recall_of(response)
+    mark = recall_mark(response)
     if mark is None or not mark.source:
         return None, 0.0
     return mark.source, float(mark.saved)
