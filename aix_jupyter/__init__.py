@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     # response cache and cassettes (record a notebook's runs once, replay them offline)
     "ResponseCache": "aix_jupyter.core.cache",
     "CacheInfo": "aix_jupyter.core.cache",
+    "CacheWarning": "aix_jupyter.core.cache",
     "Cassette": "aix_jupyter.core.cassette",
     "CassetteError": "aix_jupyter.core.cassette",
     "ReplayMiss": "aix_jupyter.core.errors",
@@ -112,6 +113,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.batch import BatchInterrupted as BatchInterrupted
     from aix_jupyter.core.batch import BatchResult as BatchResult
     from aix_jupyter.core.cache import CacheInfo as CacheInfo
+    from aix_jupyter.core.cache import CacheWarning as CacheWarning
     from aix_jupyter.core.cache import ResponseCache as ResponseCache
     from aix_jupyter.core.cassette import Cassette as Cassette
     from aix_jupyter.core.cassette import CassetteError as CassetteError
