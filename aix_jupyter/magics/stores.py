@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from aix_jupyter.core import recall
-from aix_jupyter.core.cache import size_text
+from aix_jupyter.core.cache import DEFAULT_MAX_BYTES, FILE_NAME, size_text
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.display import Table
 from aix_jupyter.magics.args import (
@@ -229,8 +229,6 @@ def handle(args: StoreArgs, path_of: PathOf) -> Table | None:
 
 
 def _cache(args: CacheArgs, path_of: PathOf) -> Table | None:
-    from aix_jupyter.core.cache import DEFAULT_MAX_BYTES
-
     if args.action == "on":
         cache = recall.open_cache(_cache_file(path_of(args.path)) if args.path else None)
         cache.max_bytes = args.max_bytes or DEFAULT_MAX_BYTES
@@ -320,8 +318,6 @@ def shown(path: str | os.PathLike[str]) -> str:
 def _cache_file(path: str) -> str:
     """A cache path of ``%aix cache on PATH``: a folder (existing, or written with a trailing slash)
     holds the cache's usual file name."""
-    from aix_jupyter.core.cache import FILE_NAME
-
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
         return os.path.join(path, FILE_NAME)
     return path
