@@ -141,10 +141,10 @@ def recall_mark(response: Any) -> Any:
     return recall_of(response)
 
 
-def stored_source(response: Any) -> str | None:
-    """``"cache"`` or ``"cassette"`` when a store answered ``response``, else None (the server)."""
+def stored_word(response: Any) -> str | None:
+    """``"cached"`` or ``"replayed"`` when a store answered ``response``, else None (the server)."""
     mark = recall_mark(response)
-    return None if mark is None else mark.source
+    return None if mark is None else mark.word
 
 
 def credits_text(response: Any) -> str:
@@ -360,9 +360,9 @@ def _running_line(model_id: str, response: Any) -> str:
     if eta is not None:
         known.append(f"about {eta:.0f} s left")
     line = f"{model_id}: running" + (f" ({', '.join(known)})" if known else "")
-    source = stored_source(response)
-    if source is not None:  # a run_async answered from a store: its poll answers at once
-        line = f"{model_id}: {'cached' if source == 'cache' else 'replayed'}, ready to poll"
+    stored = stored_word(response)
+    if stored is not None:  # a run_async answered from a store: its poll answers at once
+        line = f"{model_id}: {stored}, ready to poll"
     url = getattr(response, "url", None)
     return f"{line}; poll URL {url}" if url else line
 

@@ -89,16 +89,13 @@ def _fraction(value: Any) -> float | None:
 
 
 def _stored(response: Any) -> tuple[str | None, float]:
-    """``("cache" | "cassette" | None, credits saved)`` of a response (see ``core.recall``)."""
+    """``("cached" | "replayed" | None, credits saved)`` of a response (see ``core.recall``)."""
     from aix_jupyter.display import recall_mark  # (a run has ended: the display is loaded by now)
 
     mark = recall_mark(response)
     if mark is None or not mark.source:
         return None, 0.0
-    return mark.source, float(mark.saved)
-
-
-STORED_WORDS = {"cache": "cached", "cassette": "replayed"}
+    return mark.word, float(mark.saved)
 
 
 def _plural(count: int, word: str) -> str:
@@ -143,7 +140,7 @@ class RunProgress:
         self.eta: float | None = None
         self.message = ""
         self.poll_url: str | None = None
-        self.recalled: str | None = None  # "cache" / "cassette": a store answered, not the server
+        self.recalled: str | None = None  # "cached" / "replayed": a store answered, not the server
         self.saved = 0.0  # credits the stored answer saved
         self._elapsed = 0.0
         self._eta_at = 0.0  # elapsed time when the server reported ``eta``
@@ -254,7 +251,7 @@ class RunProgress:
     def status(self) -> str:
         """The state in words: ``running 45% ETA 3 s``, ``finished``, ``cached``, ``failed``..."""
         if self.state == "finished" and self.recalled:
-            return STORED_WORDS.get(self.recalled, "cached")
+            return self.recalled
         if self.state != "running":
             return self.state
         if self._closed:

@@ -158,8 +158,7 @@ class Comparison:
         run_time = float(response.run_time or 0)
         mark = recall_of(response)
         if mark is not None and mark.source is not None:  # a stored answer: nothing spent
-            word = "cached" if mark.source == "cache" else "replayed"
-            meta = f"{response.status.value} · {word} · 0 cr (saved {mark.saved:.4g})"
+            meta = f"{response.status.value} · {mark.word} · 0 cr (saved {mark.saved:.4g})"
         else:
             meta = f"{response.status.value} · {run_time:.2f} s · {spent_credits(response):.4g} cr"
         text = _short(response.data, 60) if response.ok else _short(response.error_message, 60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -71,11 +72,7 @@ def _listing(body: Any, page_number: int, api_key: str | None) -> dict[str, Any]
 
 def _stores(api_key: str | None) -> tuple[recall.Recall | None, Endpoints]:
     """The cassettes that apply to a metadata request (replayed: nothing is sent, nothing started)."""
-    stores = recall.active_cassettes()
-    ep = resolve_endpoints(api_key=api_key, start_default=stores is None or stores.replay is None)
-    if stores is not None:
-        stores.secret = ep.api_key
-    return stores, ep
+    return recall.bind(recall.active_cassettes(), functools.partial(resolve_endpoints, api_key=api_key))
 
 
 # the plans of ModelFactory's methods (each gives a classmethod and its async twin)

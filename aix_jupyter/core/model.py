@@ -147,11 +147,7 @@ class Model:
     def _stores(self, cache: Any) -> tuple[recall.Recall | None, Endpoints]:
         """The cache and cassettes that apply to one call (``cache``: the call's choice, else the
         model's), and the endpoints (the default backend is not started while replaying)."""
-        stores = recall.active(self.cache if cache is None else cache)
-        ep = self.endpoints(start_default=stores is None or stores.replay is None)
-        if stores is not None:
-            stores.secret = ep.api_key
-        return stores, ep
+        return recall.bind(recall.active(self.cache if cache is None else cache), self.endpoints)
 
     @property
     def url(self) -> str:

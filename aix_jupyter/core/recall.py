@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from aix_jupyter.core.transport import Call
 
 Source = Literal["cache", "cassette"]
+STORED_WORDS: dict[str, str] = {"cache": "cached", "cassette": "replayed"}
 RECALL_SCHEME = "aix-recall:"
 HELD_LIMIT = 10_000  # handles of run_async answers kept for their poll
 PENDING_LIMIT = 10_000  # jobs started by run_async whose end is to be kept
@@ -60,6 +61,11 @@ class RecallMark:
     key: str
     source: Source | None = None
     saved: float = 0.0
+
+    @property
+    def word(self) -> str | None:
+        """How a display says where the answer came from: ``cached``, ``replayed``, None (the server)."""
+        return None if self.source is None else STORED_WORDS[self.source]
 
 
 def recall_of(response: Any) -> RecallMark | None:
@@ -425,6 +431,15 @@ class Recall:
         return reply
 
 
+def bind(stores: Recall | None, resolve: Callable[..., Endpoints]) -> tuple[Recall | None, Endpoints]:
+    """``stores`` and the endpoints of their call, from ``resolve(start_default=...)``: the default
+    backend is not started while a cassette answers; the stores learn the key to scrub."""
+    ep = resolve(start_default=stores is None or stores.replay is None)
+    if stores is not None:
+        stores.secret = ep.api_key
+    return stores, ep
+
+
 def active(cache: Any = None, secret: str | None = None) -> Recall | None:
     """The stores that apply to a call (``cache``: the call's choice, see ``Model.run``), or None."""
     replay = current_replay()
@@ -570,6 +585,7 @@ __all__ = [
     "RecallMark",
     "active",
     "active_cassettes",
+    "bind",
     "carry",
     "current_cache",
     "current_record",

@@ -24,6 +24,7 @@ from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import EventHook, RunEvent, report_response
 from aix_jupyter.core.protocol import NO_RESPONSE, REDACTED, one_line, scrub_bytes, scrub_value
+from aix_jupyter.core.recall import carry
 from aix_jupyter.core.response import ModelResponse
 
 DONE = b"[DONE]"
@@ -261,16 +262,15 @@ class ModelResponseStreamer:
         self.status = response.status
         self.error_message = response.error_message
         self.close()
-        if self.recall is not None:
-            response._recall = self.recall  # type: ignore[attr-defined]
+        carry(response, self._recall)
         if self._session:
             report_response("stream", self._model_id, response)
         if response.status is ResponseStatus.SUCCESS:
             if self._recorder is not None and self._times is not None:
                 self._keep()
-            whole = ModelResponse(status=ResponseStatus.SUCCESS, data=self.text, completed=True)
-            if self.recall is not None:
-                whole._recall = self.recall  # type: ignore[attr-defined]
+            whole = carry(
+                ModelResponse(status=ResponseStatus.SUCCESS, data=self.text, completed=True), self._recall
+            )
             self._emit("finished", response=whole)
         elif "cancelled" in response.error_message:
             self._emit("cancelled", message=response.error_message, response=response)

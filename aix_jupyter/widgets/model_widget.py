@@ -63,7 +63,7 @@ from aix_jupyter.display import (
     redact,
     remember,
     response_bundle,
-    stored_source,
+    stored_word,
 )
 from aix_jupyter.progress import resolve_mode
 from aix_jupyter.widgets.form import ParameterForm
@@ -525,12 +525,12 @@ class ModelWidget(w.VBox):
         status = "cancelled" if cancelled else str(getattr(response, "status", ""))
         css = "aix-cancelled" if cancelled else "" if ok else "aix-failed"
         parts = [f'<span class="{css}">{html.escape(status)}</span>']
-        source = stored_source(response)
-        if source is not None:  # answered by the response cache or a cassette: nothing was spent
-            parts.append("cached" if source == "cache" else "replayed")
+        stored = stored_word(response)
+        if stored is not None:  # answered by the response cache or a cassette: nothing was spent
+            parts.append(stored)
         credits = getattr(response, "used_credits", None)
         run_time = getattr(response, "run_time", None)
-        if source is not None:
+        if stored is not None:
             parts.append(f"credits {credits_text(response)}")
         elif isinstance(credits, int | float):
             parts.append(f"credits {credits:g}")
