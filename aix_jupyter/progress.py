@@ -98,7 +98,8 @@ def _stored(response: Any) -> tuple[str | None, float]:
     return mark.word, float(mark.saved)
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
+    """``1 poll``, ``2 polls``."""
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
@@ -246,7 +247,7 @@ class RunProgress:
         from a store)."""
         if self.recalled and self.state == "finished":
             return f"credits 0, saved {self.saved:.4g}"
-        return _plural(self.chunks, "chunk") if self.chunks else _plural(self.polls, "poll")
+        return plural(self.chunks, "chunk") if self.chunks else plural(self.polls, "poll")
 
     def status(self) -> str:
         """The state in words: ``running 45% ETA 3 s``, ``finished``, ``cached``, ``failed``..."""
@@ -682,5 +683,6 @@ __all__ = [
     "RunProgress",
     "TextProgress",
     "format_duration",
+    "plural",
     "resolve_mode",
 ]

@@ -316,11 +316,6 @@ if TYPE_CHECKING:  # (the cache / record / replay commands live in ``stores``, i
     )
 
 
-def plural(count: int, word: str) -> str:
-    """``1 run``, ``2 runs``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def usage(command: str | None = None) -> str:
     """The magic's help text, or one subcommand's usage line."""
     lines = {

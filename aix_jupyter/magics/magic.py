@@ -417,16 +417,18 @@ class AixMagics(Magics):
         return comparison
 
     def _usage(self) -> aix_display.Table:
+        from aix_jupyter.progress import plural
+
         total = self.ledger.totals()
         counts = [
-            ma.plural(total.runs, "run"),
-            ma.plural(total.streams, "stream"),
+            plural(total.runs, "run"),
+            plural(total.streams, "stream"),
             f"{total.batches} batch{'' if total.batches == 1 else 'es'}",
         ]
         cached = f", {total.cached} cached" if total.cached else ""
         saved = f" ({total.saved:.4g} saved by the cache and cassettes)" if total.cached else ""
         note = (
-            f"{', '.join(counts)}; {ma.plural(total.items, 'item')}, {total.failures} failed{cached}; "
+            f"{', '.join(counts)}; {plural(total.items, 'item')}, {total.failures} failed{cached}; "
             f"{total.credits:.4g} credits in this kernel{saved}"
         )
         columns, rows = list(COLUMNS), self.ledger.rows()

@@ -23,10 +23,10 @@ from aix_jupyter.magics.args import (
     Token,
     _option_value,
     _split_eq,
-    plural,
     usage,
 )
 from aix_jupyter.magics.errors import MagicUsageError
+from aix_jupyter.progress import plural
 
 if TYPE_CHECKING:
     from aix_jupyter.core.cache import ResponseCache
