@@ -184,10 +184,12 @@ def _current(kind: str, variable: str, make: Callable[[str], Any]) -> Any:
 
 
 def _cassette(mode: str, **options: Any) -> Callable[[str], Cassette]:
-    """Opens the environment's cassette of ``mode`` (one object per file)."""
-    from aix_jupyter.core.cassette import Cassette
+    """Opens the environment's cassette of ``mode`` (one object per file); nothing is imported until
+    a variable names one (this runs on every run)."""
 
     def make(path: Path) -> Cassette:
+        from aix_jupyter.core.cassette import Cassette
+
         speed = options.get("speed")
         settings = {**options, "speed": speed()} if callable(speed) else options  # read when opened
         return Cassette(path, mode, **settings)  # type: ignore[arg-type]
