@@ -71,7 +71,7 @@ class ModelSpec:
     source_languages: tuple[str, ...] = ()
     target_languages: tuple[str, ...] = ()
     #: the price per request (USD), as the wire's ``pricing`` and the price sort show it
-    price: float = 0.0
+    price: float = 0
 
     def to_wire(self) -> dict[str, Any]:
         """The model's metadata as ``GET /sdk/models/{id}`` answers it."""

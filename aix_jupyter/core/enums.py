@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from aix_jupyter.core.errors import ParameterError
 
@@ -213,7 +213,7 @@ class SortBy(Enum):
     CREATION_DATE = "createdAt"
     PRICE = "normalizedPrice"
     POPULARITY = "totalSubscribed"
-    NAME = "name"  # not the SDK's: the name, alphabetically (the embedded backend's default order too)
+    NAME = "name"  # not the SDK's: the name, alphabetically
 
 
 class SortOrder(Enum):
@@ -221,6 +221,47 @@ class SortOrder(Enum):
 
     ASCENDING = 1
     DESCENDING = -1
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def member_of(enum: type[E], value: Any, what: str) -> E:
+    """``value`` as a member of ``enum``: a member, its value, or its name (any case); else a
+    one-line ParameterError naming ``what``."""
+    if isinstance(value, enum):
+        return value
+    for member in enum:
+        if value == member.value or (isinstance(value, str) and value.upper() == member.name):
+            return member
+    names = ", ".join(f"{enum.__name__}.{m.name}" for m in enum)
+    raise ParameterError(f"{what} must be one of {names}; got {value!r}")
+
+
+#: the short sort words of the magic's ``--sort`` and the browser ("-" first: descending)
+SORT_WORDS: dict[str, SortBy] = {
+    "name": SortBy.NAME,
+    "created": SortBy.CREATION_DATE,
+    "price": SortBy.PRICE,
+    "popular": SortBy.POPULARITY,
+}
+
+
+def sort_of_word(word: str) -> tuple[SortBy, SortOrder]:
+    """``(SortBy, SortOrder)`` of a sort word such as "name" or "-created"."""
+    by = SORT_WORDS.get(word.removeprefix("-"))
+    if by is None:
+        choices = "|".join(w for key in SORT_WORDS for w in (key, f"-{key}"))
+        raise ParameterError(f"a sort is one of {choices}, got {word!r}")
+    return by, SortOrder.DESCENDING if word.startswith("-") else SortOrder.ASCENDING
+
+
+def word_of_sort(sort_by: Any, sort_order: Any = SortOrder.ASCENDING) -> str:
+    """The sort word of ``sort_by`` (a ``SortBy``, its name or value) and ``sort_order``."""
+    by = member_of(SortBy, sort_by, "sort_by")
+    order = member_of(SortOrder, SortOrder.ASCENDING if sort_order is None else sort_order, "sort_order")
+    word = next(w for w, member in SORT_WORDS.items() if member is by)
+    return f"-{word}" if order is SortOrder.DESCENDING else word
 
 
 #: the SDK 0.2.48's languages: "code BASE_NAME: dialect; dialect" (each dialect is the member
@@ -357,7 +398,7 @@ ur URDU: Pakistan; India
 
 #: region codes (ISO 3166) of the dialects named after a country, for codes like "en-US"
 _REGIONS = dict(
-    pair.split("=")
+    pair.strip().split("=")
     for pair in """
 AE=United Arab Emirates; AL=Albania; AM=Armenia; AR=Argentina; AT=Austria; AU=Australia;
 AZ=Azerbaijan; BA=Bosnia; BD=Bangladesh; BE=Belgium; BG=Bulgaria; BH=Bahrain; BO=Bolivia;

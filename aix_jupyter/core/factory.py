@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aix_jupyter.core import flows, recall
 from aix_jupyter.core.config import Endpoints, resolve_endpoints
-from aix_jupyter.core.enums import Language, SortBy, SortOrder
+from aix_jupyter.core.enums import Language, SortBy, SortOrder, member_of
 from aix_jupyter.core.errors import AixError, ParameterError, RequestError
 from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.model import Model
@@ -61,14 +61,10 @@ def _check_page(page_number: Any, page_size: Any) -> None:
 
 
 def _choice(enum: type[E], value: Any, what: str) -> E:
-    """``value`` as a member of ``enum``: a member, its value, or its name (any case)."""
-    if isinstance(value, enum):
-        return value
-    for member in enum:
-        if value == member.value or (isinstance(value, str) and value.upper() == member.name):
-            return member
-    names = ", ".join(f"{enum.__name__}.{m.name}" for m in enum)
-    raise ParameterError(f"ModelFactory.list: {what} must be one of {names}; got {value!r}")
+    try:
+        return member_of(enum, value, what)
+    except ParameterError as exc:
+        raise ParameterError(f"ModelFactory.list: {exc}") from None
 
 
 def _one_language(value: Any, what: str) -> Language:

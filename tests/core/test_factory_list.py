@@ -132,6 +132,11 @@ def test_unknown_keywords_are_an_error(configured):
 def test_language_enum_is_the_sdks_and_parses_codes():
     assert Language.ENGLISH_UNITED_STATES.value == {"language": "en", "dialect": "United States"}
     assert Language.ARABIC_EGYPT.code == "ar-EG" and Language.CHINESE_MANDARIN.code == "zh"
+    assert (
+        Language.ARABIC_UNITED_ARAB_EMIRATES.code == "ar-AE" and Language.ENGLISH_SOUTH_AFRICA.code == "en-ZA"
+    )
+    assert Language.parse("ar-AE") is Language.ARABIC_UNITED_ARAB_EMIRATES  # the table's first and last
+    assert Language.parse("af-za") is Language.AFRIKAANS_SOUTH_AFRICA
     assert Language.parse("ar-eg") is Language.ARABIC_EGYPT
     assert Language.parse("chinese_mandarin") is Language.CHINESE_MANDARIN
     assert all(Language.parse(m.code).value["language"] == m.value["language"] for m in Language)
