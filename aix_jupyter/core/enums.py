@@ -431,7 +431,15 @@ def _language_members() -> list[tuple[str, dict[str, str]]]:
     return members
 
 
-class _LanguageBase(Enum):
+class Language(Enum):
+    """The SDK 0.2.48's languages, for ``ModelFactory.list(source_languages=..., target_languages=...)``:
+    each value is ``{"language": code, "dialect": name}``; ``Language.parse("en-US")`` finds one by code."""
+
+    _ignore_ = "members name value"
+    members = vars()  # the members, from the table above (as the enum module documents _ignore_)
+    for name, value in _language_members():
+        members[name] = value
+
     @property
     def code(self) -> str:
         """The language code ("en"), with the region for a dialect named after a country ("en-US")."""
@@ -440,7 +448,7 @@ class _LanguageBase(Enum):
         return f"{value['language']}-{region}" if region else value["language"]
 
     @classmethod
-    def parse(cls, value: object) -> Any:
+    def parse(cls, value: object) -> Language:
         """A ``Language`` from a member, its name ("ENGLISH_UNITED_STATES") or a code ("en", "en-US").
 
         Raises ParameterError (one line, naming ``value``) for anything else.
@@ -466,10 +474,3 @@ class _LanguageBase(Enum):
                 "the Language enum has) or a Language member"
             )
         return found
-
-
-Language = _LanguageBase("Language", _language_members(), module=__name__, qualname="Language")
-Language.__doc__ = (
-    "The SDK 0.2.48's languages, for ``ModelFactory.list(source_languages=..., target_languages=...)``: "
-    "each value is ``{'language': code, 'dialect': name}``; ``Language.parse('en-US')`` finds one by code."
-)
