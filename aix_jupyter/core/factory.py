@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from aix_jupyter.core import flows, recall
@@ -16,8 +15,6 @@ from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.model import Model
 from aix_jupyter.core.protocol import model_kwargs_from_metadata, model_path
 from aix_jupyter.core.transport import Call
-
-E = TypeVar("E", bound=Enum)
 
 
 def _get_call(ep: Endpoints, model_id: str | None, name: str | None) -> tuple[Call, str]:
@@ -58,13 +55,6 @@ def _check_page(page_number: Any, page_size: Any) -> None:
         raise ParameterError(
             f"ModelFactory.list: page_size must be an integer from 1 to 100, got {page_size!r}"
         )
-
-
-def _choice(enum: type[E], value: Any, what: str) -> E:
-    try:
-        return member_of(enum, value, what)
-    except ParameterError as exc:
-        raise ParameterError(f"ModelFactory.list: {exc}") from None
 
 
 def _one_language(value: Any, what: str) -> Language:
@@ -120,9 +110,10 @@ def _filters(
                 "pass function=Function.TRANSLATION too"
             )
         io_filter.append({"code": "targetlanguage", "value": target["language"]})
+    order = member_of(SortOrder, sort_order, "ModelFactory.list: sort_order")  # checked even unused
     if sort_by is not None:
-        by = _choice(SortBy, sort_by, "sort_by")
-        body["sort"] = [{"dir": _choice(SortOrder, sort_order, "sort_order").value, "field": by.value}]
+        by = member_of(SortBy, sort_by, "ModelFactory.list: sort_by")
+        body["sort"] = [{"dir": order.value, "field": by.value}]
     if io_filter:
         body["ioFilter"] = io_filter
     return body
@@ -251,8 +242,8 @@ def _list(
     ``sort_by``: a ``SortBy``, in ``sort_order``. ``model_ids``: fetch these models instead of
     searching (no other filter with it; at most ``page_size`` ids). Bad arguments raise ParameterError.
     """
-    stores, ep = _stores(api_key)
     _check_page(page_number, page_size)
+    stores, ep = _stores(api_key)
     if model_ids is not None:
         others = {
             "query": query,

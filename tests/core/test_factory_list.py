@@ -114,6 +114,7 @@ def test_model_ids_in_pages_are_all_fetched(mode, configured):
         ({"target_languages": "fr"}, "target_languages filters translation models only"),
         ({"sort_by": "popular"}, "sort_by must be one of SortBy.CREATION_DATE"),
         ({"sort_by": SortBy.NAME, "sort_order": "up"}, "sort_order must be one of SortOrder.ASCENDING"),
+        ({"sort_order": "up"}, "sort_order must be one of SortOrder.ASCENDING"),
         ({"page_number": True}, "page_number must be an integer"),
     ],
 )
