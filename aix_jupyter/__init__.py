@@ -28,6 +28,9 @@ _EXPORTS: dict[str, str] = {
     "AssetStatus": "aix_jupyter.core.enums",
     "FunctionType": "aix_jupyter.core.enums",
     "Function": "aix_jupyter.core.enums",
+    "Language": "aix_jupyter.core.enums",
+    "SortBy": "aix_jupyter.core.enums",
+    "SortOrder": "aix_jupyter.core.enums",
     "FinetuneStatus": "aix_jupyter.core.finetune",
     "RunEvent": "aix_jupyter.core.events",
     "RunOutcome": "aix_jupyter.core.events",
@@ -124,7 +127,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.enums import AssetStatus as AssetStatus
     from aix_jupyter.core.enums import Function as Function
     from aix_jupyter.core.enums import FunctionType as FunctionType
+    from aix_jupyter.core.enums import Language as Language
     from aix_jupyter.core.enums import ResponseStatus as ResponseStatus
+    from aix_jupyter.core.enums import SortBy as SortBy
+    from aix_jupyter.core.enums import SortOrder as SortOrder
     from aix_jupyter.core.errors import AixError as AixError
     from aix_jupyter.core.errors import ConfigurationError as ConfigurationError
     from aix_jupyter.core.errors import ParameterError as ParameterError

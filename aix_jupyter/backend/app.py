@@ -8,7 +8,8 @@ Endpoints (``{id}`` may contain ``/``, sent raw or as ``%2F``)::
     GET    /api/v1/data/{job}                poll (``Prefer: wait=N`` holds it up to N <= 30 s)
     DELETE /api/v1/data/{job}                cancel -> {"cancelled": true|false, ...}
     GET    /sdk/models/{id}                  model metadata; /sdk/models/by-name/{name}; /sdk/models?ids=a,b
-    POST   /sdk/models/paginate              {q, pageNumber, pageSize, functions} -> {items, total}
+    POST   /sdk/models/paginate              {q, pageNumber, pageSize, functions, ioFilter, sort}
+                                             -> {items, total} (see catalog.py for the filters)
     DELETE /sdk/models/{id}                  delete a registered model (built-ins 403; alias /sdk/utilities)
     GET    /sdk/finetune/{id}/ml-logs        404 JSON: no local model is a fine-tune
     POST   /sdk/file/upload/temp-url         -> {key, uploadUrl, downloadUrl}; PUT/GET the signed /files/{id}
@@ -46,7 +47,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aix_jupyter.backend.catalog import Catalog, CatalogError, ModelSpec
+from aix_jupyter.backend.catalog import LANGUAGE_CODES, SORT_KEYS, Catalog, CatalogError, ModelSpec
 from aix_jupyter.backend.jobs import Job, JobState, JobStore, ServerBusy, jsonable
 from aix_jupyter.backend.uploads import Upload, UploadError, UploadStore, served_type
 
@@ -548,7 +549,9 @@ async def paginate(request: Request) -> Response:
             raise WireError(400, f"'{name}' must be an integer >= {low}, got {value!r}")
     page_size = min(page_size, 100)
     slugs = [f.get("id", "") if isinstance(f, dict) else str(f) for f in functions]
-    found = state.catalog.search(query, slugs)
+    found = state.catalog.search(
+        query, slugs, io_filter=_io_filter(body.get("ioFilter")), sort=_sort(body.get("sort"))
+    )
     page = found[page_number * page_size : (page_number + 1) * page_size]
     return WireJSON(
         {
@@ -559,6 +562,47 @@ async def paginate(request: Request) -> Response:
             "pageTotal": -(-len(found) // page_size),
         }
     )
+
+
+def _io_filter(value: Any) -> list[tuple[str, str]]:
+    """The paginate body's ``ioFilter``: ``[{"code": "language" | "dialect" | "sourcelanguage" |
+    "targetlanguage", "value": text}]`` as ``(code, value)`` pairs."""
+    codes = [*LANGUAGE_CODES, "dialect"]
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise WireError(400, "'ioFilter' must be a list of {code, value} objects")
+    pairs = []
+    for entry in value:
+        code = entry.get("code") if isinstance(entry, dict) else None
+        text = entry.get("value") if isinstance(entry, dict) else None
+        if code not in codes or not isinstance(text, str):
+            raise WireError(
+                400, f"'ioFilter' entries are {{code, value}} with code one of {codes}, got {entry!r}"
+            )
+        pairs.append((code, text))
+    return pairs
+
+
+def _sort(value: Any) -> list[tuple[str, int]]:
+    """The paginate body's ``sort``: ``[{"field": createdAt | normalizedPrice | totalSubscribed | name,
+    "dir": 1 | -1}]`` as ``(field, dir)`` pairs."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise WireError(400, "'sort' must be a list of {field, dir} objects")
+    keys = []
+    for entry in value:
+        field = entry.get("field") if isinstance(entry, dict) else None
+        direction = entry.get("dir", 1) if isinstance(entry, dict) else None
+        if field not in SORT_KEYS or direction not in (1, -1) or isinstance(direction, bool):
+            raise WireError(
+                400,
+                f"'sort' entries are {{field, dir}} with field one of {list(SORT_KEYS)} and dir 1 or -1, "
+                f"got {entry!r}",
+            )
+        keys.append((field, direction))
+    return keys
 
 
 async def delete_model(request: Request) -> Response:

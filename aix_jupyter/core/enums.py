@@ -6,7 +6,11 @@ Members, values, ``str()`` and ``format()`` as the SDK 0.2.48 (``str(ResponseSta
 
 from __future__ import annotations
 
+import re
 from enum import Enum
+from typing import Any, TypeVar
+
+from aix_jupyter.core.errors import ParameterError
 
 
 class ResponseStatus(str, Enum):  # noqa: UP042 - StrEnum changes str() and format(); keep the SDK's
@@ -198,3 +202,275 @@ class Function(str, Enum):  # noqa: UP042
             return cls(text)
         except ValueError:
             return text
+
+
+# -- search filters (ModelFactory.list) ------------------------------------------------------------
+
+
+class SortBy(Enum):
+    """What ``ModelFactory.list(sort_by=...)`` sorts by: the SDK 0.2.48's members and values, and NAME."""
+
+    CREATION_DATE = "createdAt"
+    PRICE = "normalizedPrice"
+    POPULARITY = "totalSubscribed"
+    NAME = "name"  # not the SDK's: the name, alphabetically
+
+
+class SortOrder(Enum):
+    """The direction of ``ModelFactory.list(sort_order=...)``: the SDK 0.2.48's members and wire values."""
+
+    ASCENDING = 1
+    DESCENDING = -1
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def member_of(enum: type[E], value: Any, what: str) -> E:
+    """``value`` as a member of ``enum``: a member, its value, or its name (any case); else a
+    one-line ParameterError naming ``what``."""
+    if isinstance(value, enum):
+        return value
+    for member in enum:
+        if value == member.value or (isinstance(value, str) and value.upper() == member.name):
+            return member
+    names = ", ".join(f"{enum.__name__}.{m.name}" for m in enum)
+    raise ParameterError(f"{what} must be one of {names}; got {value!r}")
+
+
+#: the short sort words of the magic's ``--sort`` and the browser ("-" first: descending)
+SORT_WORDS: dict[str, SortBy] = {
+    "name": SortBy.NAME,
+    "created": SortBy.CREATION_DATE,
+    "price": SortBy.PRICE,
+    "popular": SortBy.POPULARITY,
+}
+
+
+def sort_of_word(word: str) -> tuple[SortBy, SortOrder]:
+    """``(SortBy, SortOrder)`` of a sort word such as "name" or "-created"."""
+    by = SORT_WORDS.get(word.removeprefix("-"))
+    if by is None:
+        choices = "|".join(w for key in SORT_WORDS for w in (key, f"-{key}"))
+        raise ParameterError(f"a sort is one of {choices}, got {word!r}")
+    return by, SortOrder.DESCENDING if word.startswith("-") else SortOrder.ASCENDING
+
+
+def word_of_sort(sort_by: Any, sort_order: Any = SortOrder.ASCENDING) -> str:
+    """The sort word of ``sort_by`` (a ``SortBy``, its name or value) and ``sort_order``."""
+    by = member_of(SortBy, sort_by, "sort_by")
+    order = member_of(SortOrder, SortOrder.ASCENDING if sort_order is None else sort_order, "sort_order")
+    word = next(w for w, member in SORT_WORDS.items() if member is by)
+    return f"-{word}" if order is SortOrder.DESCENDING else word
+
+
+#: the SDK 0.2.48's languages: "code BASE_NAME: dialect; dialect" (each dialect is the member
+#: BASE_NAME_DIALECT, in capitals with "_" for anything else); the values are the SDK's dicts
+_LANGUAGES = """
+af AFRIKAANS: South Africa
+sq ALBANIAN: Albania
+hy ARMENIAN: Armenia
+asm ASSAMESE
+bn BANGLA: Bangladesh; India
+eu BASQUE: Spain
+bg BULGARIAN: Bulgary; Bulgaria
+ca CATALAN: Spain
+ceb CEBUANO
+co CORSICAN
+cs CZECH: Czech Republic; Czech
+dv DIVEHI
+eo ESPERANTO
+et ESTONIAN: Estonia
+fj FIJIAN
+fi FINNISH: Finland
+de GERMAN: Germany; Austria; Switzerland
+el GREEK: Greece
+ht HAITIAN
+ha HAUSA
+haw HAWAIIAN
+isl ICELANDIC
+ig IGBO
+id INDONESIAN: Indonesia
+iu INUKTITUT
+ga IRISH: Ireland
+ja JAPANESE: Japan
+kk KAZAKH: Kazakhstan
+rw KINYARWANDA
+tlh KLINGON
+ko KOREAN: Korea
+ku KURDISH
+ky KYRGYZ
+lb LUXEMBOURGISH: South Africa
+mk MACEDONIAN: North Macedonia
+mt MALTESE: Malta
+mi MAORI
+mn MONGOLIAN: Mongolia
+am AMHARIC: Ethiopia
+or ODIA
+ro ROMANIAN: Romania
+ar ARABIC: Classical Arabic; United Arab Emirates; Egypt; Morocco; Saudi Arabia; Modern Standard Arabic;
+    Qatar; Iraq; Oman; Tunisia; Yemen; Kuwait; Palestine; Algeria; Gulf; Bahrain; Jordan; Libya; Israel;
+    Auto-Detect; Lebanon; Syria
+az AZERBAIJANI: Azerbaijan
+ba BASHKIR
+bs BOSNIAN: Bosnia
+be BELARUSIAN
+my BURMESE: Myanmar
+da DANISH: Denmark
+ny NYANJA
+ps PASHTO
+pl POLISH: Poland
+pa PUNJABI: India; Gurmukhi India
+oto QUERETARO
+ru RUSSIAN: Russia
+sr SERBIAN: Serbia
+sn SHONA
+sd SINDHI
+sk SLOVAK: Slovakia
+so SOMALI: Somalia
+sw SWAHILI: Kenya; Tanzania
+tl TAGALOG
+ty TAHITIAN
+tg TAJIK
+tt TATAR
+te TELUGU: India
+bo TIBETAN
+to TONGAN
+tr TURKISH: Turkey
+uz UZBEK: Uzbekistan
+vi VIETNAMESE: Vietnam
+cy WELSH
+xh XHOSA
+yua YUCATEC
+zu ZULU
+fa PERSIAN: Iran; Persian
+pt PORTUGUESE: Portugal; Brazil; European; Brazilian
+zh CHINESE: Mandarin; Hong Kong; Taiwanese, Mandarin; Traditional
+hr CROATIAN: Croatia
+fil FILIPINO: Philippines; Tagalog
+gu GUJARATI: Indian; India
+hmn HMONG
+lv LATVIAN: Latvia
+lt LITHUANIAN: Lithuania
+ug UYGHUR
+prs DARI
+nl DUTCH: Belgium; Netherlands
+en ENGLISH: United States; United Kingdom; India; Welsh; Australia; Nigeria; New Zealand; Kenya;
+    Philippines; Indian; Australian; Hong Kong; South Africa; Ghana; Singapore; Ireland; Canada; Tanzania;
+    Scottish; Pakistan
+fr FRENCH: Canada; France; Switzerland; Belgium; Canadian
+ka GEORGIAN: Georgia
+gl GALICIAN: Spain
+fy FRISIAN
+he HEBREW: Israel
+hu HUNGARIAN: Hungary
+hi HINDI: India
+it ITALIAN: Italy; Switzerland
+kn KANNADA: India
+jv JAVANESE: Indonesia
+km KHMER: Cambodia
+lo LAO: Laos
+mg MALAGASY
+ms MALAY: Malaysia
+ml MALAYALAM: India
+mr MARATHI: India
+ne NEPALI: Nepal
+no NORWEGIAN: Norway
+sm SAMOAN
+st SESOTHO
+gd SCOTS_GAELIC
+si SINHALA: Sri Lanka
+sl SLOVENIAN: Slovenia
+sv SWEDISH: Sweden
+yo YORUBA
+es SPANISH: Dominican Republic; Mexico; Puerto Rico; Equatorial Guinea; Mexican; Venezuela; Guatemala;
+    Nicaragua; Paraguay; Uruguay; Colombia; Panama; United States; Ecuador; Argentina; Spain; Honduras;
+    Chile; Cuba; Costa Rica; Peru; El Salvador; Bolivia; European
+su SUNDANESE: Indonesia
+tk TURKMEN
+ta TAMIL: Sri Lanka; India; Singapore; Malaysia
+th THAI: Thailand
+tir TIGRINYA
+ukr UKRAINIAN: Ukraine
+yi YIDDISH
+ur URDU: Pakistan; India
+"""
+
+#: region codes (ISO 3166) of the dialects named after a country, for codes like "en-US"
+_REGIONS = dict(
+    pair.strip().split("=")
+    for pair in """
+AE=United Arab Emirates; AL=Albania; AM=Armenia; AR=Argentina; AT=Austria; AU=Australia;
+AZ=Azerbaijan; BA=Bosnia; BD=Bangladesh; BE=Belgium; BG=Bulgaria; BH=Bahrain; BO=Bolivia;
+BR=Brazil; CA=Canada; CH=Switzerland; CL=Chile; CO=Colombia; CR=Costa Rica; CU=Cuba;
+CZ=Czech Republic; DE=Germany; DK=Denmark; DO=Dominican Republic; DZ=Algeria; EC=Ecuador;
+EE=Estonia; EG=Egypt; ES=Spain; ET=Ethiopia; FI=Finland; FR=France; GB=United Kingdom; GE=Georgia;
+GH=Ghana; GQ=Equatorial Guinea; GR=Greece; GT=Guatemala; HK=Hong Kong; HN=Honduras; HR=Croatia;
+HU=Hungary; ID=Indonesia; IE=Ireland; IL=Israel; IN=India; IQ=Iraq; IR=Iran; IT=Italy; JO=Jordan;
+JP=Japan; KE=Kenya; KH=Cambodia; KR=Korea; KW=Kuwait; KZ=Kazakhstan; LA=Laos; LB=Lebanon;
+LK=Sri Lanka; LT=Lithuania; LV=Latvia; LY=Libya; MA=Morocco; MK=North Macedonia; MM=Myanmar;
+MN=Mongolia; MT=Malta; MX=Mexico; MY=Malaysia; NG=Nigeria; NI=Nicaragua; NL=Netherlands; NO=Norway;
+NP=Nepal; NZ=New Zealand; OM=Oman; PA=Panama; PE=Peru; PH=Philippines; PK=Pakistan; PL=Poland;
+PR=Puerto Rico; PS=Palestine; PT=Portugal; PY=Paraguay; QA=Qatar; RO=Romania; RS=Serbia; RU=Russia;
+SA=Saudi Arabia; SE=Sweden; SG=Singapore; SI=Slovenia; SK=Slovakia; SO=Somalia; SV=El Salvador;
+SY=Syria; TH=Thailand; TN=Tunisia; TR=Turkey; TZ=Tanzania; UA=Ukraine; US=United States;
+UY=Uruguay; UZ=Uzbekistan; VE=Venezuela; VN=Vietnam; YE=Yemen; ZA=South Africa
+""".replace("\n", " ").split("; ")
+)
+
+
+def _language_members() -> list[tuple[str, dict[str, str]]]:
+    members: list[tuple[str, dict[str, str]]] = []
+    for line in re.sub(r"\n +", " ", _LANGUAGES).strip().splitlines():  # indented: continued
+        head, _, dialects = line.partition(": ")
+        code, base = head.split(" ")
+        members.append((base, {"language": code, "dialect": ""}))
+        for dialect in filter(None, dialects.split("; ")):
+            suffix = re.sub(r"[^A-Z0-9]+", "_", dialect.upper()).strip("_")
+            members.append((f"{base}_{suffix}", {"language": code, "dialect": dialect}))
+    return members
+
+
+class Language(Enum):
+    """The SDK 0.2.48's languages, for ``ModelFactory.list(source_languages=..., target_languages=...)``:
+    each value is ``{"language": code, "dialect": name}``; ``Language.parse("en-US")`` finds one by code."""
+
+    _ignore_ = "members name value"
+    members = vars()  # the members, from the table above (as the enum module documents _ignore_)
+    for name, value in _language_members():
+        members[name] = value
+
+    @property
+    def code(self) -> str:
+        """The language code ("en"), with the region for a dialect named after a country ("en-US")."""
+        value: dict[str, str] = self.value
+        region = next((r for r, name in _REGIONS.items() if name == value["dialect"]), None)
+        return f"{value['language']}-{region}" if region else value["language"]
+
+    @classmethod
+    def parse(cls, value: object) -> Language:
+        """A ``Language`` from a member, its name ("ENGLISH_UNITED_STATES") or a code ("en", "en-US").
+
+        Raises ParameterError (one line, naming ``value``) for anything else.
+        """
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Enum) and isinstance(value.value, dict):  # another library's Language
+            value = value.name
+        if not isinstance(value, str) or not value.strip():
+            raise ParameterError(
+                f"a language must be a Language or a code like 'en' or 'en-US', got {value!r}"
+            )
+        text = value.strip()
+        if text.upper() in cls.__members__:
+            return cls.__members__[text.upper()]
+        code, _, region = text.replace("_", "-").partition("-")
+        dialect = _REGIONS.get(region.upper(), "") if region else ""
+        wanted = {"language": code.lower(), "dialect": dialect}
+        found = next((m for m in cls if m.value == wanted), None)
+        if found is None or (region and not dialect):
+            raise ParameterError(
+                f"unknown language {value!r}: give a code like 'en' or 'en-US' (a region of a dialect "
+                "the Language enum has) or a Language member"
+            )
+        return found

@@ -7,8 +7,8 @@ Grammar (``[...]`` optional)::
     %aix async  [MODEL] [OPTIONS] [--] [TEXT]      returns at once with a handle (poll URL)
     %aix poll   URL_OR_VAR [--wait] [-o VAR] [--timeout S]
     %aix cancel URL_OR_VAR
-    %aix models [QUERY] [--function F]
-    %aix browse [QUERY] [--function F]            a searchable model browser (ModelBrowser)
+    %aix models [QUERY] [--function F] [--source-language L] [--target-language L] [--sort KEY]
+    %aix browse [QUERY] [same options]            a searchable model browser (ModelBrowser)
     %aix info   [MODEL]
     %aix widget [MODEL]
     %aix map    [MODEL] [OPTIONS] SOURCE           SOURCE: a variable holding a list, Series or DataFrame
@@ -95,8 +95,8 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "record": ("--append",),
     "replay": ("--speed",),
     "cancel": (),
-    "models": ("--function",),
-    "browse": ("--function",),
+    "models": ("--function", "--source-language", "--target-language", "--sort"),
+    "browse": ("--function", "--source-language", "--target-language", "--sort"),
     "info": (),
     "widget": (),
     "config": (),
@@ -271,15 +271,30 @@ class TargetArgs:  # cancel
 
 @dataclass
 class ModelsArgs:
-    """``models [QUERY] [--function F]``."""
+    """``models [QUERY] [--function F] [--source-language L] [--target-language L] [--sort KEY]``."""
 
     query: str = ""
     function: str | None = None
+    source_language: str | None = None
+    target_language: str | None = None
+    sort: str | None = None  # a sort word: name, -name, created, ... (core.enums.SORT_WORDS)
+
+    def list_arguments(self) -> dict[str, Any]:
+        """The ``ModelFactory.list`` / ``ModelBrowser`` keyword arguments of these options."""
+        from aix_jupyter.core.enums import sort_of_word
+
+        kwargs: dict[str, Any] = {
+            "source_languages": self.source_language,
+            "target_languages": self.target_language,
+        }
+        if self.sort:
+            kwargs["sort_by"], kwargs["sort_order"] = sort_of_word(self.sort)
+        return kwargs
 
 
 @dataclass
 class BrowseArgs(ModelsArgs):
-    """``browse [QUERY] [--function F]``."""
+    """``browse [QUERY] [same options as models]``."""
 
 
 @dataclass
@@ -324,8 +339,10 @@ def usage(command: str | None = None) -> str:
         "async": "%aix async MODEL [--param value ...] TEXT   (returns a handle: poll it later)",
         "poll": "%aix poll URL_OR_VAR [--wait] [-o VAR]",
         "cancel": "%aix cancel URL_OR_VAR",
-        "models": "%aix models [QUERY] [--function F]",
-        "browse": "%aix browse [QUERY] [--function F]   (search, page, open a model's widget)",
+        "models": "%aix models [QUERY] [--function F] [--source-language L] [--target-language L] "
+        "[--sort name|-name|created|-created|price|-price|popular|-popular]   (L: a code such as en, "
+        "en-US; --target-language with --function translation)",
+        "browse": "%aix browse [QUERY] [same options as models]   (search, page, open a model's widget)",
         "info": "%aix info MODEL",
         "widget": "%aix widget MODEL",
         "map": "%aix map MODEL [--concurrency N] [--column COL] [--into COL] [-o VAR] [--param value ...] "
@@ -523,20 +540,47 @@ def _parse_target(command: str, args: list[Token]) -> PollArgs | TargetArgs:
 
 def _parse_models(args: list[Token], command: str = "models") -> ModelsArgs:
     result = BrowseArgs() if command == "browse" else ModelsArgs()
+    options = {"--function": "function", "--source-language": "source_language"}
+    options |= {"--target-language": "target_language", "--sort": "sort"}
     words: list[str] = []
     i = 0
     while i < len(args):
         name, inline = _split_eq(args[i])
-        if name == "--function":
-            result.function = inline if inline is not None else _option_value(args, i, name, command)
+        if name in options and not args[i].quoted:
+            value = inline if inline is not None else _option_value(args, i, name, command)
+            setattr(result, options[name], value)
             i += 0 if inline is not None else 1
         elif name.startswith("--") and not args[i].quoted:
-            raise MagicUsageError(f"{command}: unknown option {name}; valid options: --function")
+            raise MagicUsageError(f"{command}: unknown option {name}; valid options: {', '.join(options)}")
         else:
             words.append(args[i].value)
         i += 1
     result.query = " ".join(words)
+    _check_models_options(result, command)
     return result
+
+
+def _check_models_options(result: ModelsArgs, command: str) -> None:
+    from aix_jupyter.core.enums import Language, sort_of_word
+
+    if result.sort is not None:
+        try:
+            sort_of_word(result.sort)
+        except ParameterError as exc:
+            raise MagicUsageError(f"{command}: --sort: {exc}") from None
+    for option, code in (
+        ("--source-language", result.source_language),
+        ("--target-language", result.target_language),
+    ):
+        if code is not None:
+            try:
+                Language.parse(code)
+            except ParameterError as exc:
+                raise MagicUsageError(f"{command}: {option}: {exc}") from None
+    if result.target_language is not None and (result.function or "").lower() != "translation":
+        raise MagicUsageError(
+            f"{command}: --target-language filters translation models; add --function translation"
+        )
 
 
 def _check_identifier(value: str, option: str) -> str:

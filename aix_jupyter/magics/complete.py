@@ -82,8 +82,8 @@ def completions(
         return fragment, match(SUBCOMMANDS) if len(rest_words) == 0 else []
     if command in ("info", "widget"):
         return fragment, match(model_ids()) if not rest_words else []
-    if command == "models":
-        return fragment, match(["--function"]) if fragment.startswith("-") else []
+    if command in ("models", "browse"):
+        return fragment, _complete_models(command, rest_words, fragment, match)
     if command in SETTINGS_WORDS:
         return fragment, _complete_settings(command, rest_words, fragment, match)
     if command in ("poll", "cancel", "config", "login", "usage"):
@@ -108,6 +108,22 @@ def completions(
             return fragment, sorted(set(candidates)) if rest_words or model else []
         return fragment, match(candidates)
     return fragment, []
+
+
+def _complete_models(
+    command: str, rest_words: list[str], fragment: str, match: Callable[[Iterable[str]], list[str]]
+) -> list[str]:
+    """``models`` / ``browse``: the options, then each one's values (functions, language codes, sorts)."""
+    from aix_jupyter.core.enums import SORT_WORDS, Function, Language
+
+    last = rest_words[-1] if rest_words else ""
+    if last == "--sort":
+        return match(w for key in SORT_WORDS for w in (key, f"-{key}"))
+    if last in ("--source-language", "--target-language"):
+        return match(m.code for m in Language)
+    if last == "--function":
+        return match(f.value for f in Function)
+    return match(COMMAND_FLAGS[command]) if fragment.startswith("-") else []
 
 
 def _complete_settings(

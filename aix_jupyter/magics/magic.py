@@ -491,7 +491,9 @@ class AixMagics(Magics):
     def _models(self, args: ma.ModelsArgs) -> aix_display.Table:
         from aix_jupyter.core.factory import ModelFactory
 
-        found = ModelFactory.list(query=args.query, function=args.function, page_size=self.models_page_size)
+        found = ModelFactory.list(
+            query=args.query, function=args.function, page_size=self.models_page_size, **args.list_arguments()
+        )
         models = list(found["items"])
         self.completion.remember_ids(m.id for m in models)
         rows = [
@@ -517,7 +519,7 @@ class AixMagics(Magics):
     def _browse(self, args: ma.BrowseArgs) -> Any:
         from aix_jupyter.widgets import ModelBrowser
 
-        return ModelBrowser(args.query, args.function, timeout=self.timeout)
+        return ModelBrowser(args.query, args.function, timeout=self.timeout, **args.list_arguments())
 
     def _info(self, model_id: str, model: Model | None = None) -> aix_display.Card:
         model = model or self._get_model(model_id)

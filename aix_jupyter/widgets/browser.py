@@ -5,14 +5,21 @@
     from aix_jupyter import ModelBrowser
     ModelBrowser()                         # a search box, a function filter, a page of models
     ModelBrowser("sentiment", function="sentiment-analysis")
-    %aix browse sentiment                  # the same from the magic
+    ModelBrowser(source_languages="en", sort_by=SortBy.NAME)   # ModelFactory.list's filters
+    %aix browse sentiment --sort -created  # the same from the magic
 
 It pages through ``ModelFactory.list`` on whatever backend is configured (embedded, ``aix serve``,
-the platform). Typing in the search box searches once the typing pauses (``debounce`` seconds:
-one request per pause, not per key). Choosing a row opens a ``ModelWidget`` for that model below
-the table, with a ready ``%aix run MODEL`` line to copy. A failed request is shown inline, in one
-line, and the browser stays usable. The API key stays a Python attribute: it never reaches widget
-state (what a frontend or a saved notebook sees).
+the platform), filtered by function, source / target language (a code such as "en" or "en-US")
+and sorted as chosen. Typing in the search box or a language box searches once the typing pauses
+(``debounce`` seconds: one request per pause, not per key). Choosing a row opens a ``ModelWidget``
+for that model below the table, with a ready ``%aix run MODEL`` line to copy. A failed request is
+shown inline, in one line, and the browser stays usable. The API key stays a Python attribute: it
+never reaches widget state (what a frontend or a saved notebook sees).
+
+Every request runs in a worker thread, never in the kernel's: a slow server does not freeze the
+notebook. The widgets are updated from the worker when the answer comes; an answer to a search that
+a newer one replaced is dropped (so is a model opened after another was chosen). ``wait()`` waits
+for the requests in flight (code that reads ``models`` right after a search calls it first).
 
 Outside a live widget frontend (nbconvert, nbval, terminal IPython; see ``aix_jupyter.frontend``)
 the browser shows its first page as a table; in a live one the same table is the saved
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -33,6 +41,17 @@ from aix_jupyter import frontend
 from aix_jupyter.display import Table, field_text, name_text, price_text, redact
 
 COLUMNS = ["name", "id", "supplier", "function", "streaming", "price"]
+#: the sort choices: (label, ``--sort`` word of the magic); "" is the server's order
+SORT_OPTIONS: list[tuple[str, str]] = [
+    ("server's order", ""),
+    ("name, A to Z", "name"),
+    ("name, Z to A", "-name"),
+    ("newest first", "-created"),
+    ("oldest first", "created"),
+    ("cheapest first", "price"),
+    ("dearest first", "-price"),
+    ("most popular first", "-popular"),
+]
 _CATALOG_PAGE = 100  # how many models the function filter is first filled from
 
 _STYLE = """<style>
@@ -81,7 +100,8 @@ class ModelBrowser(w.VBox):
 
     Attributes: ``models`` (the models of the page shown), ``total`` (how many match), ``page``
     (0-based), ``selected`` (the chosen model id or None), ``model_widget`` (the ``ModelWidget``
-    opened for it), ``error`` (the last request's error line, "" when it worked).
+    opened for it), ``error`` (the last request's error line, "" when it worked), ``loading``
+    (whether the current search is still out).
     """
 
     debounce: float = 0.3  # seconds the search box waits after the last key before searching
@@ -91,6 +111,10 @@ class ModelBrowser(w.VBox):
         query: str = "",
         function: Any = None,
         *,
+        source_languages: Any = None,
+        target_languages: Any = None,
+        sort_by: Any = None,
+        sort_order: Any = None,
         page_size: int = 10,
         api_key: str | None = None,
         timeout: float = 300,
@@ -98,13 +122,17 @@ class ModelBrowser(w.VBox):
     ) -> None:
         if not isinstance(page_size, int) or not 1 <= page_size <= 100:
             raise ValueError(f"ModelBrowser: page_size must be an integer from 1 to 100, got {page_size!r}")
+        sort = "" if sort_by in (None, "") else _sort_word(sort_by, sort_order)
         self.page_size = page_size
         self.timeout = timeout
         self._api_key = api_key  # a Python attribute only: never a trait, never in widget state
         self._timer_factory: TimerFactory = timer or _thread_timer
         self._pending: Cancellable | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._generation = 0  # the latest search; an older one that returns late is dropped
+        self._selection = 0  # the latest model chosen; an older one that arrives late is dropped
+        self._workers: list[threading.Thread] = []
+        self._loading = False
         self.models: list[Any] = []
         self.total = 0
         self.page = 0
@@ -128,6 +156,14 @@ class ModelBrowser(w.VBox):
             layout=w.Layout(width="320px"),
         )
         self.function_filter.add_class("aix-browse-function")
+        self.source_filter = _language_box("From", "source language", source_languages)
+        self.source_filter.add_class("aix-browse-source-language")
+        self.target_filter = _language_box("To", "target language", target_languages)
+        self.target_filter.add_class("aix-browse-target-language")
+        self.sort_choice = w.Dropdown(
+            options=SORT_OPTIONS, value=sort, description="Sort", layout=w.Layout(width="240px")
+        )
+        self.sort_choice.add_class("aix-browse-sort")
         self.prev_button = w.Button(description="Previous", icon="chevron-left", disabled=True)
         self.next_button = w.Button(description="Next", icon="chevron-right", disabled=True)
         self.prev_button.add_class("aix-browse-prev")
@@ -145,13 +181,17 @@ class ModelBrowser(w.VBox):
 
         self._quiet = False  # set while the code itself changes a control (no search then)
         self.search_box.observe(self._typed, names="value")
+        self.source_filter.observe(self._typed, names="value")
+        self.target_filter.observe(self._typed, names="value")
         self.function_filter.observe(self._filtered, names="value")
+        self.sort_choice.observe(self._filtered, names="value")
         self.prev_button.on_click(lambda _b: self.go(self.page - 1))
         self.next_button.on_click(lambda _b: self.go(self.page + 1))
         super().__init__(
             children=[
                 w.HTML(value=_STYLE),
                 w.HBox([self.search_box, self.function_filter]),
+                w.HBox([self.source_filter, self.target_filter, self.sort_choice]),
                 self.error_line,
                 self.table,
                 w.HBox(
@@ -164,8 +204,8 @@ class ModelBrowser(w.VBox):
             layout=w.Layout(width="100%"),
         )
         self.add_class("aix-model-browser")
-        self._fill_functions()
-        self.search()
+        self._next_generation()
+        self._start(self._first_page, self._generation, self._arguments(0))
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -179,9 +219,43 @@ class ModelBrowser(w.VBox):
         return self.function_filter.value or None
 
     @property
+    def source_language(self) -> str | None:
+        """The source-language box's code, or None for any."""
+        return self.source_filter.value.strip() or None
+
+    @property
+    def target_language(self) -> str | None:
+        """The target-language box's code, or None for any."""
+        return self.target_filter.value.strip() or None
+
+    @property
+    def sort(self) -> str | None:
+        """The sort chosen, as the magic's ``--sort`` word ("name", "-created", ...), or None."""
+        return self.sort_choice.value or None
+
+    @property
     def error(self) -> str:
         """The last request's error (one line), or "" when it worked."""
         return self._error
+
+    @property
+    def loading(self) -> bool:
+        """Whether the current search's request is still out."""
+        return self._loading
+
+    def wait(self, timeout: float | None = None) -> ModelBrowser:
+        """Wait (at most ``timeout`` seconds) for the requests in flight; returns the browser."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                workers = [t for t in self._workers if t.is_alive()]
+                self._workers = workers
+            if not workers:
+                return self
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return self
+            workers[0].join(left)
 
     def __repr__(self) -> str:
         return f"ModelBrowser(query={self.query!r}, function={self.function!r})"
@@ -208,7 +282,9 @@ class ModelBrowser(w.VBox):
         self.search()
 
     def search(self, query: str | None = None, function: Any = ...) -> ModelBrowser:
-        """Search now (from page 1) with the box's text and the filter, or with the values given."""
+        """Search now (from page 1) with the box's text and the filters, or with the values given.
+
+        The request goes out in a worker thread (``wait()`` waits for it)."""
         with self._lock:
             if self._pending is not None:  # a search is starting now: the pending one is not needed
                 self._pending.cancel()
@@ -226,29 +302,66 @@ class ModelBrowser(w.VBox):
         return self.go(0)
 
     def go(self, page: int) -> ModelBrowser:
-        """Show page ``page`` (0-based) of the current search."""
+        """Show page ``page`` (0-based) of the current search (fetched in a worker thread)."""
+        self._next_generation()
+        self._start(self._show_page, self._generation, self._arguments(max(page, 0)))
+        return self
+
+    def _next_generation(self) -> None:
         with self._lock:
             self._generation += 1
-            generation = self._generation
-        query, function = self.query, self.function
+            self._loading = True
+        self.page_label.value = "searching…"
+
+    def _arguments(self, page: int) -> dict[str, Any]:
+        """The current search's ``ModelFactory.list`` arguments (read here, in the caller's thread)."""
+        kwargs: dict[str, Any] = {
+            "query": self.query,
+            "function": self.function,
+            "source_languages": self.source_language,
+            "target_languages": self.target_language,
+            "page_number": page,
+            "page_size": self.page_size,
+        }
+        if self.sort:
+            from aix_jupyter.core.enums import sort_of_word
+
+            kwargs["sort_by"], kwargs["sort_order"] = sort_of_word(self.sort)
+        return kwargs
+
+    def _start(self, work: Callable[..., None], *args: Any) -> None:
+        """Run ``work(*args)`` in a worker thread (requests never run in the kernel's thread)."""
+        thread = threading.Thread(target=work, args=args, name="aix-model-browser", daemon=True)
+        with self._lock:
+            self._workers = [t for t in self._workers if t.is_alive()] + [thread]
+        thread.start()
+
+    def _first_page(self, generation: int, kwargs: dict[str, Any]) -> None:
+        self._fill_functions()
+        self._show_page(generation, kwargs)
+
+    def _show_page(self, generation: int, kwargs: dict[str, Any]) -> None:
+        """In a worker: fetch a page; show it unless a newer search started meanwhile (it wins)."""
         try:
-            found = self._list(
-                query=query, function=function, page_number=max(page, 0), page_size=self.page_size
-            )
+            found = self._list(**kwargs)
         except Exception as exc:  # shown inline, in one line; the browser stays usable
-            if generation == self._generation:
-                self._show_error(_one_line(exc))
-            return self
-        if generation != self._generation:  # a newer search started meanwhile: it wins
-            return self
-        self._error = ""
-        self.error_line.value = ""
-        self.models = list(found["items"])
-        self.total = int(found.get("total") or len(self.models))
-        self.page = max(page, 0)
-        self._add_functions(field_text(m.function) for m in self.models)
-        self._paint()
-        return self
+            with self._lock:
+                if generation == self._generation:
+                    self._loading = False
+                    self._show_error(_one_line(exc))
+                    self._paint()
+            return
+        with self._lock:  # held while painting: an older answer cannot paint over a newer one
+            if generation != self._generation:
+                return
+            self._error = ""
+            self.error_line.value = ""
+            self.models = list(found["items"])
+            self.total = int(found.get("total") or len(self.models))
+            self.page = kwargs["page_number"]
+            self._loading = False
+            self._add_functions(field_text(m.function) for m in self.models)
+            self._paint()
 
     def _list(self, **kwargs: Any) -> dict[str, Any]:
         from aix_jupyter.core.factory import ModelFactory
@@ -273,11 +386,10 @@ class ModelBrowser(w.VBox):
         return [("all functions", ""), *[(s, s) for s in sorted(set(slugs))]]
 
     def _fill_functions(self) -> None:
-        """Fill the filter from the catalog (the functions of its first models)."""
+        """Fill the filter from the catalog (the functions of its first models); in a worker."""
         try:
             found = self._list(query="", function=None, page_number=0, page_size=_CATALOG_PAGE)
-        except Exception as exc:
-            self._show_error(_one_line(exc))
+        except Exception:  # the search that follows shows the error (the same server answers it)
             return
         self._add_functions(field_text(m.function) for m in found["items"])
 
@@ -317,42 +429,96 @@ class ModelBrowser(w.VBox):
         self.prev_button.disabled = self.page <= 0
         self.next_button.disabled = self.page + 1 >= pages
 
-    def select(self, model_id: str) -> Any:
-        """Open a ``ModelWidget`` for ``model_id`` below the table (and its ``%aix run`` line); returns it."""
+    def select(self, model_id: str) -> ModelBrowser:
+        """Open a ``ModelWidget`` for ``model_id`` below the table (and its ``%aix run`` line).
+
+        The model is fetched in a worker thread; ``model_widget`` is set when it arrives
+        (``wait()`` waits for it). Returns the browser."""
+        with self._lock:
+            self._selection += 1
+            selection = self._selection
+        self._start(self._open, selection, model_id)
+        return self
+
+    def _open(self, selection: int, model_id: str) -> None:
+        """In a worker: fetch the model and show its widget, unless another was chosen meanwhile."""
+        from aix_jupyter.core.factory import ModelFactory
         from aix_jupyter.widgets.model_widget import ModelWidget
 
         try:
-            widget = ModelWidget(model_id, api_key=self._api_key, timeout=self.timeout)
+            model = ModelFactory.get(model_id, api_key=self._api_key)
         except Exception as exc:
-            self._show_error(_one_line(exc))
-            return None
-        self._error = ""
-        self.error_line.value = ""
-        self.selected = model_id
-        self.model_widget = widget
-        self.run_line.value = f"%aix run {model_id} "
-        self.run_line.layout.display = None
-        self.detail.children = [widget]
-        return widget
+            with self._lock:
+                if selection == self._selection:
+                    self._show_error(_one_line(exc))
+            return
+        with self._lock:
+            if selection != self._selection:
+                return
+            widget = ModelWidget(model, api_key=self._api_key, timeout=self.timeout)
+            self._error = ""
+            self.error_line.value = ""
+            self.selected = model_id
+            self.model_widget = widget
+            self.run_line.value = f"%aix run {model_id} "
+            self.run_line.layout.display = None
+            self.detail.children = [widget]
 
     # -- display --------------------------------------------------------------------------------
     def as_table(self) -> Table:
         """The page shown, as a static table (what viewers without widgets see)."""
         pages = max(1, -(-self.total // self.page_size))
         note = f"page {self.page + 1} of {pages} · {self.total} {'model' if self.total == 1 else 'models'}"
+        if self._loading:
+            note = f"{note} · searching…"
         if self._error:
             note = f"{note} · error: {self._error}"
         return Table(COLUMNS, [model_row(m) for m in self.models], note=note)
 
     def _ipython_display_(self) -> None:
-        """The live browser (with the table as its fallback), or the table where widgets do not render."""
+        """The live browser (with the table as its fallback), or the table where widgets do not render
+        (there the first page is waited for: it is all that shows; a live frontend is never kept waiting)."""
+        live = frontend.renders_widgets()
+        if not live:
+            self.wait(self.timeout)
         fallback = self.as_table()._repr_mimebundle_()
-        if not frontend.renders_widgets():
+        if not live:
             publish_display_data(fallback)
             return
         view = self._repr_mimebundle_()
         key = "application/vnd.jupyter.widget-view+json"
         publish_display_data({**fallback, **({key: view[key]} if key in view else {})})
+
+
+def _sort_word(sort_by: Any, sort_order: Any) -> str:
+    """The sort choice (a word such as "-created") of ``sort_by`` (a ``SortBy``, its name or value,
+    or a sort word) and ``sort_order``; raises ParameterError (one line) for anything else."""
+    from aix_jupyter.core.enums import SORT_WORDS, sort_of_word, word_of_sort
+    from aix_jupyter.core.errors import ParameterError
+
+    try:
+        if isinstance(sort_by, str) and sort_by.removeprefix("-") in SORT_WORDS:
+            by, order = sort_of_word(sort_by)
+            return word_of_sort(by, order if sort_order is None or sort_by.startswith("-") else sort_order)
+        return word_of_sort(sort_by, sort_order)
+    except ParameterError as exc:
+        raise ParameterError(f"ModelBrowser: {exc}") from None
+
+
+def _language_box(description: str, placeholder: str, value: Any) -> w.Combobox:
+    """A text box for a language code, offering the Language enum's codes (any code may be typed)."""
+    from aix_jupyter.core.enums import Language
+
+    code = "" if value is None else str(getattr(value, "code", value))
+    return w.Combobox(
+        value=code,
+        options=sorted({m.code for m in Language}),
+        placeholder=f"{placeholder} (e.g. en, en-US)",
+        description=description,
+        ensure_option=False,
+        continuous_update=True,
+        layout=w.Layout(width="240px"),
+    )
 
 
 def _cells(values: list[str]) -> str:

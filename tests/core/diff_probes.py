@@ -169,7 +169,15 @@ def main() -> None:
         return out
 
     # -- enums ----------------------------------------------------------------------------------
-    for enum_name in ("ResponseStatus", "AssetStatus", "FunctionType", "Function"):
+    for enum_name in (
+        "ResponseStatus",
+        "AssetStatus",
+        "FunctionType",
+        "Function",
+        "SortBy",
+        "SortOrder",
+        "Language",
+    ):
 
         @probe(f"enum {enum_name}")
         def _(api: Any, enum_name: str = enum_name) -> dict[str, Any]:
@@ -456,6 +464,70 @@ def main() -> None:
             out[f"result {m.id}"] = {"class": type(m).__name__, "repr": repr(m), "status": norm(m.status)}
         return out
 
+    # the list's filters: each case searches "diff-list <label>" (the test compares the bodies the
+    # server received under that query) or fetches model ids (the test compares those requests)
+    def list_cases(api: Any) -> dict[str, Callable[[], Any]]:
+        lang, order, by, fn = api.Language, api.SortOrder, api.SortBy, api.Function
+        ids = os.environ["DIFF_MODEL_IDS"].split(",")
+
+        def case(label: str, *args: Any, **kwargs: Any) -> tuple[str, Callable[[], Any]]:
+            return label, lambda: api.ModelFactory.list(f"diff-list {label}", *args, **kwargs)
+
+        return dict(
+            [
+                case("sort by creation date", sort_by=by.CREATION_DATE),
+                case("sort by price, descending", sort_by=by.PRICE, sort_order=order.DESCENDING),
+                case("sort by popularity, ascending", sort_by=by.POPULARITY, sort_order=order.ASCENDING),
+                case("sort order alone", sort_order=order.DESCENDING),
+                case("source language", source_languages=lang.ENGLISH),
+                case("source dialect", source_languages=lang.ENGLISH_UNITED_STATES),
+                case("source list of one", source_languages=[lang.FRENCH_CANADA]),
+                case(
+                    "translation pair",
+                    function=fn.TRANSLATION,
+                    source_languages=lang.ENGLISH_UNITED_STATES,
+                    target_languages=[lang.FRENCH],
+                ),
+                case("translation target", function=fn.TRANSLATION, target_languages=lang.GERMAN),
+                case(
+                    "everything",
+                    function=fn.TRANSLATION,
+                    source_languages=lang.SPANISH_MEXICO,
+                    target_languages=lang.ENGLISH,
+                    is_finetunable=True,
+                    sort_by=by.CREATION_DATE,
+                    sort_order=order.DESCENDING,
+                    page_number=1,
+                    page_size=5,
+                ),
+                case("positional", fn.TRANSLATION, None, lang.ARABIC_EGYPT, lang.ENGLISH, False),
+                case("target without translation", target_languages=lang.FRENCH),
+                case("two source languages", source_languages=[lang.ENGLISH, lang.FRENCH]),
+                ("model_ids", lambda: api.ModelFactory.list(model_ids=ids)),
+                ("model_ids paged", lambda: api.ModelFactory.list(model_ids=[*ids, "fractional"])),
+                (
+                    "model_ids with a filter",
+                    lambda: api.ModelFactory.list(model_ids=ids, function=fn.TRANSLATION),
+                ),
+                ("model_ids with a sort", lambda: api.ModelFactory.list(model_ids=ids, sort_by=by.PRICE)),
+                ("model_ids beyond page_size", lambda: api.ModelFactory.list(model_ids=ids, page_size=1)),
+                ("model_ids empty", lambda: api.ModelFactory.list(model_ids=[])),
+            ]
+        )
+
+    @probe("ModelFactory.list arguments")
+    def _(api: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for label, call in list_cases(api).items():
+            try:
+                listing = call()
+            except Exception as exc:
+                out[label] = raised(exc)
+                continue
+            out[label] = {k: norm(listing[k]) for k in ("total", "page_total", "page_number")}
+            out[label]["ids"] = [m.id for m in listing["results"]]
+        return out
+
     # -- runs against the server (the same replies for both; see SCRIPTED in the test) -----------
     for model_id in os.environ["DIFF_SCRIPTED_IDS"].split(","):
 
@@ -509,7 +581,15 @@ def load(side: str) -> Any:
     """The public objects both libraries have, under one set of names."""
     if side == "sdk":
         from aixplain.base.parameters import Parameter
-        from aixplain.enums import AssetStatus, Function, FunctionType, ResponseStatus
+        from aixplain.enums import (
+            AssetStatus,
+            Function,
+            FunctionType,
+            Language,
+            ResponseStatus,
+            SortBy,
+            SortOrder,
+        )
         from aixplain.factories import ModelFactory
         from aixplain.modules.finetune.status import FinetuneStatus
         from aixplain.modules.model import Model
@@ -522,6 +602,7 @@ def load(side: str) -> Any:
             FinetuneStatus,
             Function,
             FunctionType,
+            Language,
             Model,
             ModelFactory,
             ModelParameters,
@@ -529,6 +610,8 @@ def load(side: str) -> Any:
             ModelResponseStreamer,
             Parameter,
             ResponseStatus,
+            SortBy,
+            SortOrder,
         )
 
     Parameter = _sdk_fields_of(Parameter)  # the SDK's field names, the attributes compared
@@ -537,6 +620,7 @@ def load(side: str) -> Any:
         FinetuneStatus=FinetuneStatus,
         Function=Function,
         FunctionType=FunctionType,
+        Language=Language,
         Model=Model,
         ModelFactory=ModelFactory,
         ModelParameters=ModelParameters,
@@ -544,6 +628,8 @@ def load(side: str) -> Any:
         ModelResponseStreamer=ModelResponseStreamer,
         ResponseStatus=ResponseStatus,
         SdkParameterFields=Parameter,
+        SortBy=SortBy,
+        SortOrder=SortOrder,
     )
 
 

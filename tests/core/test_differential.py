@@ -106,11 +106,20 @@ KEY_AT_USE = (
     "the API key is read when a request is made (the SDK binds the key it found at import as the default, "
     "so the key shows in help(Model) and a key set later is not seen)"
 )
-LIST_FILTERS = (
-    "list() has no source_languages, target_languages, sort_by, sort_order or model_ids (they need the "
-    "SDK's Language/SortBy/SortOrder tables; model_ids is another endpoint), so its filters after 'function' "
-    "are keyword-only: a positional call fails instead of binding the wrong filter"
+LIST_IDS_ERRORS = (
+    "model_ids with a filter or a sort, with more ids than page_size, or empty: a one-line ParameterError "
+    "(a ValueError) that says what to change; the SDK's are bare assert statements (AssertionError)"
 )
+LIST_DROPPED_FILTER = (
+    "a filter the SDK would drop silently is an error (ParameterError): a target language without "
+    "function=TRANSLATION (its body carries no target filter) and a second source language (its body "
+    "carries the first only), so a search never answers unfiltered models as if filtered"
+)
+LIST_KWARGS = (
+    "list() has the SDK's parameters, in its order, but no **kwargs: a misspelt filter (sort=..., "
+    "language=...) is a TypeError instead of being ignored"
+)
+SORT_BY_NAME = "SortBy.NAME ('name'): sorting by name, which the SDK's SortBy lacks (the magic's --sort name)"
 DETAILS_DEFAULT = (
     "each response gets a new {} as details (the SDK's default is one dict that every response shares, so "
     "changing one response's details changes the others')"
@@ -126,12 +135,13 @@ VALIDATED = (
 #: (probe pattern, observation key pattern) -> why we differ there on purpose (fnmatch patterns).
 EXPECTED: dict[tuple[str, str], str] = {
     ("enum FunctionType", "* str / format / is str"): FUNCTION_TYPE_STR,
+    ("enum SortBy", "NAME *"): SORT_BY_NAME,
     ("Model defaults", "attr supplier"): SUPPLIER,
     ("Model defaults", "repr"): SUPPLIER,
     ("Model defaults", "model_params.to_dict()"): NO_PARAMS,
     ("Model defaults", "to_dict()"): NO_PARAMS,
     ("signatures", "Model.__init__(api_key)"): KEY_AT_USE,
-    ("signatures", "ModelFactory.list(*)"): LIST_FILTERS,
+    ("signatures", "ModelFactory.list(kwargs)"): LIST_KWARGS,
     ("signatures", "ModelResponse.__init__(details)"): DETAILS_DEFAULT,
     ("ModelResponse item access", "default details shared"): DETAILS_DEFAULT,
     ("FinetuneStatus", "from_dict of an unknown status"): FINETUNE_UNKNOWN,
@@ -164,6 +174,11 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("ModelFactory.get *", "to_dict()"): f"{TO_DICT}; {FACTORY_INFO}; {FUNCTION_IO}",
     ("ModelFactory.list", "keys"): LIST_ITEMS,
     ("ModelFactory.list", "result *"): f"{LLM_CLASS}; {SUPPLIER}",
+    ("ModelFactory.list arguments", "model_ids *"): LIST_IDS_ERRORS,
+    ("ModelFactory.list arguments", "target without translation*"): LIST_DROPPED_FILTER,
+    ("ModelFactory.list arguments", "two source languages*"): LIST_DROPPED_FILTER,
+    ("ModelFactory.list requests", "diff-list target without translation"): LIST_DROPPED_FILTER,
+    ("ModelFactory.list requests", "diff-list two source languages"): LIST_DROPPED_FILTER,
     ("ModelParameters", "getattr unknown"): UNKNOWN_PARAMETER,
     ("ModelParameters", "setattr unknown"): UNKNOWN_PARAMETER,
     ("ModelParameters setattr outside the schema", "*"): VALIDATED,
@@ -279,9 +294,25 @@ FINETUNE_LOGS = {
 }
 
 
+def _list_requests(server: WireServer, start: int) -> dict[str, Any]:
+    """The model-list requests the server received since ``start``: each search's body under its
+    query ("diff-list <label>"), the fetches of model ids in order (path and query string)."""
+    out: dict[str, Any] = {}
+    fetches = 0
+    for rec in server.requests[start:]:
+        body = rec.json() if rec.method == "POST" else None
+        if rec.path == "/sdk/models/paginate" and str(body.get("q", "")).startswith("diff-list "):
+            out[body["q"]] = {"dict": body, "keys": list(body)}
+        elif rec.path == "/sdk/models" and rec.method == "GET":
+            fetches += 1
+            out[f"GET /sdk/models #{fetches}"] = rec.query
+    return out
+
+
 def _report(
     python: str | Path, side: str, server: WireServer, workdir: Path, pythonpath: str
 ) -> dict[str, Any]:
+    start = len(server.requests)
     last_line = run_script(
         python,
         PROBES,
@@ -297,7 +328,9 @@ def _report(
         DIFF_FINETUNE_IDS="echo,fractional",
         DIFF_SCRIPTED_IDS=",".join(SCRIPTED),
     )
-    return json.loads(JOB_URL.sub(r"\1<job>", last_line.replace(server.url, "<server>")))
+    report = json.loads(JOB_URL.sub(r"\1<job>", last_line.replace(server.url, "<server>")))
+    report["ModelFactory.list requests"] = _list_requests(server, start)
+    return report
 
 
 @pytest.fixture(scope="module")
@@ -306,6 +339,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], d
     with WireServer() as server:
         server.models.update(_models())
         server.finetune_logs.update(FINETUNE_LOGS)
+        server.ids_page_size = 2  # model ids come back in pages (the SDK fetches the next ones)
         for model_id, reply in SCRIPTED.items():
             server.script(f"POST /api/v2/execute/{model_id}", reply, reply)
         sdk = _report(python, "sdk", server, tmp_path_factory.mktemp("sdk"), "")

@@ -20,7 +20,8 @@ Default behaviour (no script):
   poll until the job ends or N s pass when ``hold=True`` (answering ``Preference-Applied``);
   with ``hold=False`` the header is ignored (a plain, non-holding server).
 * ``DELETE /api/v1/data/{job}``: cancels -> ``{"cancelled": true}``.
-* ``GET /sdk/models/{id}``, ``/sdk/models/by-name/{name}``, ``POST /sdk/models/paginate``,
+* ``GET /sdk/models/{id}``, ``/sdk/models/by-name/{name}``, ``/sdk/models?ids=a,b`` (in pages of
+  ``ids_page_size`` with ``pageTotal``, the models in the page, when set), ``POST /sdk/models/paginate``,
   ``DELETE /sdk/models/{id}``, ``GET /sdk/finetune/{id}/ml-logs``: from ``models`` /
   ``finetune_logs``.
 * ``POST /sdk/file/upload/temp-url`` -> ``{key, uploadUrl, downloadUrl}``; ``PUT`` stores the
@@ -30,7 +31,7 @@ Scripting: ``server.script("POST /api/v2/execute", Reply(...), Reply(...))`` que
 requests whose "METHOD path" starts with the given prefix; each is used once, in order, before
 the default behaviour resumes. A ``Reply`` can delay, hang (never answer), send any status,
 headers, JSON or raw body, a list of SSE events, or close a stream before ``[DONE]``.
-Every request is recorded in ``server.requests`` (method, path, headers, body).
+Every request is recorded in ``server.requests`` (method, path, headers, body, query string).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     at: float
+    query: str = ""  # the raw query string
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -136,6 +138,7 @@ class WireServer:
         self.stream_chunks: list[str] | None = None
         self.models: dict[str, dict[str, Any]] = {"echo": default_metadata("echo")}
         self.finetune_logs: dict[str, Any] = {}
+        self.ids_page_size: int | None = None
         self.uploads: dict[str, bytes] = {}
         self.jobs: dict[str, Job] = {}
         self.requests: list[Recorded] = []
@@ -302,7 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = unquote(parts.path)
         body = self._read()
-        rec = Recorded(method, path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        rec = Recorded(method, path, headers, body, time.monotonic(), parts.query)
         with wire._lock:
             wire.requests.append(rec)
         reply = wire._scripted(method, parts.path)
@@ -380,6 +384,19 @@ class _Handler(BaseHTTPRequestHandler):
             query = (rec.json() or {}).get("q", "")
             items = [m for m in wire.models.values() if query.lower() in m["name"].lower()]
             self._send(200, {"items": items, "total": len(items)})
+            return
+        if path == "/sdk/models" and method == "GET":
+            query = parse_qs(rec.query)
+            ids = [i for i in query.get("ids", [""])[0].split(",") if i]
+            items = [wire.models[i] for i in ids if i in wire.models]
+            if wire.ids_page_size is None:
+                self._send(200, {"items": items, "total": len(items)})
+                return
+            number, size = int(query.get("pageNumber", ["0"])[0]), wire.ids_page_size
+            page = items[number * size : (number + 1) * size]
+            self._send(
+                200, {"items": page, "total": len(items), "pageTotal": len(page), "pageNumber": number}
+            )
             return
         if path.startswith("/sdk/models/by-name/") and method == "GET":
             name = segs[-1]

@@ -1,6 +1,8 @@
 """ModelBrowser against real backends on loopback: the embedded one, and an ``aix serve``-style server.
 
-The debounce is driven by an explicit fake timer (nothing here sleeps to wait for it).
+The debounce is driven by an explicit fake timer (nothing here sleeps to wait for it). Requests run
+in worker threads: the tests ``wait()`` for them before reading what they show (test_browser_worker.py
+checks the threads themselves, with a server that answers when told).
 """
 
 from __future__ import annotations
@@ -65,12 +67,12 @@ class CountingBrowser(ModelBrowser):
 
 
 def ids(browser: ModelBrowser) -> set[str]:
-    return {m.id for m in browser.models}
+    return {m.id for m in browser.wait(30).models}
 
 
 def table_texts(browser: ModelBrowser) -> list[list[str]]:
     """The table's rows as shown (header excluded): the opener button's text, then the other cells."""
-    head, *rows = browser.table.children
+    head, *rows = browser.wait(30).table.children
     assert re.findall(r">([^<]*)</span>", head.value) == [
         "name",
         "id",
@@ -86,7 +88,7 @@ def table_texts(browser: ModelBrowser) -> list[list[str]]:
 
 
 def test_first_page_lists_the_embedded_catalog_with_every_column():
-    b = ModelBrowser()
+    b = ModelBrowser().wait(30)
     assert ids(b) >= EMBEDDED_IDS and b.total == len(b.models) and b.page == 0
     rows = {row[1]: row for row in table_texts(b)}
     assert rows["local/sentiment-vader"] == [
@@ -103,23 +105,23 @@ def test_first_page_lists_the_embedded_catalog_with_every_column():
 
 
 def test_function_filter_is_filled_from_the_catalog_and_filters():
-    b = ModelBrowser()
+    b = ModelBrowser().wait(30)
     slugs = [value for _label, value in b.function_filter.options]
     assert b.function_filter.options[0] == ("all functions", "") and b.function is None
     assert {"sentiment-analysis", "text-generation", "utilities"} <= set(slugs)
     b.function_filter.value = "utilities"  # what choosing it in the dropdown does
     assert ids(b) == {"local/countdown", "local/typewriter"}
-    assert ModelBrowser(function="text-generation").models[0].id == "local/smollm2-135m"
-    b.search(function=None)
+    assert ModelBrowser(function="text-generation").wait(30).models[0].id == "local/smollm2-135m"
+    b.search(function=None).wait(30)
     assert b.function_filter.label == "all functions" and ids(b) >= EMBEDDED_IDS
 
 
 def test_paging_walks_every_model_once():
-    b = ModelBrowser(page_size=4)
+    b = ModelBrowser(page_size=4).wait(30)
     first = ids(b)
     assert len(first) == 4 and b.total >= 6 and not b.next_button.disabled and b.prev_button.disabled
     b.next_button.click()
-    assert b.page == 1 and b.page_label.value.startswith("page 2 of ")
+    assert b.wait(30).page == 1 and b.page_label.value.startswith("page 2 of ")
     second = ids(b)
     assert not first & second and first | second >= EMBEDDED_IDS
     assert not b.prev_button.disabled
@@ -129,7 +131,7 @@ def test_paging_walks_every_model_once():
 
 def test_typing_searches_once_after_the_pause():
     FakeTimer.made = []
-    b = CountingBrowser(timer=FakeTimer)
+    b = CountingBrowser(timer=FakeTimer).wait(30)
     sent = len(b.requests)
     for text in ("s", "se", "sen", "senti"):  # four keys, quickly
         b.search_box.value = text
@@ -150,10 +152,12 @@ def test_a_direct_search_replaces_a_pending_one():
 
 
 def test_selecting_a_row_opens_its_widget_and_the_run_line():
-    b = ModelBrowser("sentiment")
+    b = ModelBrowser("sentiment").wait(30)
     assert b.run_line.layout.display == "none" and b.detail.children == ()
     opener = next(c for c in b.table.children if isinstance(c, w.Button))
     opener.click()
+    assert b.model_widget is None  # fetched in a worker thread
+    b.wait(30)
     assert isinstance(b.model_widget, ModelWidget) and b.detail.children == (b.model_widget,)
     assert b.selected == "local/sentiment-vader" and b.model_widget.model.id == "local/sentiment-vader"
     assert b.run_line.value == "%aix run local/sentiment-vader " and b.run_line.layout.display is None
@@ -169,17 +173,17 @@ def _closed_port() -> int:
 
 def test_an_unreachable_backend_is_one_inline_line(monkeypatch):
     monkeypatch.setenv("AIX_BACKEND_URL", f"http://127.0.0.1:{_closed_port()}")
-    b = ModelBrowser()  # no exception: the browser shows the error and stays usable
+    b = ModelBrowser().wait(30)  # no exception: the browser shows the error and stays usable
     assert b.error and "\n" not in b.error and "127.0.0.1" in b.error
     assert b.error_line.value.count("<span") == 1 and b.models == []
     monkeypatch.delenv("AIX_BACKEND_URL")
-    b.search("vader")
+    b.search("vader").wait(30)
     assert b.error == "" and b.error_line.value == "" and ids(b) == {"local/sentiment-vader"}
 
 
 def test_a_model_that_cannot_be_opened_is_an_inline_error():
-    b = ModelBrowser()
-    assert b.select("local/no-such-model") is None
+    b = ModelBrowser().wait(30)
+    assert b.select("local/no-such-model").wait(30) is b
     assert "local/no-such-model" in b.error and "\n" not in b.error and b.model_widget is None
 
 
@@ -196,12 +200,12 @@ def served(monkeypatch):
 
 
 def test_the_key_never_reaches_widget_state(served):
-    b = ModelBrowser(api_key=KEY, page_size=3)
+    b = ModelBrowser(api_key=KEY, page_size=3).wait(30)
     assert len(b.models) == 3 and b.error == ""  # the server took the key
     b.next_button.click()
     b.search_box.value = "sentiment"
-    b.search()
-    b.select("local/sentiment-vader")
+    b.search().wait(30)
+    b.select("local/sentiment-vader").wait(30)
     assert b.model_widget.run(data="lovely").data == "POSITIVE"
     states = [json.dumps(widget.get_state(), default=str) for widget in widget_module._instances.values()]
     assert len(states) > 20
@@ -210,7 +214,7 @@ def test_the_key_never_reaches_widget_state(served):
 
 
 def test_a_wrong_key_is_an_inline_error(served):
-    b = ModelBrowser(api_key="sk-wrong")
+    b = ModelBrowser(api_key="sk-wrong").wait(30)
     assert b.error and "\n" not in b.error and b.models == []
 
 
@@ -231,7 +235,7 @@ def test_headless_it_renders_the_first_page_as_a_table(monkeypatch):
 def test_live_it_is_a_widget_with_the_table_as_fallback(monkeypatch):
     monkeypatch.setenv("AIX_FRONTEND", "live")
     InteractiveShell.instance()
-    b = ModelBrowser("vader")
+    b = ModelBrowser("vader").wait(30)
     with capture_output() as captured:
         b._ipython_display_()
     (output,) = captured.outputs
@@ -250,11 +254,11 @@ class OvertakenBrowser(ModelBrowser):
     def _list(self, **kwargs):
         found = super()._list(**kwargs)
         if kwargs["query"] == "slow":
-            self.search("vader")  # the newer search, answered first
+            self.search("vader").wait(30)  # the newer search, answered first
         return found
 
 
 def test_a_late_answer_to_an_older_search_is_dropped():
-    b = OvertakenBrowser()
+    b = OvertakenBrowser().wait(30)
     b.search("slow")
-    assert b.query == "vader" and ids(b) == {"local/sentiment-vader"}  # not the empty "slow" result
+    assert b.wait(30).query == "vader" and ids(b) == {"local/sentiment-vader"}  # not the "slow" result

@@ -55,6 +55,7 @@ def sentiment_spec() -> ModelSpec:
                 ),
             ]
         ),
+        source_languages=("en",),
         concurrency=4,
     )
 
