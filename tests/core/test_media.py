@@ -314,3 +314,9 @@ def test_sniffing_knows_the_formats(head, name, kind):
 
 def test_unknown_content_is_not_sniffed():
     assert media.sniff(b"hello") is None and media.kind_of(b"") is None
+
+
+def test_keying_a_request_leaves_its_body_as_it_is_sent():
+    request = run_request(None, "x", None, stream=True)
+    request_key(EP, "m", None, request)
+    assert request.body == {"data": "x", "options": {"stream": True}}
