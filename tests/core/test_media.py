@@ -320,3 +320,20 @@ def test_keying_a_request_leaves_its_body_as_it_is_sent():
     request = run_request(None, "x", None, stream=True)
     request_key(EP, "m", None, request)
     assert request.body == {"data": "x", "options": {"stream": True}}
+
+
+def test_streams_and_comparisons_upload_their_media_too(mode, server):
+    from aix_jupyter.core.compare import compare
+
+    model = media_model(server, supports_streaming=True)
+
+    async def astream() -> list:
+        return [chunk async for chunk in await model.arun_stream(WAV)]
+
+    chunks = list(model.run_stream(WAV)) if mode == "sync" else asyncio.run(astream())
+    assert chunks and uploaded(server) == [WAV]
+    assert sent(server)["options"] == {"stream": True}
+    assert sent(server)["data"].startswith(server.url + "/files/")
+    comparison = compare([media_model(server), Model("other", url=server.run_url, api_key=KEY)], WAV)
+    assert all(r.ok for rs in comparison.responses.values() for r in rs)
+    assert uploaded(server) == [WAV, WAV, WAV]
