@@ -337,17 +337,29 @@ def output_url(value: Any) -> str:
     raise RequestError(f"download: {_short(str(shown), 60)} is not a file URL (http(s) or data:)")
 
 
-def download_flow(url: str, endpoints: Any, timeout: float) -> Any:
-    """GET an output file with a deadline; return its bytes (the key only to the configured hosts)."""
+def download_flow(
+    url: str, endpoints: Any, timeout: float, max_bytes: int | None = None, first: int | None = None
+) -> Any:
+    """GET an output file with a deadline; return its bytes (the key only to the configured hosts).
+    ``max_bytes``: a cap below ``AIX_MAX_REPLY_BYTES`` (ReplyTooLarge beyond it); ``first``: ask for the
+    first bytes only (a Range request; a server may send more, up to the cap)."""
     from aix_jupyter.core.flows import Send
     from aix_jupyter.core.protocol import http_error_message
     from aix_jupyter.core.transport import Call, DeadlineExceeded
 
     inline = _data_uri(url)
     if inline is not None:
+        if max_bytes is not None and len(inline) > max_bytes:
+            from aix_jupyter.core.transport import ReplyTooLarge
+
+            raise ReplyTooLarge(
+                f"download: the data: URI holds more than {max_bytes} bytes, the cap (max_bytes)"
+            )
         return inline
     auth = "run" if endpoints.api_key and endpoints.may_receive_key(url) else None
-    call = Call("GET", url, auth=auth, headers={"Accept": "*/*"}, what="download")
+    cap = None if max_bytes is None else (max_bytes, "max_bytes")
+    headers = {"Accept": "*/*"} if first is None else {"Accept": "*/*", "Range": f"bytes=0-{first - 1}"}
+    call = Call("GET", url, auth=auth, headers=headers, what="download", max_bytes=cap)
     try:
         reply = yield Send(call, time.monotonic() + timeout)
     except DeadlineExceeded:
@@ -387,7 +399,12 @@ def _finish(url: str, path: str | os.PathLike[str] | None) -> Callable[[Any, Any
 
 
 def _plan(
-    url_or_response: Any, path: str | os.PathLike[str] | None, timeout: float, api_key: str | None
+    url_or_response: Any,
+    path: str | os.PathLike[str] | None,
+    timeout: float,
+    api_key: str | None,
+    max_bytes: int | None,
+    first: int | None = None,
 ) -> Any:
     from aix_jupyter.core.config import resolve_endpoints
     from aix_jupyter.core.flows import Plan
@@ -396,7 +413,14 @@ def _plan(
     if not (isinstance(timeout, int | float) and timeout > 0):
         raise ParameterError(f"timeout must be a number of seconds > 0, got {timeout!r}", parameter="timeout")
     endpoints = resolve_endpoints(api_key=api_key, start_default=False)
-    return Plan(download_flow(url, endpoints, float(timeout)), endpoints, finish=_finish(url, path))
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0
+    ):
+        raise ParameterError(
+            f"max_bytes must be a number of bytes >= 0, got {max_bytes!r}", parameter="max_bytes"
+        )
+    flow = download_flow(url, endpoints, float(timeout), max_bytes, first)
+    return Plan(flow, endpoints, finish=_finish(url, path))
 
 
 def download(
@@ -405,16 +429,18 @@ def download(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     api_key: str | None = None,
+    max_bytes: int | None = None,
 ) -> bytes | Path:
     """Fetch an output file (a URL, a ``data:`` URI, or a ``ModelResponse`` holding one).
 
     With ``path`` (a file, or a folder: the URL's file name is used) the bytes are written there and
     the ``Path`` is returned; without, the bytes are. Within ``timeout`` s, at most
-    ``AIX_MAX_REPLY_BYTES``; the API key goes only to the configured hosts. RequestError otherwise.
+    ``AIX_MAX_REPLY_BYTES`` (or ``max_bytes`` when smaller); the API key goes only to the configured
+    hosts. RequestError otherwise (``ReplyTooLarge`` over the cap).
     """
     from aix_jupyter.core.flows import run_sync
 
-    result: bytes | Path = run_sync(_plan(url, path, timeout, api_key))
+    result: bytes | Path = run_sync(_plan(url, path, timeout, api_key, max_bytes))
     return result
 
 
@@ -424,12 +450,29 @@ async def adownload(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     api_key: str | None = None,
+    max_bytes: int | None = None,
 ) -> bytes | Path:
     """The async twin of ``download``: the same arguments, awaited."""
     from aix_jupyter.core.flows import run_async
 
-    result: bytes | Path = await run_async(_plan(url, path, timeout, api_key))
+    result: bytes | Path = await run_async(_plan(url, path, timeout, api_key, max_bytes))
     return result
+
+
+SNIFF_BYTES = 64
+
+
+def sniff_url(url: str, *, timeout: float = 30.0, api_key: str | None = None) -> Format | None:
+    """The format of the file behind ``url``, from its first bytes only (a Range request; None when it
+    is not a known format, or the server sends the whole of a larger file, or the fetch fails)."""
+    from aix_jupyter.core.errors import AixError
+    from aix_jupyter.core.flows import run_sync
+
+    try:
+        head = run_sync(_plan(url, None, timeout, api_key, SNIFF_BYTES, first=SNIFF_BYTES))
+    except AixError:
+        return None
+    return sniff(head) if isinstance(head, bytes) else None
 
 
 __all__ = [
@@ -449,6 +492,7 @@ __all__ = [
     "output_url",
     "prepare",
     "sniff",
+    "sniff_url",
     "to_media",
     "with_links",
 ]
