@@ -390,13 +390,17 @@ def _fetch(url: str) -> tuple[bytes | None, str]:
             return _fetched[url]
     from aix_jupyter.core.errors import AixError
     from aix_jupyter.core.media import download
+    from aix_jupyter.core.transport import ReplyTooLarge
 
+    cap = embed_max_bytes()
     try:
-        content = download(url, timeout=FETCH_TIMEOUT)
+        content = download(url, timeout=FETCH_TIMEOUT, max_bytes=cap)
         outcome: tuple[bytes | None, str] = (content, "") if isinstance(content, bytes) else (None, "")
+    except ReplyTooLarge:  # over the cap: not read past it
+        return None, _over_cap(cap)
     except AixError as exc:
         outcome = (None, str(exc))
-    if outcome[0] is None or len(outcome[0]) <= embed_max_bytes():  # what is not embedded is not kept
+    if outcome[0] is None or len(outcome[0]) <= cap:  # what is not embedded is not kept
         with _fetch_lock:
             _fetched[url] = outcome
             while len(_fetched) > _FETCHED_KEPT:
@@ -426,11 +430,16 @@ def output_media(data: Any) -> Media | None:
     named = _media_kind(text)
     if named is None and not _may_fetch(text):
         return None
-    cap = embed_max_bytes()
     content, why = _fetch(text)
+    if content is None and named is None and why.startswith(OVER_CAP):  # what is it? its first bytes say
+        from aix_jupyter.core.media import sniff_url
+
+        head = sniff_url(text, timeout=FETCH_TIMEOUT)
+        kind = head.mime if head is not None and head.mime.split("/")[0] in MEDIA_KINDS else None
+        named = (kind, text) if kind else None
     if content is None:
-        if named is None:
-            return None
+        if named is None:  # a link and why it is not embedded, when it is too large to look at
+            return Media("", text, note=f"not embedded: {why}") if why.startswith(OVER_CAP) else None
         return Media(named[0], text, note=f"not embedded: {why}" if why else "")
     from aix_jupyter.core.media import sniff
 
@@ -438,20 +447,24 @@ def output_media(data: Any) -> Media | None:
     mime = fmt.mime if fmt is not None else (named[0] if named else "")
     if mime.split("/")[0] not in ("audio", "image", "video"):
         return None
-    if len(content) > cap:
-        note = (
-            f"not embedded: {_size_text(len(content))} is over the {_size_text(cap)} cap "
-            "(AIX_EMBED_MAX_BYTES); the link works while its server keeps the file"
-        )
-        return Media(mime, text, len(content), note)
     return Media(mime, f"data:{mime};base64," + base64.b64encode(content).decode("ascii"), len(content))
+
+
+OVER_CAP = "the file is over the"
+MEDIA_KINDS = ("audio", "image", "video")
+
+
+def _over_cap(cap: int) -> str:
+    return f"{OVER_CAP} {_size_text(cap)} cap (AIX_EMBED_MAX_BYTES); the link works while its server keeps it"
 
 
 def media_html(media: Media) -> str:
     """An ``<img>``, ``<audio controls>`` or ``<video controls>`` element for ``media`` (with its note)."""
     kind = media.mime.split("/")[0]
     quoted = html.escape(media.src, quote=True)
-    if kind == "image":
+    if kind not in MEDIA_KINDS:  # a file too large to look at: its link
+        element = f'<a href="{quoted}" target="_blank" rel="noopener">{html.escape(media.src[:120])}</a>'
+    elif kind == "image":
         element = f'<img src="{quoted}" alt="model output"/>'
     else:
         element = f'<{kind} controls src="{quoted}"></{kind}>'
@@ -548,7 +561,8 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
     elif isinstance(data, str):
         media = output_media(data)
         if media:
-            bundle.update(_media_bundle(media.mime, media.src))
+            if media.mime:
+                bundle.update(_media_bundle(media.mime, media.src))
             bundle["text/plain"] = _plain_for_media(media, data.strip())
             if media.note:
                 bundle["text/plain"] += f"\n({media.note})"

@@ -337,3 +337,18 @@ def test_streams_and_comparisons_upload_their_media_too(mode, server):
     comparison = compare([media_model(server), Model("other", url=server.run_url, api_key=KEY)], WAV)
     assert all(r.ok for rs in comparison.responses.values() for r in rs)
     assert uploaded(server) == [WAV, WAV, WAV]
+
+
+def test_a_smaller_cap_per_download_and_sniffing_a_url_by_its_first_bytes(server, stored):
+    from aix_jupyter.core.transport import ReplyTooLarge
+
+    with pytest.raises(ReplyTooLarge, match=r"larger than 100 bytes, the cap \(max_bytes\)"):
+        media.download(stored, max_bytes=100)
+    assert media.download(stored, max_bytes=len(WAV)) == WAV
+    with pytest.raises(ParameterError, match="max_bytes must be a number of bytes >= 0"):
+        media.download(stored, max_bytes=-1)
+    assert media.sniff_url(stored) is None  # the server sent the whole file: more than the first bytes
+    server.ranges = True
+    found = media.sniff_url(stored)
+    assert found is not None and found.name == "WAV"
+    assert server.seen("GET", "/files/")[-1].headers["range"] == "bytes=0-63"

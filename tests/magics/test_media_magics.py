@@ -70,15 +70,29 @@ def test_a_url_that_is_not_media_stays_text(server):
     assert bundle["text/plain"] == f"{server.url}/files/text" and "text/html" not in bundle
 
 
-def test_over_the_cap_a_link_and_a_note(server, monkeypatch):
+def test_over_the_cap_a_player_of_the_link_and_a_note(server, monkeypatch):
+    server.ranges = True  # its first bytes tell what it is, without reading the rest
     monkeypatch.setenv("AIX_EMBED_MAX_BYTES", "100")
     url = f"{server.url}/files/tone"
     bundle, _ = aix_display.response_bundle(ModelResponse("SUCCESS", data=url))
     assert bundle["text/html"].startswith(f'<audio controls src="{url}"></audio><br><small>not embedded: ')
     assert "over the 100 bytes cap (AIX_EMBED_MAX_BYTES)" in bundle["text/html"]
     assert bundle["text/plain"].startswith(url + "\n(not embedded:")
+    assert server.seen("GET", "/files/tone")[-1].headers["range"] == "bytes=0-63"
     aix_display.set_embed_max_bytes(len(WAV))  # the setting wins over the environment
     assert aix_display.output_media(url).embedded
+
+
+def test_over_the_cap_without_ranges_a_link_and_a_note(server, monkeypatch):
+    monkeypatch.setenv("AIX_EMBED_MAX_BYTES", "100")
+    url = f"{server.url}/files/tone"
+    bundle, _ = aix_display.response_bundle(ModelResponse("SUCCESS", data=url))
+    assert bundle["text/html"].startswith(
+        f'<a href="{url}" target="_blank" rel="noopener">{url}</a><br><small>'
+    )
+    assert "not embedded: the file is over the 100 bytes cap" in bundle["text/html"]
+    named = aix_display.output_media(f"{server.url}/files/tone.wav")  # a name that says what it is
+    assert named is not None and named.mime == "audio/x-wav" and not named.embedded
 
 
 def test_a_foreign_url_is_only_fetched_when_its_name_says_media(server):
