@@ -410,3 +410,53 @@ def test_missing_extras_give_one_line_install_hints(tmp_path: Path):
         assert lines[model].startswith("FAILED ModelUnavailable: "), lines[model]
         assert lines[model].endswith(hint.INSTALL_HINT)
     assert lines["other"] == "SUCCESS"
+
+
+# -- cancel: a running model stops at its next unit of work -------------------------------------------------
+def _cancel_when(job, started) -> threading.Thread:
+    def watch() -> None:
+        assert wait_for(started, timeout=120, interval=0.005)
+        job.cancel_event.set()
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
+
+
+@needs[TTS]
+@needs[ASR]
+def test_cancel_stops_whisper_between_segments(tmp_path: Path):
+    from aix_jupyter.backend.jobs import Job, JobCancelled, JobContext
+    from aix_jupyter.backend.uploads import StoredPath
+
+    data, _, seconds = piper.synthesize(" ".join([SENTENCES[2]] * 3))  # ~45 s: two 30 s windows
+    assert seconds > 35
+    path = tmp_path / "long.wav"
+    path.write_bytes(data)
+    job = Job(whisper.whisper_spec(), {})
+    watcher = _cancel_when(job, lambda: job.fraction is not None and job.fraction > 0)
+    with pytest.raises(JobCancelled):
+        whisper.run_whisper({"source_audio": StoredPath(path), "language": "en"}, JobContext(job))
+    watcher.join()
+    assert job.fraction is not None and job.fraction < 1 and "segments" not in job.details
+
+
+@needs[TTS]
+def test_cancel_stops_piper_between_sentences(monkeypatch):
+    from aix_jupyter.backend.jobs import Job, JobCancelled, JobContext
+
+    job = Job(piper.piper_spec(), {})
+    spoken: list[int] = []
+    voice = piper.load()
+    real = type(voice).phoneme_ids_to_audio
+
+    def counting(self, *args, **kwargs):
+        spoken.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(voice), "phoneme_ids_to_audio", counting)
+    watcher = _cancel_when(job, lambda: spoken)
+    with pytest.raises(JobCancelled):
+        piper.run_piper({"text": "One sentence here. " * 40, "voice": "joe"}, JobContext(job))
+    watcher.join()
+    assert 1 <= len(spoken) < 40
