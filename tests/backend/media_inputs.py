@@ -13,6 +13,15 @@ SENTENCES = (
     "Yesterday the museum opened a new exhibition about the history of ancient ships, and thousands "
     "of visitors came to see the models, the maps and the old tools that sailors once used to cross "
     "the ocean. The curator said that the collection took ten years to assemble.",
+    "Good morning everyone, and welcome to the weekly planning meeting. First, the new office on the "
+    "river will open in March, and each team should choose two people to help with the move. Second, "
+    "the budget for the next quarter is ready, and we will spend more on training and less on travel. "
+    "Third, the customer survey shows that people like the faster delivery, but they want clearer "
+    "instructions and a better phone line. Finally, please remember that the library will close early "
+    "on Friday, so return your books before lunch. If you have questions, write to me after the meeting, "
+    "and I will answer them by the end of the week. One more thing: the car park behind the building "
+    "will be painted next Tuesday, so please leave your car on the street that morning. The coffee "
+    "machine on the third floor is fixed. Thank you for listening, and have a good day.",
 )
 PARAGRAPH = (
     "Invoice number 4521",
