@@ -177,6 +177,8 @@ class Call:
     content: bytes | None = None
     what: str = "request"
     cancel_orphan: bool = False  # a job this call starts after its caller cancelled is cancelled (sync)
+    #: a cap on this reply below ``AIX_MAX_REPLY_BYTES`` (and the setting that names it, for the message)
+    max_bytes: tuple[int, str] | None = None
 
     @property
     def idempotent(self) -> bool:
@@ -407,18 +409,20 @@ class _Reader:
     cannot inflate past the cap in one step (a gzip bomb costs at most the cap).
     """
 
-    __slots__ = ("_inflater", "call", "limit", "secret", "total")
+    __slots__ = ("_inflater", "call", "limit", "secret", "setting", "total")
 
     def __init__(self, call: Call, secret: str | None) -> None:
         self.call, self.secret = call, secret
-        self.limit = reply_limit()
+        self.limit, self.setting = reply_limit(), "AIX_MAX_REPLY_BYTES"
+        if call.max_bytes is not None and call.max_bytes[0] < self.limit:
+            self.limit, self.setting = call.max_bytes
         self.total = 0
         self._inflater: Any = None
 
     def start(self, response: httpx.Response, what: str = "the reply") -> None:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+            raise _too_large(self.call, what, self.limit, self.setting)
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._inflater = zlib.decompressobj(47)  # a gzip or zlib header, detected
@@ -438,10 +442,10 @@ class _Reader:
                     f"{self.call.what}: the reply's compression is corrupt", kind="network"
                 ) from None
             if self._inflater.unconsumed_tail:
-                raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+                raise _too_large(self.call, what, self.limit, self.setting)
         self.total += len(raw)
         if self.total > self.limit:
-            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+            raise _too_large(self.call, what, self.limit, self.setting)
         return raw
 
 
