@@ -20,7 +20,9 @@ that may have started a job is ever sent twice.
 Stopping. ``timeout`` bounds the whole batch; ``cancel`` (a ``threading.Event``), Ctrl-C and task
 cancellation stop it early. Then no item is started any more, the jobs in flight are cancelled on
 the server (``DELETE``, bounded by the flows' cancel budget) and control returns within about a
-second. Every item of a sized input that did not finish is a FAILED response saying why; for a
+second. A run POST still in flight then is left to answer in its worker (``Call.cancel_orphan``, as
+for a single run, up to ``RUN_GRACE`` s after the batch deadline), and the job it started is
+cancelled. Every item of a sized input that did not finish is a FAILED response saying why; for a
 generator, the items consumed so far are kept and the rest is never read.
 
 Events (``BatchEvent``) carry the counts a progress display needs -- done / total, failed, in
@@ -67,7 +69,9 @@ MAX_PUSHBACKS = 50  # 429/503 answers one item may get before its run fails with
 MIN_PAUSE = 0.05  # seconds: the shortest wait after a push-back (Retry-After: 0 must not spin)
 TICK = 0.05  # seconds: how often the scheduler looks at ``cancel`` and the deadline while waiting
 STOP_BUDGET = 0.9  # seconds an interrupted batch waits for its in-flight jobs' cancellation
-RUN_GRACE = 1.0  # an item's own run timeout outlasts the batch deadline, so the batch cancels it
+# An item's own run timeout outlasts the batch deadline by this much, so the batch cancels it; a run
+# POST still in flight when the batch stops has this long to answer, so the job it started is cancelled.
+RUN_GRACE = 30.0
 FIRST_ERRORS = 3  # errors shown in a summary
 SIGNAL_WAIT = 0.1  # seconds: the sync caller waits in slices so that Ctrl-C is noticed at once
 
