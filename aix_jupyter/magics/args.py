@@ -372,8 +372,9 @@ means run.
 Input: the rest of the line (after the options, or after --) or the cell body. {name} is filled in
 from the notebook ({{ and }} give braces); a variable holding a dict is sent as the request; the path
 of an existing file sends the file (its text for text models).
-Batches (map, compare): --concurrency N (jobs in flight at once), --timeout SECONDS (the whole batch),
--o VAR (the BatchResult / Comparison), --no-progress, --no-cache; map also --column COL and --into COL.
+Batches (map, compare): --concurrency N (jobs in flight at once; for compare, across all the models),
+--timeout SECONDS (the whole batch), -o VAR (the BatchResult / Comparison), --no-progress, --no-cache;
+map also --column COL and --into COL.
 compare: every word before the first option or -- is a model id (shout, my-model, provider/name).
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
 Cache and cassettes: %aix help cache | record | replay ($AIX_CACHE, $AIX_RECORD, $AIX_REPLAY set them
