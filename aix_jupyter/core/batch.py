@@ -20,7 +20,9 @@ that may have started a job is ever sent twice.
 Stopping. ``timeout`` bounds the whole batch; ``cancel`` (a ``threading.Event``), Ctrl-C and task
 cancellation stop it early. Then no item is started any more, the jobs in flight are cancelled on
 the server (``DELETE``, bounded by the flows' cancel budget) and control returns within about a
-second. Every item of a sized input that did not finish is a FAILED response saying why; for a
+second. A run POST still in flight then is left to answer in its worker (``Call.cancel_orphan``, as
+for a single run, up to ``RUN_GRACE`` s after the batch deadline), and the job it started is
+cancelled. Every item of a sized input that did not finish is a FAILED response saying why; for a
 generator, the items consumed so far are kept and the rest is never read.
 
 Events (``BatchEvent``) carry the counts a progress display needs -- done / total, failed, in
@@ -67,7 +69,9 @@ MAX_PUSHBACKS = 50  # 429/503 answers one item may get before its run fails with
 MIN_PAUSE = 0.05  # seconds: the shortest wait after a push-back (Retry-After: 0 must not spin)
 TICK = 0.05  # seconds: how often the scheduler looks at ``cancel`` and the deadline while waiting
 STOP_BUDGET = 0.9  # seconds an interrupted batch waits for its in-flight jobs' cancellation
-RUN_GRACE = 1.0  # an item's own run timeout outlasts the batch deadline, so the batch cancels it
+# An item's own run timeout outlasts the batch deadline by this much, so the batch cancels it; a run
+# POST still in flight when the batch stops has this long to answer, so the job it started is cancelled.
+RUN_GRACE = 30.0
 FIRST_ERRORS = 3  # errors shown in a summary
 MEDIA_ROWS = 20  # media outputs a BatchResult shows playable (when the notebook layer renders media)
 SIGNAL_WAIT = 0.1  # seconds: the sync caller waits in slices so that Ctrl-C is noticed at once
@@ -151,6 +155,69 @@ class Limiter:
         before = self.effective
         self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
         return self.effective != before
+
+
+class SharedLimit:
+    """At most ``maximum`` jobs in flight across the batches that share it (``compare``'s
+    ``concurrency``), for batches run on one event loop.
+
+    Shared fairly: a free slot goes to the batch holding the fewest among those waiting for one (a
+    batch that did not start yet waits), so M batches under a limit of N hold about N/M each, and a
+    batch with nothing left to start leaves its share to the others. A batch refused a slot awaits
+    ``changed()``, which resolves when a slot is taken or given back, or a batch stops waiting.
+    """
+
+    __slots__ = ("_waiters", "holding", "in_flight", "maximum", "waiting")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.in_flight = 0
+        self.holding: dict[int, int] = {}  # id() of a batch -> the slots it holds
+        self.waiting: set[int] = set()  # id() of the batches refused a slot (or not started yet)
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def join(self, batch: object) -> None:
+        self.holding[id(batch)] = 0
+        self.waiting.add(id(batch))
+
+    def may_start(self, batch: object) -> bool:
+        """May ``batch`` start one more job now? (When not, it counts as waiting for a slot.)"""
+        key = id(batch)
+        mine = self.holding.get(key, 0)
+        if self.in_flight < self.maximum and not any(
+            self.holding.get(other, 0) < mine for other in self.waiting if other != key
+        ):
+            return True
+        self.waiting.add(key)
+        return False
+
+    def take(self, batch: object) -> None:
+        self.in_flight += 1
+        self.holding[id(batch)] = self.holding.get(id(batch), 0) + 1
+        self.waiting.discard(id(batch))
+        self._wake()
+
+    def give(self, batch: object, count: int = 1) -> None:
+        self.in_flight -= count
+        self.holding[id(batch)] = self.holding.get(id(batch), 0) - count
+        self._wake()
+
+    def leave(self, batch: object) -> None:
+        """``batch`` has no item left to start (or stopped)."""
+        if id(batch) in self.waiting:
+            self.waiting.discard(id(batch))
+            self._wake()
+
+    def changed(self) -> asyncio.Future[None]:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +576,7 @@ class Batch:
         cache: Any = None,
         wait_time: float = 0.5,
         max_wait: float | None = None,
+        shared: SharedLimit | None = None,
     ) -> None:
         from aix_jupyter.core.polling import DEFAULT_MAX_WAIT
 
@@ -535,6 +603,9 @@ class Batch:
         self.wait_time = wait_time
         self.max_wait = DEFAULT_MAX_WAIT if max_wait is None else max_wait
         self.limiter = Limiter(concurrency)
+        self.shared = shared  # a bound on the jobs in flight shared with other batches (compare)
+        if shared is not None:
+            shared.join(self)
         self.stop = threading.Event()  # given to every run flow as its cancel event
         self.stopped: StopReason | None = None
         self.inputs: list[Any] = []
@@ -724,6 +795,15 @@ class Batch:
         return max(0.0, min(times) - now)
 
     # -- the loop -------------------------------------------------------------------------------
+    def _may_start(self, now: float) -> bool:
+        if self.stopped is not None or not self.limiter.can_start(now):
+            return False
+        return self.shared is None or self.shared.may_start(self)
+
+    def _starting(self) -> bool:
+        """Are there items left to start (False once stopped or every input was started)?"""
+        return self.stopped is None and not (self._exhausted and not self._requeued)
+
     async def run(self) -> BatchResult:
         from aix_jupyter.core.transport import AsyncTransport, async_client
 
@@ -731,35 +811,52 @@ class Batch:
         report_outcome(RunOutcome("batch", self.model.id, "STARTED"))
         self.emit("started")
         tasks: dict[asyncio.Task[Any], tuple[int, int, int]] = {}
+        shared = self.shared
         async with async_client(ep.run_url) as client:
             transport = AsyncTransport(ep, client)
             try:
                 while True:
                     now = time.monotonic()
                     self._check_stop(now)
-                    while self.stopped is None and self.limiter.can_start(now):
+                    while self._may_start(now):
                         item = self._take(now)
                         if item is None:
                             break
                         self.limiter.in_flight += 1
+                        if shared is not None:
+                            shared.take(self)
                         task = asyncio.ensure_future(self._item(transport, *item))
                         tasks[task] = item
-                    if not tasks and (self.stopped is not None or (self._exhausted and not self._requeued)):
+                    starting = self._starting()
+                    if shared is not None and not starting:
+                        shared.leave(self)
+                    if not tasks and not starting:
                         break
-                    if not tasks:
+                    waits: set[asyncio.Future[Any]] = set(tasks)
+                    if shared is not None and starting and self.limiter.can_start(now):
+                        waits.add(shared.changed())  # held back by the shared limit (or pausing)
+                    if not waits:
                         await asyncio.sleep(self._wake_in(now))
                         continue
                     done, _ = await asyncio.wait(
-                        tasks, timeout=self._wake_in(now), return_when=asyncio.FIRST_COMPLETED
+                        waits, timeout=self._wake_in(now), return_when=asyncio.FIRST_COMPLETED
                     )
                     for task in done:
+                        if task not in tasks:
+                            continue  # the shared limit changed
                         i, pushes, connects = tasks.pop(task)
                         self.limiter.in_flight -= 1
+                        if shared is not None:
+                            shared.give(self)
                         self._ended(i, pushes, connects, task.result())
             except BaseException:  # Ctrl-C, task cancellation, a failing event hook
                 self._halt("interrupted")
                 await _settle(tasks)
                 raise
+            finally:
+                if shared is not None:
+                    shared.give(self, len(tasks))
+                    shared.leave(self)
         self.finished_at = time.monotonic()
         result = self.result()
         self.emit("finished", message=self.stopped or "")

@@ -26,9 +26,11 @@ only where the server cannot have started a job: a connection that could not be 
 HTTP 429/503 answer. ``Retry-After`` is honoured; a retry that would end after the deadline is
 not made.
 
-Cancel during a submit. When the caller cancels (or presses Ctrl-C) while a run POST is still in
-flight, the sync transport lets the request finish in its worker thread and, if the reply turns
-out to be a started job, DELETEs it (``cancel_orphan``), so no job is left running unseen.
+Cancel during a submit. When the caller cancels (or presses Ctrl-C, or cancels the task) while a
+run POST is still in flight, the request is left to finish in its worker thread and, if the reply
+turns out to be a started job, DELETEs it (``cancel_orphan``), so no job is left running unseen.
+The async transport makes such calls in the same pooled workers (awaited on its loop), so the same
+holds for ``arun``, ``amap`` and a batch's private loop, even when the loop has ended by then.
 
 The API key. ``Transport`` attaches the key only to URLs on the origin (scheme, host, port) of
 the configured run or backend URL (``Endpoints.may_receive_key``). A poll URL on any other
@@ -176,7 +178,7 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | None = None
     what: str = "request"
-    cancel_orphan: bool = False  # a job this call starts after its caller cancelled is cancelled (sync)
+    cancel_orphan: bool = False  # a job this call starts after its caller left is cancelled
     #: a cap on this reply below ``AIX_MAX_REPLY_BYTES`` (and the setting that names it, for the message)
     max_bytes: tuple[int, str] | None = None
 
@@ -541,12 +543,13 @@ def _close_clients() -> None:
 
 
 class _Job:
-    __slots__ = ("done", "error", "result")
+    __slots__ = ("done", "error", "notify", "result")
 
-    def __init__(self) -> None:
+    def __init__(self, notify: Callable[[], None] | None = None) -> None:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.notify = notify  # called by the worker once ``done`` is set
 
 
 # Requests run in daemon worker threads that are kept for reuse: starting a thread per request
@@ -568,15 +571,21 @@ def _worker() -> None:
             job.error = exc
         finally:
             job.done.set()
+            if job.notify is not None:
+                with contextlib.suppress(Exception):  # e.g. the waiting loop is closed: nobody waits
+                    job.notify()
         del fn, job
         with _pool_lock:
             _idle_workers += 1
 
 
-def run_in_worker(fn: Callable[[], Any], name: str = "aix-http") -> _Job:
-    """Run ``fn`` in a pooled daemon worker thread; the returned job says when it is done."""
+def run_in_worker(
+    fn: Callable[[], Any], name: str = "aix-http", notify: Callable[[], None] | None = None
+) -> _Job:
+    """Run ``fn`` in a pooled daemon worker thread; the returned job says when it is done (and the
+    worker calls ``notify()`` then, when given)."""
     global _idle_workers
-    job = _Job()
+    job = _Job(notify)
     with _pool_lock:
         if _idle_workers:
             _idle_workers -= 1  # that worker is reserved for this item
@@ -707,6 +716,18 @@ class SyncTransport(Transport):
 
     def attempt(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> RawReply:
         """One request and its whole reply; raise TransportFailure / Cancelled / DeadlineExceeded."""
+        job, exchange = self.start(call, deadline)
+        try:
+            return _wait(job, exchange, deadline, cancel, keep=call.cancel_orphan)
+        except (Cancelled, KeyboardInterrupt):
+            self.left(call, job)
+            raise
+
+    def start(
+        self, call: Call, deadline: float | None, notify: Callable[[], None] | None = None
+    ) -> tuple[_Job, _Exchange]:
+        """Make ``call`` in a pooled worker (``notify()`` from there once it is done). When its caller
+        abandons the exchange without killing it, a ``cancel_orphan`` call's reply is cleaned up there."""
         client = sync_client(call.url)
         request = self.request(client, call, deadline)
         exchange = _Exchange()
@@ -722,13 +743,12 @@ class SyncTransport(Transport):
                 orphan(reply)  # the caller left (cancel, Ctrl-C): clean up what it started
             return reply
 
-        job = run_in_worker(do)
-        try:
-            return _wait(job, exchange, deadline, cancel, keep=orphan is not None)
-        except (Cancelled, KeyboardInterrupt):
-            if orphan is not None and job.done.is_set() and job.error is None:
-                orphan(job.result)  # it finished just as the caller left
-            raise
+        return run_in_worker(do, notify=notify), exchange
+
+    def left(self, call: Call, job: _Job) -> None:
+        """The caller of ``start`` left (cancel, Ctrl-C, task cancellation) without killing the exchange."""
+        if call.cancel_orphan and job.done.is_set() and job.error is None:
+            self.cancel_orphan(job.result)  # it finished just as the caller left
 
     def cancel_orphan(self, reply: RawReply) -> None:
         """DELETE the job a run POST started after its caller had cancelled (best effort, bounded)."""
@@ -943,11 +963,41 @@ class AsyncTransport(Transport):
         return reader.reply(response)
 
     async def attempt(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> RawReply:
+        if call.cancel_orphan:
+            return await self._attempt_in_worker(call, deadline, cancel)
+
         async def do() -> RawReply:
             response = await self._send(self.client(call.url), call, deadline)
             return await self._read(response, call)
 
         return await await_within(do(), deadline, cancel)
+
+    async def _attempt_in_worker(
+        self, call: Call, deadline: float | None, cancel: threading.Event | None
+    ) -> RawReply:
+        """A ``cancel_orphan`` call (a run POST), made as the sync shell makes it, in a pooled worker:
+        a caller who leaves while it is in flight (``cancel``, task cancellation) gets control back at
+        once, and the job the reply names is cancelled there -- even when this loop is gone by then."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake() -> None:  # in the worker
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        shell = SyncTransport(self.endpoints)
+        job, exchange = shell.start(call, deadline, notify=wake)
+        try:
+            await await_within(done, deadline, cancel)
+        except DeadlineExceeded:
+            exchange.abandon()
+            raise
+        except BaseException:
+            exchange.abandon(kill=False)
+            shell.left(call, job)
+            raise
+        if job.error is not None:
+            raise job.error
+        return job.result
 
     async def sleep(self, seconds: float, cancel: threading.Event | None) -> None:
         await asleep_until(seconds, cancel)

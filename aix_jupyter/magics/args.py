@@ -13,6 +13,7 @@ Grammar (``[...]`` optional)::
     %aix widget [MODEL]
     %aix map    [MODEL] [OPTIONS] SOURCE           SOURCE: a variable holding a list, Series or DataFrame
     %aix compare MODEL MODEL [MODEL ...] [OPTIONS] -- TEXT     %%aix compare MODEL MODEL ... (cell body)
+                                                   (every word before the first option or -- is a MODEL)
     %aix usage                                     runs, items, failures, credits of this kernel
     %aix cache  [on [PATH] [--max-size SIZE] | off | clear | info]   the response cache (alone: info)
     %aix record PATH [--append] | off              record every run to a cassette (JSON lines)
@@ -348,7 +349,8 @@ def usage(command: str | None = None) -> str:
         "map": "%aix map MODEL [--concurrency N] [--column COL] [--into COL] [-o VAR] [--param value ...] "
         "SOURCE   (SOURCE: a variable holding a list, Series or DataFrame)",
         "compare": "%aix compare MODEL MODEL [MODEL ...] [--param value ...] -- TEXT  |  "
-        "%%aix compare MODEL MODEL ... + cell body",
+        "%%aix compare MODEL MODEL ... [--param value ...] + cell body   (every word before the first "
+        "option or -- is a model id)",
         "usage": "%aix usage   (runs, items, failures, answers from a store and credits of this kernel, "
         "per model)",
         "cache": "%aix cache [on [PATH] [--max-size SIZE] | off | clear | info]   (the response cache; "
@@ -387,8 +389,10 @@ means run.
 Input: the rest of the line (after the options, or after --) or the cell body. {name} is filled in
 from the notebook ({{ and }} give braces); a variable holding a dict is sent as the request; the path
 of an existing file sends the file (its text for text models).
-Batches (map, compare): --concurrency N (jobs in flight at once), --timeout SECONDS (the whole batch),
--o VAR (the BatchResult / Comparison), --no-progress, --no-cache; map also --column COL and --into COL.
+Batches (map, compare): --concurrency N (jobs in flight at once; for compare, across all the models),
+--timeout SECONDS (the whole batch), -o VAR (the BatchResult / Comparison), --no-progress, --no-cache;
+map also --column COL and --into COL.
+compare: every word before the first option or -- is a model id (shout, my-model, provider/name).
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
 Cache and cassettes: %aix help cache | record | replay ($AIX_CACHE, $AIX_RECORD, $AIX_REPLAY set them
 for a whole kernel).
@@ -455,8 +459,8 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
 def _parse_batch(
     command: str, line: str, pos: int, default_model: str, known_models: Iterable[str]
 ) -> BatchArgs:
-    """``map [MODEL] rest`` / ``compare MODEL MODEL ... rest``: the model ids up to the first option,
-    ``--`` or word that is not a model id."""
+    """``map [MODEL] rest`` / ``compare MODEL MODEL ... rest``: for compare, every word before the
+    first option or ``--`` is a model id (whatever its shape: a custom server's ids are plain words)."""
     known = list(known_models)
     if command == "map":
         tok = next_token(line, pos)
@@ -468,13 +472,12 @@ def _parse_batch(
         return BatchArgs("map", [default_model], line[pos:])
     models: list[str] = []
     while (tok := next_token(line, pos)) is not None and not _is_option(line, tok.start):
-        if not looks_like_model_id(tok.value, known) and "{" not in tok.value:
-            break
         models.append(tok.value)
         pos = tok.end
     if len(models) < 2:
         raise MagicUsageError(
-            f"compare: give two or more MODEL ids (provider/name), got {len(models)}; {usage('compare')}"
+            f"compare: give two or more MODEL ids before the options and --, got {len(models)}; "
+            f"{usage('compare')}"
         )
     return BatchArgs("compare", models, line[pos:])
 
