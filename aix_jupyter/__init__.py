@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     # notebook layer
     "ModelWidget": "aix_jupyter.widgets",
     "ModelBrowser": "aix_jupyter.widgets",
+    "ChatWidget": "aix_jupyter.widgets",
     "MagicUsageError": "aix_jupyter.magics.errors",
     "RunFailed": "aix_jupyter.magics.errors",
 }
@@ -149,5 +150,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.streaming import ModelResponseStreamer as ModelResponseStreamer
     from aix_jupyter.magics.errors import MagicUsageError as MagicUsageError
     from aix_jupyter.magics.errors import RunFailed as RunFailed
+    from aix_jupyter.widgets import ChatWidget as ChatWidget
     from aix_jupyter.widgets import ModelBrowser as ModelBrowser
     from aix_jupyter.widgets import ModelWidget as ModelWidget
