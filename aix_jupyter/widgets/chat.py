@@ -66,23 +66,35 @@ function render({ model, el }) {
   el.append(box);
   const grow = () => { box.rows = Math.max(2, Math.min(12, box.value.split("\n").length)); };
   box.addEventListener("input", () => { model.set("value", box.value); model.save_changes(); grow(); });
-  box.addEventListener("keydown", (event) => {
-    event.stopPropagation();  // Enter, Shift+Enter, ... are the box's, not the notebook's shortcuts
-    if (event.key === "Enter" && !event.shiftKey && !event.ctrlKey && !event.altKey && !event.metaKey
-        && !event.isComposing) {
-      event.preventDefault();
+  // Enter (with any modifier) is handled before the page's own shortcuts see it: Notebook 7 reads keys
+  // in the capture phase on the document (Shift+Enter would run the cell), so listen on the window,
+  // which comes first, and mark the event handled (its shortcut registry skips handled events).
+  const onKey = (event) => {
+    if (event.target !== box || event.key !== "Enter" || event.isComposing) return;
+    event.preventDefault();
+    event.stopPropagation();
+    if (event.shiftKey) {  // a new line, where the cursor is
+      box.setRangeText("\n", box.selectionStart, box.selectionEnd, "end");
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    } else if (!event.ctrlKey && !event.altKey && !event.metaKey) {
       model.set("value", box.value);
       model.save_changes();
       model.send({ submit: box.value });
     }
-  });
+  };
+  window.addEventListener("keydown", onKey, true);
+  box.addEventListener("keydown", (event) => event.stopPropagation());  // other keys: the box's own
   const sync = () => { if (box.value !== model.get("value")) { box.value = model.get("value"); grow(); } };
   const able = () => { box.disabled = model.get("disabled"); };
   model.on("change:value", sync);
   model.on("change:disabled", able);
   able();
   grow();
-  return () => { model.off("change:value", sync); model.off("change:disabled", able); };
+  return () => {
+    window.removeEventListener("keydown", onKey, true);
+    model.off("change:value", sync);
+    model.off("change:disabled", able);
+  };
 }
 export default { render };
 """

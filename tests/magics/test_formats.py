@@ -28,7 +28,8 @@ def test_format_and_schema_options_of_run_and_stream():
         "Who?",
     )
     assert ma.parse_run_options("--format=code hi", SCHEMA, command="stream").output_format == "code"
-    with pytest.raises(MagicUsageError, match=r"-f takes one of text, markdown, json, html, code, got 'yaml'"):
+    formats = "text, markdown, json, html, code"
+    with pytest.raises(MagicUsageError, match=rf"-f takes one of {formats}, got 'yaml'"):
         ma.parse_run_options("-f yaml hi", SCHEMA)
     with pytest.raises(MagicUsageError, match="--schema needs a Python variable name, got '1x'"):
         ma.parse_run_options("--schema 1x hi", SCHEMA)
@@ -82,7 +83,10 @@ def test_completion_of_chat_and_format_values():
     assert complete("%aix chat local/smollm2-135m --format j")[1] == ["json"]
 
 
-ANSWER = "Here it is:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nand a test:\n```\nassert add(1, 2) == 3\n```\n"
+ANSWER = (
+    "Here it is:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+    "and a test:\n```\nassert add(1, 2) == 3\n```\n"
+)
 
 
 def test_extract_code_takes_the_fenced_blocks():
