@@ -19,6 +19,9 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # client core
     "Model": "aix_jupyter.core.model",
+    "LLM": "aix_jupyter.core.llm",
+    "Conversation": "aix_jupyter.core.conversation",
+    "ConversationBusy": "aix_jupyter.core.conversation",
     "ModelFactory": "aix_jupyter.core.factory",
     "ModelResponse": "aix_jupyter.core.response",
     "ModelResponseStreamer": "aix_jupyter.core.streaming",
@@ -122,6 +125,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.compare import ComparisonInterrupted as ComparisonInterrupted
     from aix_jupyter.core.compare import acompare as acompare
     from aix_jupyter.core.compare import compare as compare
+    from aix_jupyter.core.conversation import Conversation as Conversation
+    from aix_jupyter.core.conversation import ConversationBusy as ConversationBusy
     from aix_jupyter.core.enums import AssetStatus as AssetStatus
     from aix_jupyter.core.enums import Function as Function
     from aix_jupyter.core.enums import FunctionType as FunctionType
@@ -138,6 +143,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.events import observe_session as observe_session
     from aix_jupyter.core.factory import ModelFactory as ModelFactory
     from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
+    from aix_jupyter.core.llm import LLM as LLM
     from aix_jupyter.core.model import Model as Model
     from aix_jupyter.core.parameters import ModelParameters as ModelParameters
     from aix_jupyter.core.parameters import Parameter as Parameter
