@@ -680,13 +680,10 @@ def _take_cell(opts: ma.RunOptions, cell: str | None) -> None:
 
 
 def _takes_response_format(model: Any) -> bool:
-    """Does ``model.run`` take ``response_format=`` (an ``LLM``)?"""
-    import inspect
+    """Does ``model.run`` take ``response_format=`` (an ``LLM``: a text-generation model)?"""
+    from aix_jupyter.core.llm import LLM
 
-    try:
-        return "response_format" in inspect.signature(model.run).parameters
-    except (TypeError, ValueError):
-        return False
+    return isinstance(model, LLM)
 
 
 def _cache_choice(opts: ma.RunOptions) -> bool | None:

@@ -85,15 +85,11 @@ function render({ model, el }) {
   window.addEventListener("keydown", onKey, true);
   box.addEventListener("keydown", (event) => event.stopPropagation());  // other keys: the box's own
   const sync = () => { if (box.value !== model.get("value")) { box.value = model.get("value"); grow(); } };
-  const able = () => { box.disabled = model.get("disabled"); };
   model.on("change:value", sync);
-  model.on("change:disabled", able);
-  able();
   grow();
   return () => {
     window.removeEventListener("keydown", onKey, true);
     model.off("change:value", sync);
-    model.off("change:disabled", able);
   };
 }
 export default { render };
@@ -128,7 +124,6 @@ class ChatInput(anywidget.AnyWidget):
     _css = _INPUT_CSS
     value = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode("Message (Enter sends, Shift+Enter: new line)").tag(sync=True)
-    disabled = traitlets.Bool(False).tag(sync=True)
 
 
 @dataclass
