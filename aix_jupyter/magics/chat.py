@@ -29,7 +29,7 @@ so a follow-up can refer to what was said. The kernel keeps one conversation per
   %%aix chat MODEL ...               the cell body is the message
   %aix chat MODEL --history          the transcript so far
   %aix chat MODEL --reset            forget the turns (the system prompt stays)
-  %aix chat MODEL                    a ChatWidget on the same conversation
+  %aix chat MODEL [--param value ...]  a ChatWidget on the same conversation (its settings preset)
 --system TEXT sets the conversation's system prompt (also on one that exists). The reply streams
 (models that stream) and ends as one Markdown output; -o VAR keeps the ModelResponse; -f FORMAT
 shows it as text, markdown, json, html or code (code: a new cell below holds the answer's code);
@@ -88,7 +88,7 @@ def handle(magics: AixMagics, args: ma.RunArgs, cell: str | None) -> Any:
     if not text:
         from aix_jupyter.widgets.chat import ChatWidget
 
-        return ChatWidget(conv, timeout=magics.timeout)
+        return ChatWidget(conv, timeout=magics.timeout, **opts.parameters)  # --param values preset
     return _turn(magics, conv, model, text, opts)
 
 

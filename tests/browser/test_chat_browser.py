@@ -5,9 +5,9 @@ records, in the kernel, the messages the embedded backend builds each LLM prompt
 side of the conversation), and a ``ChatWidget`` on ``local/smollm2-135m`` at temperature 0. The steps,
 one test each: Enter sends and Shift+Enter adds a line; two turns where the second question needs the
 first answer (the server got the first exchange with the second message, and the answer uses it);
-Stop during a long reply; New chat; the saved notebook's fallback. Screenshots:
+Stop during a long reply; New chat; the saved notebook's fallback; ``%aix chat`` and its widget. Screenshots:
 ``browser-chat-two-turns.png``, ``browser-chat-settings.png``, ``browser-chat-stopped.png``,
-``browser-chat-new-chat.png`` (Notebook 7's are ``browser-notebook7-chat-*.png``).
+``browser-chat-new-chat.png``, ``browser-chat-magic.png`` (Notebook 7's are ``browser-notebook7-chat-*.png``).
 """
 
 from __future__ import annotations
@@ -236,3 +236,27 @@ def test_saved_notebook_shows_the_transcript(chat: Notebook, lab) -> None:
         assert len(outputs) == 1
         fallback = outputs[0]["data"]["text/markdown"]
         assert SECOND in fallback and FIRST not in fallback  # the transcript after New chat and one turn
+
+
+def test_the_magic_streams_into_one_markdown_output_then_shows_its_widget(chat: Notebook) -> None:
+    """``%aix chat``: the reply ends as one rendered Markdown output; ``%aix chat MODEL`` alone shows a
+    ChatWidget holding that conversation's turn."""
+    page = chat.page
+    with chat.step("chat-magic"):
+        line = "%aix chat local/smollm2-135m --session magic --temperature 0 --max_tokens 16 Name one planet."
+        cell = _cell(page, _run_new_cell(page, line))
+        rendered = cell.locator(".jp-OutputArea-output.jp-RenderedMarkdown")
+        rendered.wait_for(timeout=120_000)
+        page.wait_for_function(
+            "el => /Kepler/.test(el.innerText)", arg=rendered.element_handle(), timeout=120_000
+        )
+        time.sleep(0.5)  # a second output would have arrived by now
+        assert cell.locator(".jp-OutputArea-output").count() == 1
+        assert "waiting for the first chunk" not in cell.inner_text()
+        widget_cell = _cell(page, _run_new_cell(page, "%aix chat local/smollm2-135m --session magic"))
+        widget = widget_cell.locator(".aix-chat")
+        widget.wait_for(timeout=60_000)
+        assert widget.locator(".aix-turn").count() == 2
+        assert "Name one planet." in widget.locator(".aix-turn-user").first.inner_text()
+        widget_cell.scroll_into_view_if_needed()
+        page.screenshot(path=chat.shot("browser-chat-magic.png"))

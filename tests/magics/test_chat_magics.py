@@ -92,12 +92,13 @@ def test_default_model_and_the_widget_on_the_same_conversation(ip, cell):
     ip.run_line_magic("config", f"AixMagics.default_model = '{PARROT}'")
     try:
         cell("%aix chat --count 0 Hi")
-        shown = cell("%aix chat")
+        shown = cell("%aix chat --count 5")
         from aix_jupyter.widgets.chat import ChatWidget
 
         assert isinstance(shown.result, ChatWidget)
         assert shown.result.conversation is magics(ip).conversations[(PARROT, "default")]
         assert len(shown.result.transcript.children) == 2  # the turn the magic had
+        assert shown.result.form.controls["count"].input.value == 5  # the options preset its settings
     finally:
         ip.run_line_magic("config", "AixMagics.default_model = ''")
 
