@@ -199,3 +199,11 @@ def test_the_local_llm_answers_two_turns():
     assert first.status is ResponseStatus.SUCCESS and second.status is ResponseStatus.SUCCESS
     assert len(chat.history) == 4 and chat.history[1]["content"] == first.data
     assert "mango" in second.data.lower()
+
+
+def test_close_releases_every_inner_widget():
+    chat = ChatWidget(PARROT)
+    chat.send("one")
+    inner = [chat.input, chat.send_button, chat.form.controls["count"].input, *chat.transcript.children]
+    chat.close()
+    assert chat.comm is None and all(widget.comm is None for widget in inner)
