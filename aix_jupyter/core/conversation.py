@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
@@ -162,15 +162,19 @@ class Conversation:
     # -- turns: one LLM.run each; send/asend and stream/astream share the steps below ------------
     def _split(self, parameters: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(run keywords, model parameters)`` of a turn's parameters."""
-        own = sorted(OWN_KEYWORDS & set(parameters))
-        if own:
-            raise ParameterError(
-                f"{where}: {', '.join(own)} is set by the conversation (the system message, the history "
-                "and the message); change the history with reset() / undo()",
-                parameter=own[0],
-            )
-        run = {k: v for k, v in parameters.items() if k in RUN_KEYWORDS}
-        model = {k: v for k, v in parameters.items() if k not in RUN_KEYWORDS}
+        run: dict[str, Any] = {}
+        model: dict[str, Any] = {}
+        for key, value in parameters.items():
+            if key in RUN_KEYWORDS:
+                run[key] = value
+            elif key in OWN_KEYWORDS:
+                raise ParameterError(
+                    f"{where}: {key} is set by the conversation (the system message, the history and the "
+                    "message); change the history with reset() / undo()",
+                    parameter=key,
+                )
+            else:
+                model[key] = value
         return run, model
 
     def _begin(self, text: str, parameters: Mapping[str, Any], stream: bool) -> dict[str, Any]:
@@ -187,7 +191,7 @@ class Conversation:
             **run,
             "data": text,
             "context": self.system,
-            "history": self.history,
+            "history": self._history,  # copied into the request as it is built (nothing changes it meanwhile)
             "parameters": model or None,
             "stream": stream,
         }
@@ -228,66 +232,54 @@ class Conversation:
         self._busy.release()
         exc.add_note(f"Conversation: {UNCHANGED}")
 
-    def _watch(self, text: str, streamer: Any) -> ModelResponseStreamer:
-        assert isinstance(streamer, ModelResponseStreamer)
+    def _settle(self, text: str, result: Any) -> Any:
+        """What a turn's run gave: a response (settled now), or a stream (settled when it ends)."""
+        if isinstance(result, ModelResponseStreamer):
 
-        def watch(final: ModelResponse | None) -> ModelResponse | None:
-            return self._end(text, final, streamer.text)
+            def watch(final: ModelResponse | None) -> ModelResponse | None:
+                return self._end(text, final, result.text)
 
-        streamer.watch(watch)
-        return streamer
+            result.watch(watch)
+            return result
+        return self._end(text, result)
+
+    def _turn(self, text: str, parameters: Mapping[str, Any], stream: bool) -> Any:
+        kwargs = self._begin(text, parameters, stream)
+        try:
+            result = self.model.run(**kwargs)
+        except BaseException as exc:
+            self._abandon(exc)
+            raise
+        return self._settle(text, result)
+
+    async def _aturn(self, text: str, parameters: Mapping[str, Any], stream: bool) -> Any:
+        kwargs = self._begin(text, parameters, stream)
+        try:
+            result = await self.model.arun(**kwargs)
+        except BaseException as exc:
+            self._abandon(exc)
+            raise
+        return self._settle(text, result)
 
     def send(self, text: str, **parameters: Any) -> ModelResponse:
         """Send ``text`` and wait for the answer (a ``ModelResponse``); ``parameters`` are this
         turn's (``LLM.run`` keywords such as ``max_tokens``, ``timeout``, ``cancel``,
         ``response_format``, or model parameters), over the conversation's."""
-        kwargs = self._begin(text, parameters, stream=False)
-        return self._finish(text, lambda: self.model.run(**kwargs))
+        return self._turn(text, parameters, stream=False)
 
     async def asend(self, text: str, **parameters: Any) -> ModelResponse:
         """The async twin of ``send``."""
-        kwargs = self._begin(text, parameters, stream=False)
-        try:
-            response = await self.model.arun(**kwargs)
-        except BaseException as exc:
-            self._abandon(exc)
-            raise
-        return self._done(text, response)
-
-    def _finish(self, text: str, run: Callable[[], Any]) -> ModelResponse:
-        try:
-            response = run()
-        except BaseException as exc:
-            self._abandon(exc)
-            raise
-        return self._done(text, response)
-
-    def _done(self, text: str, response: Any) -> ModelResponse:
-        ended = self._end(text, response)
-        assert ended is not None
-        return ended
+        return await self._aturn(text, parameters, stream=False)
 
     def stream(self, text: str, **parameters: Any) -> ModelResponseStreamer:
         """Send ``text`` and stream the answer (a ``ModelResponseStreamer``, as ``Model.run_stream``'s);
         the turn enters the history when the stream ends with SUCCESS. The conversation takes no
         other turn until the stream ends or is closed."""
-        kwargs = self._begin(text, parameters, stream=True)
-        try:
-            streamer = self.model.run(**kwargs)
-        except BaseException as exc:
-            self._abandon(exc)
-            raise
-        return self._watch(text, streamer)
+        return self._turn(text, parameters, stream=True)
 
     async def astream(self, text: str, **parameters: Any) -> ModelResponseStreamer:
         """The async twin of ``stream`` (iterate it with ``async for``)."""
-        kwargs = self._begin(text, parameters, stream=True)
-        try:
-            streamer = await self.model.arun(**kwargs)
-        except BaseException as exc:
-            self._abandon(exc)
-            raise
-        return self._watch(text, streamer)
+        return await self._aturn(text, parameters, stream=True)
 
     # -- saving ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
