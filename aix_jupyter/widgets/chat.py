@@ -130,7 +130,6 @@ class ChatInput(anywidget.AnyWidget):
 class _Turn:
     text: str
     parameters: dict[str, Any]
-    origin: str  # "button" or "python"
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future[Any] = field(default_factory=Future)
     started: float = field(default_factory=time.monotonic)
@@ -309,7 +308,7 @@ class ChatWidget(w.VBox):
     # -- sending --------------------------------------------------------------------------------
     def send(self, text: str, *, wait: bool = True) -> Any:
         """Send ``text`` and return the reply's ``ModelResponse`` (a ``Future`` with ``wait=False``)."""
-        turn = self._start(text, "python")
+        turn = self._start(text)
         return turn.future if not wait else self._wait(turn)
 
     def wait(self, timeout: float | None = None) -> Any:
@@ -355,13 +354,13 @@ class ChatWidget(w.VBox):
         if not text.strip():
             return
         try:
-            self._start(text, "button")
+            self._start(text)
         except AixError as exc:
             self.meta.value = f'<span class="aix-failed">{html.escape(str(exc), quote=False)}</span>'
             return
         self.input.value = ""
 
-    def _start(self, text: str, origin: str) -> _Turn:
+    def _start(self, text: str) -> _Turn:
         if not text.strip():
             raise AixError("the message is empty; type something to send")
         with self._lock:
@@ -369,7 +368,7 @@ class ChatWidget(w.VBox):
                 raise AixError("a reply is being generated: wait for it or Stop it first")
             self.form.validate()
             parameters = self.form.values()  # raises the first ParameterError
-            turn = _Turn(text=text, parameters=parameters, origin=origin)
+            turn = _Turn(text=text, parameters=parameters)
             self._turn = turn
         self.meta.value = ""
         self._add_turn("user", text, final=True)
