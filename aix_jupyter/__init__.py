@@ -19,6 +19,9 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # client core
     "Model": "aix_jupyter.core.model",
+    "LLM": "aix_jupyter.core.llm",
+    "Conversation": "aix_jupyter.core.conversation",
+    "ConversationBusy": "aix_jupyter.core.conversation",
     "ModelFactory": "aix_jupyter.core.factory",
     "ModelResponse": "aix_jupyter.core.response",
     "ModelResponseStreamer": "aix_jupyter.core.streaming",
@@ -70,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     # notebook layer
     "ModelWidget": "aix_jupyter.widgets",
     "ModelBrowser": "aix_jupyter.widgets",
+    "ChatWidget": "aix_jupyter.widgets",
     "MagicUsageError": "aix_jupyter.magics.errors",
     "RunFailed": "aix_jupyter.magics.errors",
 }
@@ -127,6 +131,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.compare import ComparisonInterrupted as ComparisonInterrupted
     from aix_jupyter.core.compare import acompare as acompare
     from aix_jupyter.core.compare import compare as compare
+    from aix_jupyter.core.conversation import Conversation as Conversation
+    from aix_jupyter.core.conversation import ConversationBusy as ConversationBusy
     from aix_jupyter.core.enums import AssetStatus as AssetStatus
     from aix_jupyter.core.enums import Function as Function
     from aix_jupyter.core.enums import FunctionType as FunctionType
@@ -146,6 +152,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.events import observe_session as observe_session
     from aix_jupyter.core.factory import ModelFactory as ModelFactory
     from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
+    from aix_jupyter.core.llm import LLM as LLM
     from aix_jupyter.core.media import adownload as adownload
     from aix_jupyter.core.media import download as download
     from aix_jupyter.core.model import Model as Model
@@ -160,5 +167,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.streaming import ModelResponseStreamer as ModelResponseStreamer
     from aix_jupyter.magics.errors import MagicUsageError as MagicUsageError
     from aix_jupyter.magics.errors import RunFailed as RunFailed
+    from aix_jupyter.widgets import ChatWidget as ChatWidget
     from aix_jupyter.widgets import ModelBrowser as ModelBrowser
     from aix_jupyter.widgets import ModelWidget as ModelWidget

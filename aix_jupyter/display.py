@@ -105,6 +105,7 @@ class Provenance:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     wall_time: float | None = None  # seconds measured by the client, submit to result
     streamed: bool = False
+    output_format: str | None = None  # -f/--format: how the answer is shown (``format_bundle``)
 
     def to_metadata(self, response: Any = None) -> dict[str, Any]:
         """The JSON-ready ``metadata["aix_jupyter"]`` entry (secrets redacted), with the response's
@@ -134,6 +135,8 @@ class Provenance:
             meta["wall_time"] = round(self.wall_time, 3)
         if self.streamed:
             meta["streamed"] = True
+        if self.output_format:
+            meta["format"] = self.output_format
         return meta
 
 
@@ -580,6 +583,8 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
         bundle["text/plain"] = ""
     else:
         bundle["text/plain"] = json.dumps(_jsonable(data), ensure_ascii=False)
+    if provenance is not None and provenance.output_format and status != "FAILED" and isinstance(data, str):
+        bundle, meta_json = format_bundle(data, provenance.output_format)
     bundle = redact(bundle, secrets, by_name=False)  # a model's output may have a "token" field
     metadata: dict[str, Any] = dict(meta_json)
     if provenance is not None:
@@ -830,3 +835,62 @@ class Card:
 
     def __repr__(self) -> str:
         return redact(self._text())
+
+
+# ---------------------------------------------------------------------------------------------
+# output formats (``-f/--format`` of ``%aix run / stream / chat``)
+# ---------------------------------------------------------------------------------------------
+OUTPUT_FORMATS: tuple[str, ...] = ("text", "markdown", "json", "html", "code")
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(?P<body>.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
+
+
+def extract_code(text: str) -> str:
+    """The code of a model's answer: the bodies of its fenced blocks (joined by a blank line), or the
+    whole answer without an unclosed opening fence when it has no closed block."""
+    blocks = [m.group("body").rstrip("\n") for m in _FENCE.finditer(text)]
+    if blocks:
+        return "\n\n".join(blocks)
+    lines = text.strip("\n").split("\n")
+    if lines and lines[0].lstrip().startswith(("```", "~~~")):  # an answer cut off inside its block
+        lines = lines[1:]
+    return "\n".join(lines).strip("\n")
+
+
+def parse_json_answer(text: str) -> Any:
+    """A model's answer as JSON (a fenced block's body if it has one); ValueError when it is not JSON."""
+    candidate = extract_code(text) if _FENCE.search(text) else text.strip()
+    try:
+        return json.loads(candidate)
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at line {exc.lineno}"
+        raise ValueError(f"the answer is not JSON ({where}): {_clip(text)!r}") from None
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def format_bundle(text: str, output_format: str) -> tuple[Bundle, dict[str, Any]]:
+    """``(data, metadata)`` showing a text answer as ``output_format`` (one of ``OUTPUT_FORMATS``):
+    ``text`` plain text only, ``markdown`` rendered, ``json`` the parsed value (an answer that is not
+    JSON stays text), ``html`` as HTML, ``code`` the answer's code in a code block."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown output format {output_format!r}; one of {', '.join(OUTPUT_FORMATS)}")
+    bundle: Bundle = {"text/plain": text}
+    meta: dict[str, Any] = {}
+    if output_format == "markdown" and text.strip():
+        bundle["text/markdown"] = markdown_text(text)
+    elif output_format == "json":
+        try:
+            value = _jsonable(parse_json_answer(text))
+        except ValueError:
+            return bundle, meta
+        bundle = {"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)}
+        meta = {"application/json": {"expanded": True, "root": "data"}}
+    elif output_format == "html":
+        bundle["text/html"] = text
+    elif output_format == "code":
+        code = extract_code(text)
+        bundle = {"text/plain": code, "text/markdown": f"```python\n{code}\n```"}
+    return bundle, meta

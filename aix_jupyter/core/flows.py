@@ -142,9 +142,11 @@ class Emitter:
 
     ``session`` is what the run's end counts as for the session observers (``core.events``):
     ``"run"``, or None when something else reports it (a batch reports its items, a streamer its end).
+    ``check`` (when given) makes the run's final response of the server's before anyone sees it
+    (an LLM's structured output: an answer that does not match its schema is FAILED).
     """
 
-    __slots__ = ("clock", "hook", "model_id", "session", "start")
+    __slots__ = ("check", "clock", "hook", "model_id", "session", "start")
 
     def __init__(
         self,
@@ -153,8 +155,10 @@ class Emitter:
         start: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         session: OutcomeKind | None = None,
+        check: Callable[[ModelResponse], ModelResponse] | None = None,
     ) -> None:
         self.hook = hook
+        self.check = check
         self.model_id = model_id
         self.session = session
         self.clock = clock  # the run's clock: event times, the deadline, the poll schedule
@@ -176,6 +180,8 @@ class Emitter:
         return response
 
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
+        if self.check is not None:
+            response = self.check(response)
         self.settle(response, poll_url)
         if response.status is ResponseStatus.SUCCESS:
             self("finished", response=response, poll_url=poll_url, polls=polls)

@@ -10,7 +10,7 @@ import contextlib
 import copy
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -197,16 +197,20 @@ def _body_from_text(text: str) -> dict[str, Any]:
     return {"data": value}
 
 
-def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_parameters(
+    schema: Any, data: Any, parameters: Mapping[str, Any] | None, unchecked: Collection[str] = ()
+) -> dict[str, Any]:
     """Check ``parameters`` against a ``ModelParameters`` schema; return the checked values.
 
     Keys of a dict ``data`` that the schema names count as given (and are type-checked);
     other keys of ``data`` are the caller's business. Values set on the schema (``params.x = 1``)
-    are sent unless ``parameters`` overrides them.
+    are sent unless ``parameters`` overrides them. Names in ``unchecked`` that the schema does not
+    define are sent as given (an LLM's own arguments: ``context``, ``history``, ...).
     """
     if schema is None or len(schema) == 0:
         return dict(parameters or {})
-    given = {k: v for k, v in (parameters or {}).items() if k not in WIRE_KEYS}
+    wire = WIRE_KEYS.union(k for k in unchecked if k not in schema) if unchecked else WIRE_KEYS
+    given = {k: v for k, v in (parameters or {}).items() if k not in wire}
     from_data = {k: v for k, v in data.items() if k in schema} if isinstance(data, Mapping) else {}
     data_given = not isinstance(data, Mapping) or data.get("data") is not None
     checked = schema.validate_request({**from_data, **given}, data_given=data_given)
@@ -215,7 +219,7 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
         p["name"]: schema[p["name"]].check(p["value"]) for p in schema.to_list() if p["name"] not in from_data
     }
     out.update({k: checked[k] for k in given})
-    out.update({k: v for k, v in (parameters or {}).items() if k in WIRE_KEYS})
+    out.update({k: v for k, v in (parameters or {}).items() if k in wire})
     return out
 
 
@@ -235,13 +239,18 @@ class RunRequest:
 
 
 def run_request(
-    schema: Any, data: Any, parameters: Mapping[str, Any] | None, stream: bool = False
+    schema: Any,
+    data: Any,
+    parameters: Mapping[str, Any] | None,
+    stream: bool = False,
+    unchecked: Collection[str] = (),
 ) -> RunRequest:
     """THE request builder of a run: media inputs read and checked (``media.prepare``: paths, bytes,
-    media objects, URLs), parameters checked against ``schema`` (``validate_parameters``), the body
-    built (``build_payload``: anything JSON cannot carry raises here, so nothing is sent on bad input)."""
-    prepared = media.prepare(schema, data, parameters, WIRE_KEYS)
-    checked = validate_parameters(schema, prepared.data, prepared.parameters)
+    media objects, URLs), parameters checked against ``schema`` (``validate_parameters``; ``unchecked``:
+    its names that the schema does not define are sent as given), the body built (``build_payload``:
+    anything JSON cannot carry raises here, so nothing is sent on bad input)."""
+    prepared = media.prepare(schema, data, parameters, WIRE_KEYS.union(unchecked) if unchecked else WIRE_KEYS)
+    checked = validate_parameters(schema, prepared.data, prepared.parameters, unchecked)
     return RunRequest(build_payload(prepared.data, checked, stream), prepared.files)
 
 

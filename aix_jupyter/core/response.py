@@ -62,8 +62,9 @@ def _status(value: Any) -> ResponseStatus:
 class ModelResponse:
     """Result of a model run. Plain object (cheap to build: one per streamed chunk)."""
 
-    # ``_recall``: what the cache/cassette seam knows of this response (``core.recall.recall_of``)
-    __slots__ = (*FIELDS, "_recall", "additional_fields")
+    # ``_recall``: what the cache/cassette seam knows of this response (``core.recall.recall_of``);
+    # ``_parsed``: the validated object of a structured answer (``parsed``, set by ``core.structured``)
+    __slots__ = (*FIELDS, "_parsed", "_recall", "additional_fields")
 
     def __init__(
         self,
@@ -186,6 +187,12 @@ class ModelResponse:
         out = {name: getattr(self, name) for name in DICT_FIELDS}
         out.update(self.additional_fields)
         return out
+
+    @property
+    def parsed(self) -> Any:
+        """The validated object of a run with a ``response_format`` (an instance of its pydantic class,
+        or the parsed JSON for a schema); None without one, or when the answer did not match."""
+        return getattr(self, "_parsed", None)
 
     @property
     def ok(self) -> bool:

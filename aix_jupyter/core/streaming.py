@@ -226,6 +226,7 @@ class ModelResponseStreamer:
         # the hot path applies while nothing special can happen between two chunks
         self._plain = failure is None and cancel is None and recorder is None
         self.chunks = 0
+        self._watchers: list[Callable[[ModelResponse | None], ModelResponse | None]] = []
 
     @classmethod
     def of(cls, outcome: Any, **kw: Any) -> ModelResponseStreamer:
@@ -256,9 +257,22 @@ class ModelResponseStreamer:
         if self._on_event is not None:
             self._on_event(RunEvent(kind, self._model_id, time.monotonic() - self._started, **kw))  # type: ignore[arg-type]
 
+    def watch(self, watcher: Callable[[ModelResponse | None], ModelResponse | None]) -> None:
+        """Call ``watcher`` once when this stream ends: with its final response (before anyone sees
+        it; a response returned replaces it), or with None when it is closed or interrupted first."""
+        self._watchers.append(watcher)
+
+    def _notify(self, response: ModelResponse | None) -> ModelResponse | None:
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            response = watcher(response) or response
+        return response
+
     def _end(self, response: ModelResponse) -> ModelResponse:
         self._finished = True
         self._plain = False
+        if self._watchers:
+            response = self._notify(response) or response
         self.status = response.status
         self.error_message = response.error_message
         self.close()
@@ -386,6 +400,8 @@ class ModelResponseStreamer:
             close = getattr(source, "close", None)
             if close is not None:
                 close()
+        if self._watchers:  # closed (or interrupted) before its end
+            self._notify(None)
 
     def __enter__(self) -> ModelResponseStreamer:
         return self

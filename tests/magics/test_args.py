@@ -232,7 +232,7 @@ def test_completion_of_subcommands_models_and_options():
     assert frag == "--te" and got == ["--temperature"]
     assert "--max_tokens" in complete("%aix run local/x --")[1]
     assert "-o" in complete("%aix run local/x ")[1]
-    assert complete("%aix local/countdown --s")[1] == ["--seconds", "--stream"]
+    assert complete("%aix local/countdown --s")[1] == ["--schema", "--seconds", "--stream"]
     assert complete("%aix run --se", default="local/countdown")[1] == ["--seconds"]
     assert complete("%aix poll h --w")[1] == ["--wait"]
     assert complete("%aix models --f")[1] == ["--function"]
