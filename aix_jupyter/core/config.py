@@ -26,6 +26,7 @@ that the endpoints resolved to; see ``Endpoints.may_receive_key``.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ def _check_url(url: str, what: str) -> str:
     return url
 
 
+@functools.lru_cache(maxsize=512)
 def origin(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of a URL, with the default port filled in."""
     parts = urlsplit(url)

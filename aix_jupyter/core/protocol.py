@@ -186,7 +186,12 @@ def build_payload(
     return body
 
 
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')  # what a JSON text (as json.loads reads it) starts with
+
+
 def _body_from_text(text: str) -> dict[str, Any]:
+    if text.lstrip()[:1] not in _JSON_STARTS:  # plain text: no parse (a failed one costs an exception)
+        return {"data": text}
     try:
         value = json.loads(text)
     except ValueError:
