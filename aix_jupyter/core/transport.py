@@ -417,13 +417,22 @@ class Transport:
 def _timeout(deadline: float | None, read: float) -> httpx.Timeout:
     import httpx
 
+    return httpx.Timeout(**_timeouts(deadline, read))
+
+
+def _timeouts(deadline: float | None, read: float) -> dict[str, float]:
+    """The connect / read / write / pool timeouts of a request (httpx's ``Timeout.as_dict()``)."""
     if deadline is None:
-        return httpx.Timeout(read, connect=CONNECT_TIMEOUT)
+        return {"connect": CONNECT_TIMEOUT, "read": read, "write": read, "pool": read}
     remaining = max(0.05, deadline - time.monotonic())
     # the caller stops waiting at the deadline; the request's own timeouts only bound its life
-    return httpx.Timeout(
-        min(read, remaining) + ABANDON_MARGIN, connect=min(CONNECT_TIMEOUT, remaining + ABANDON_MARGIN)
-    )
+    read = min(read, remaining) + ABANDON_MARGIN
+    return {
+        "connect": min(CONNECT_TIMEOUT, remaining + ABANDON_MARGIN),
+        "read": read,
+        "write": read,
+        "pool": read,
+    }
 
 
 def _too_large(call: Call, what: str, limit: int, setting: str) -> ReplyTooLarge:
@@ -440,19 +449,21 @@ class _Reader:
     cannot inflate past the cap in one step (a gzip bomb costs at most the cap).
     """
 
-    __slots__ = ("_inflater", "call", "limit", "secret", "total")
+    __slots__ = ("_inflater", "call", "headers", "limit", "secret", "total")
 
     def __init__(self, call: Call, secret: str | None) -> None:
         self.call, self.secret = call, secret
         self.limit = reply_limit()
         self.total = 0
         self._inflater: Any = None
+        self.headers: dict[str, str] = {}
 
     def start(self, response: httpx.Response, what: str = "the reply") -> None:
-        declared = response.headers.get("content-length", "")
+        self.headers = headers = _header_dict(response.headers)
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
             raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._inflater = zlib.decompressobj(47)  # a gzip or zlib header, detected
         elif encoding not in ("", "identity"):
@@ -491,7 +502,7 @@ class BodyReader(_Reader):
         self._parts += self.inflate(raw)
 
     def reply(self, response: httpx.Response) -> RawReply:
-        return _raw(response, bytes(self._parts), self.secret)
+        return RawReply(response.status_code, self.headers, bytes(self._parts), secret=self.secret)
 
 
 class EventReader(_Reader):
@@ -558,7 +569,7 @@ _clients_lock = threading.Lock()
 _sliced: set[int] = set()  # ids of the shared clients whose every connection reads in slices
 # id of a shared client -> (its only transport, its default headers): requests made in the caller's
 # thread go to that transport directly (``SyncTransport._inline``)
-_direct: dict[int, tuple[httpx.HTTPTransport, list[tuple[str, str]]]] = {}
+_direct: dict[int, tuple[httpx.HTTPTransport, dict[str, str]]] = {}
 
 
 def sync_client(url: str) -> httpx.Client:
@@ -577,7 +588,7 @@ def sync_client(url: str) -> httpx.Client:
                 if _slice_reads(client):
                     _sliced.add(id(client))
                     if transport is not None:
-                        _direct[id(client)] = (transport, client.headers.multi_items())
+                        _direct[id(client)] = (transport, _header_dict(client.headers))
                 if not _clients:
                     atexit.register(_close_clients)  # kept-alive sockets closed, not left to the GC
                 _clients[local] = client
@@ -933,23 +944,22 @@ class SyncTransport(Transport):
             _local.watch = outer
 
     def direct_request(
-        self, call: Call, body: bytes | None, deadline: float | None, defaults: list[tuple[str, str]]
+        self, call: Call, body: bytes | None, deadline: float | None, defaults: dict[str, str]
     ) -> httpx.Request:
         """The request ``Client.build_request`` would make for ``call`` (the client's default headers
         under ours; the timeouts of ``_timeout``), built directly."""
         import httpx
 
-        merged = {name.lower(): (name, value) for name, value in defaults}
+        merged = dict(defaults)
         for name, value in self.headers(call).items():
-            merged[name.lower()] = (name, value)
-        timeout = _timeout(deadline, READ_TIMEOUT).as_dict()
+            merged[name.lower()] = value
         try:
             return httpx.Request(
                 call.method,
                 _url(call.url),
-                headers=list(merged.values()),
+                headers=list(merged.items()),
                 content=body,
-                extensions={"timeout": timeout},
+                extensions={"timeout": _timeouts(deadline, READ_TIMEOUT)},
             )
         except Exception as exc:
             raise _failure(exc, call) from None
