@@ -235,6 +235,7 @@ class ModelResponseStreamer:
         self._started = time.monotonic() if started is None else started
         self._cancel = cancel
         self._secret = secret or None
+        self._first, self._tail = (secret[0], 1 - len(secret)) if secret else ("", 0)  # for the hot path
         self._held = ""  # the carry-over window: text that may be the start of the key (``_release``)
         self._after: ModelResponse | None = None  # the end, once the held text is released before it
         self._timeout = timeout
@@ -433,7 +434,9 @@ class ModelResponseStreamer:
                         text = None
                     if text is not None:
                         # the carry-over window, only when the text may hold or end with part of the key
-                        if key is not None and (self._held or key in text or key[0] in text[1 - len(key) :]):
+                        if key is not None and (
+                            self._held or key in text or self._first in text[self._tail :]
+                        ):
                             text = self._release(text)
                             if text is None:
                                 continue
