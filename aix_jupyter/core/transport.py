@@ -864,9 +864,11 @@ def _wait(job: _Job, exchange: _Exchange, deadline: float | None, cancel: Any, k
 
 
 class SyncTransport(Transport):
-    is_async = False
+    """Blocking I/O: a request without a cancel event runs in the caller's thread, its reads sliced
+    (``_inline``); one with a cancel event, and a stream, in a pooled worker thread the caller waits
+    for in slices."""
 
-    """Blocking I/O: each request runs in a pooled worker thread the caller waits for in slices."""
+    is_async = False
 
     def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
         """``call`` with the retry policy (``limits``: ``deadline``, ``max_attempts``); raise
