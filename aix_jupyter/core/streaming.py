@@ -286,6 +286,8 @@ class ModelResponseStreamer:
         decides about it (or the end: ``[DONE]`` next releases everything)."""
         key = self._secret
         assert key is not None
+        if not self._held and key not in text and self._first not in text[self._tail :]:
+            return text  # nothing of the key in it, nor a start of it at its end
         whole = self._held + text if self._held else text
         size = len(key)
         after = 0  # where the text after the last whole key starts (str.replace's matches)
@@ -433,7 +435,7 @@ class ModelResponseStreamer:
                     except UnicodeDecodeError:
                         text = None
                     if text is not None:
-                        # the carry-over window, only when the text may hold or end with part of the key
+                        # the carry-over window (``_release``'s first test, inlined: the hot path)
                         if key is not None and (
                             self._held or key in text or self._first in text[self._tail :]
                         ):
