@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 from collections.abc import Callable, Collection, Mapping
@@ -34,19 +35,18 @@ WIRE_KEYS = frozenset({"options"})  # request keys of the wire itself, not model
 REDACTED = "***"
 
 
-def _secret_forms(secret: str) -> list[bytes]:
+@functools.lru_cache(maxsize=16)
+def secret_byte_forms(secret: str) -> tuple[bytes, ...]:
     """The byte forms under which ``secret`` can appear in a reply (raw, and as JSON would escape it)."""
-    forms = [secret.encode("utf-8")]
+    raw = secret.encode("utf-8")
     escaped = json.dumps(secret)[1:-1].encode("ascii")
-    if escaped != forms[0]:
-        forms.append(escaped)
-    return forms
+    return (raw,) if escaped == raw else (raw, escaped)
 
 
 def scrub_bytes(data: bytes, secret: str | None) -> bytes:
     """``data`` with every occurrence of ``secret`` replaced by ``***``."""
     if secret:
-        for form in _secret_forms(secret):
+        for form in secret_byte_forms(secret):
             if form in data:
                 data = data.replace(form, REDACTED.encode())
     return data
@@ -185,7 +185,12 @@ def build_payload(
     return body
 
 
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')  # what a JSON text (as json.loads reads it) starts with
+
+
 def _body_from_text(text: str) -> dict[str, Any]:
+    if text.lstrip()[:1] not in _JSON_STARTS:  # plain text: no parse (a failed one costs an exception)
+        return {"data": text}
     try:
         value = json.loads(text)
     except ValueError:

@@ -59,6 +59,11 @@ def _status(value: Any) -> ResponseStatus:
         return ResponseStatus.FAILED
 
 
+_IN_PROGRESS = (
+    ResponseStatus.IN_PROGRESS
+)  # a module global: an enum member looked up on its class costs ~0.2 us
+
+
 class ModelResponse:
     """Result of a model run. Plain object (cheap to build: one per streamed chunk)."""
 
@@ -102,7 +107,7 @@ class ModelResponse:
     def chunk(cls, text: Any) -> ModelResponse:
         """A streamed chunk: IN_PROGRESS with ``data=text`` (a fast path: one per chunk)."""
         self = cls.__new__(cls)
-        self.status = ResponseStatus.IN_PROGRESS
+        self.status = _IN_PROGRESS
         self.data = text
         self.details = {}
         self.completed = False
