@@ -95,8 +95,8 @@ function render({ model, el }) {
   bar.append(picker, upload);
   if (kind === "audio") bar.append(record, meter);
   if (kind === "image") bar.append(camera, snap);
-  bar.append(use, hint, status);
-  el.append(bar, preview);
+  bar.append(use, hint);
+  el.append(bar, status, preview);
   for (const b of [snap, use]) b.style.display = "none";
   meter.style.display = "none";
 
@@ -163,34 +163,32 @@ function render({ model, el }) {
   model.on("msg:custom", onMessage);
 
   const send = async (blob, name) => {
-    if (blob.size > cap()) {
-      say(`${name} is ${size(blob.size)}, over the ${size(cap())} limit; nothing was sent`, true);
-      return false;
-    }
-    if (blob.size === 0) {
-      say(`${name} is empty; nothing was sent`, true);
-      return false;
-    }
     const step = model.get("chunk_size");
     const chunks = Math.ceil(blob.size / step);
     const id = Math.random().toString(36).slice(2) + Date.now().toString(36);
-    const job = { id, acked: 0, wake: null, done: null, error: null };
+    const job = { id, acked: 0, wake: null, done: null, error: null, replaced: false };
+    if (sending) { // a newer file replaces one still on its way (the kernel keeps the newer)
+      sending.replaced = true;
+      if (sending.wake) sending.wake();
+    }
     sending = job;
     const wait = () => new Promise((resolve) => { job.wake = resolve; });
     use.disabled = true;
     model.send({ type: "begin", id, name, mime: blob.type || "", size: blob.size, chunks });
-    for (let index = 0; index < chunks && !job.error && !closed; index++) {
-      while (index - job.acked >= WINDOW && !job.error && !closed) await wait();
-      if (job.error || closed) break;
+    const over = () => job.error || job.replaced || closed;
+    for (let index = 0; index < chunks && !over(); index++) {
+      while (index - job.acked >= WINDOW && !over()) await wait();
+      if (over()) break;
       const data = await blob.slice(index * step, (index + 1) * step).arrayBuffer();
       model.send({ type: "chunk", id, index }, undefined, [data]);
       say(`sending ${name}: ${Math.round((100 * index) / chunks)} %`);
     }
-    if (!job.error && !closed) {
+    if (!over()) {
       model.send({ type: "end", id });
-      while (!job.done && !job.error && !closed) await wait();
+      while (!job.done && !over()) await wait();
     }
-    if (sending === job) sending = null;
+    if (job.replaced) return false;
+    sending = null;
     use.disabled = false;
     if (job.error) {
       say(job.error, true);
@@ -205,6 +203,16 @@ function render({ model, el }) {
   };
 
   const offer = (blob, name, sendNow) => {
+    const refused = blob.size > cap()
+      ? `${name} is ${size(blob.size)}, over the ${size(cap())} limit; nothing was sent`
+      : blob.size === 0 ? `${name} is empty; nothing was sent` : null;
+    if (refused) { // before anything is shown or sent
+      preview.replaceChildren();
+      pending = null;
+      use.style.display = "none";
+      say(refused, true);
+      return;
+    }
     show(blob, name);
     pending = { blob, name };
     el.dataset.sent = "";

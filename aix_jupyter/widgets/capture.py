@@ -115,8 +115,9 @@ class ChunkAssembler:
 
     def _transfer(self, content: dict[str, Any]) -> _Transfer:
         transfer = self.current
-        if transfer is None or content.get("id") != transfer.id:
-            raise self._fail(f"a {content.get('type')} message for no transfer under way; send it again")
+        if transfer is None or content.get("id") != transfer.id:  # (a transfer under way goes on)
+            message = f"a {content.get('type')} message for no transfer under way; send it again"
+            raise ParameterError(f"{self.label}: {message}", parameter=self.label)
         return transfer
 
     def begin(self, content: dict[str, Any]) -> _Transfer:
@@ -204,6 +205,7 @@ class MediaCapture(anywidget.AnyWidget):
   overflow: hidden; }
 .aix-capture-level { height: 100%; width: 0; background: var(--jp-success-color1, #4caf50); }
 .aix-capture-hint, .aix-capture-status { color: var(--jp-ui-font-color2, #666); font-size: 12px; }
+.aix-capture-status { display: block; min-height: 1em; }
 .aix-capture-status.aix-capture-error { color: var(--jp-error-color1, #d32f2f); }
 .aix-capture-preview img, .aix-capture-preview video { max-width: 320px; max-height: 240px; margin-top: 4px;
   display: block; }
@@ -265,7 +267,7 @@ class MediaCapture(anywidget.AnyWidget):
             elif kind == "end":
                 received = self.assembler.end(content)
                 self.receiving = False
-                path = save(received)
+                path = save(received)  # (an OSError is reported like a bad message)
                 self.files.append(path)
                 self.send({"type": "done", "id": ident, "name": received.name, "size": len(received.data)})
                 for callback in list(self._callbacks):
@@ -276,8 +278,7 @@ class MediaCapture(anywidget.AnyWidget):
             else:
                 raise ParameterError(f"{self.assembler.label}: unknown message type {kind!r}")
         except (ParameterError, OSError) as exc:
-            self.assembler.current = None
-            self.receiving = False
+            self.receiving = self.assembler.current is not None
             self.error = str(exc)
             self.send({"type": "error", "id": ident, "message": self.error})
 

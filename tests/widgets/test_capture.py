@@ -148,10 +148,14 @@ def test_chunks_out_of_order_wrong_size_or_missing_drop_the_transfer(capture):
     message(capture, {"type": "chunk", "id": "t1", "index": 0}, [data[:CHUNK_SIZE]])
     message(capture, {"type": "end", "id": "t1"})
     assert capture.error.endswith("a.wav: ended after 1 of 3 chunks; send it again")
+    assert capture.received == [] and not capture.receiving
+    # a stale chunk of an earlier transfer is refused; the one under way goes on
     begin(capture, data, name="a.wav", mime="audio/wav")
-    message(capture, {"type": "chunk", "id": "other", "index": 0}, [data[:CHUNK_SIZE]])
-    assert "a chunk message for no transfer under way" in capture.error
-    assert capture.received == []
+    message(capture, {"type": "chunk", "id": "earlier", "index": 0}, [data[:CHUNK_SIZE]])
+    assert "a chunk message for no transfer under way" in capture.error and capture.receiving
+    chunks(capture, data)
+    message(capture, {"type": "end", "id": "t1"})
+    assert capture.received[0].read_bytes() == data and not capture.receiving
 
 
 def test_a_newer_transfer_replaces_one_under_way_and_abort_drops_it(capture):
