@@ -61,6 +61,10 @@ async function toWav(blob, rate) {
   return encodeWav(rendered.getChannelData(0), rate);
 }
 
+// what a view showed, per widget (its ``uid``): a view drawn again (the notebook re-renders an
+// output that is updated) shows it too; kept on the page, which may evaluate this module again
+const memory = (globalThis.__aixCaptureMemory ||= new Map());
+
 function render({ model, el }) {
   const kind = model.get("kind");
   el.classList.add("aix-capture", `aix-capture-${kind}`);
@@ -107,10 +111,15 @@ function render({ model, el }) {
   let url = null;
   let closed = false;
   const cap = () => model.get("max_bytes");
+  const uid = model.get("uid");
+  if (!memory.has(uid)) memory.set(uid, { clip: null, unsent: false, status: "", error: false });
+  const kept = memory.get(uid);
 
-  const say = (text, isError = false) => {
+  // a passing state (recording, sending, camera on) is not kept for a view drawn later
+  const say = (text, isError = false, passing = false) => {
     status.textContent = text;
     status.classList.toggle("aix-capture-error", isError);
+    if (!passing) Object.assign(kept, { status: text, error: isError });
   };
   const stopStream = () => {
     if (stream) stream.getTracks().forEach((t) => t.stop());
@@ -127,6 +136,7 @@ function render({ model, el }) {
     camera.textContent = "Camera";
   };
   const show = (blob, name) => {
+    kept.clip = { blob, name };
     if (url) URL.revokeObjectURL(url);
     url = URL.createObjectURL(blob);
     preview.replaceChildren();
@@ -181,7 +191,7 @@ function render({ model, el }) {
       if (over()) break;
       const data = await blob.slice(index * step, (index + 1) * step).arrayBuffer();
       model.send({ type: "chunk", id, index }, undefined, [data]);
-      say(`sending ${name}: ${Math.round((100 * index) / chunks)} %`);
+      say(`sending ${name}: ${Math.round((100 * index) / chunks)} %`, false, true);
     }
     if (!over()) {
       model.send({ type: "end", id });
@@ -198,6 +208,7 @@ function render({ model, el }) {
       say(`sent ${name} (${size(blob.size)})`);
       el.dataset.sent = name;
       use.style.display = "none";
+      kept.unsent = false;
     }
     return !!job.done;
   };
@@ -208,13 +219,14 @@ function render({ model, el }) {
       : blob.size === 0 ? `${name} is empty; nothing was sent` : null;
     if (refused) { // before anything is shown or sent
       preview.replaceChildren();
-      pending = null;
+      pending = kept.clip = null;
       use.style.display = "none";
       say(refused, true);
       return;
     }
     show(blob, name);
     pending = { blob, name };
+    kept.unsent = !sendNow;
     el.dataset.sent = "";
     if (sendNow) {
       use.style.display = "none";
@@ -277,7 +289,7 @@ function render({ model, el }) {
       level.style.width = Math.min(100, Math.round(rms * 400)) + "%";
       meter.dataset.peak = peak.toFixed(4);
       const seconds = (Date.now() - started) / 1000;
-      say(`recording ${seconds.toFixed(1)} s`);
+      say(`recording ${seconds.toFixed(1)} s`, false, true);
       if (seconds * rate * 2 + 44 > cap() && recorder && recorder.state === "recording") {
         recorder.stop(); // the WAV would outgrow the limit
       }
@@ -326,7 +338,7 @@ function render({ model, el }) {
     await live.play();
     snap.style.display = "";
     camera.textContent = "Close camera";
-    say("camera on: Snap takes the picture");
+    say("camera on: Snap takes the picture", false, true);
   });
   snap.addEventListener("click", () => {
     const canvas = document.createElement("canvas");
@@ -339,6 +351,13 @@ function render({ model, el }) {
       offer(blob, "snapshot.png", false);
     }, "image/png");
   });
+
+  if (kept.clip) { // drawn again: what the last view showed
+    show(kept.clip.blob, kept.clip.name);
+    pending = kept.clip;
+    if (kept.unsent) use.style.display = "";
+  }
+  say(kept.status, kept.error);
 
   return () => {
     closed = true;

@@ -27,7 +27,7 @@ temporary file, whose path is handed to the ``on_file`` callbacks; while a trans
 ``receiving`` is true (a form then holds its Run: the value is not there yet).
 
 Nothing of the configuration (API key, endpoints) is part of the widget's state: only the kind, the
-accepted types, the size limit, the chunk size and the recording rate are.
+accepted types, the size limit, the chunk size, the recording rate and a random id are.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,6 +217,7 @@ class MediaCapture(anywidget.AnyWidget):
     max_bytes = traitlets.Int(DEFAULT_MAX_BYTES).tag(sync=True)
     chunk_size = traitlets.Int(CHUNK_SIZE).tag(sync=True)
     sample_rate = traitlets.Int(16000).tag(sync=True)
+    uid = traitlets.Unicode("").tag(sync=True)  # names this widget's clip for views drawn again
     receiving = traitlets.Bool(False)  # kernel side only: a transfer is under way
     error = traitlets.Unicode("")  # kernel side only: the last refusal, in one line
 
@@ -229,7 +231,9 @@ class MediaCapture(anywidget.AnyWidget):
     ) -> None:
         if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0:
             raise ParameterError(f"max_bytes must be a positive number of bytes, not {max_bytes!r}")
-        super().__init__(kind=kind, accept=ACCEPT.get(kind, ""), max_bytes=max_bytes, **kwargs)
+        super().__init__(
+            kind=kind, accept=ACCEPT.get(kind, ""), max_bytes=max_bytes, uid=uuid.uuid4().hex, **kwargs
+        )
         self.assembler = ChunkAssembler(
             max_bytes=max_bytes, chunk_size=self.chunk_size, kind=kind, label=label or kind
         )
