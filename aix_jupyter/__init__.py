@@ -45,6 +45,9 @@ _EXPORTS: dict[str, str] = {
     "ComparisonInterrupted": "aix_jupyter.core.compare",
     "compare": "aix_jupyter.core.compare",
     "acompare": "aix_jupyter.core.compare",
+    # media: fetch a model's output file (same deadlines, caps and key rules as runs)
+    "download": "aix_jupyter.core.media",
+    "adownload": "aix_jupyter.core.media",
     # response cache and cassettes (record a notebook's runs once, replay them offline)
     "ResponseCache": "aix_jupyter.core.cache",
     "CacheInfo": "aix_jupyter.core.cache",
@@ -137,6 +140,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.events import observe_session as observe_session
     from aix_jupyter.core.factory import ModelFactory as ModelFactory
     from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
+    from aix_jupyter.core.media import adownload as adownload
+    from aix_jupyter.core.media import download as download
     from aix_jupyter.core.model import Model as Model
     from aix_jupyter.core.parameters import ModelParameters as ModelParameters
     from aix_jupyter.core.parameters import Parameter as Parameter

@@ -18,6 +18,12 @@ MIME bundle plus output metadata, and shows it.
   ``model.run()`` in a cell, is shown as the bundle above, as one ``display_data`` output.
 * :class:`StreamView` -- chunks as they arrive, ending with the same single static output, in the
   way the frontend (:mod:`aix_jupyter.frontend`) calls for.
+* Media outputs (:func:`output_media`): an output that is a file URL on this machine or a configured
+  host is fetched with the core's ``download`` (its deadlines, caps and key rules) and, when its first
+  bytes are audio, an image or video, embedded as a ``data:`` URI up to :func:`embed_max_bytes`
+  (``AixMagics.embed_max_bytes``, ``AIX_EMBED_MAX_BYTES``, 10 MiB), so the saved notebook still plays
+  it once the server is gone; a larger file is shown by its link, with a note. Runs, ``%aix map``
+  tables, ``BatchResult`` and ``Comparison`` HTML and the widget's result area all render media here.
 
 Importing this module imports nothing heavy (no httpx, pydantic or ipywidgets).
 """
@@ -303,6 +309,162 @@ def _media_kind(data: str) -> tuple[str, str] | None:
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# media outputs: fetched once, embedded up to a cap
+# ---------------------------------------------------------------------------------------------
+EMBED_MAX_BYTES = 10 * 1024 * 1024  # AIX_EMBED_MAX_BYTES / AixMagics.embed_max_bytes
+FETCH_TIMEOUT = 60.0  # seconds a media output may take to fetch for display
+_embed_max: int | None = None
+_fetched: OrderedDict[str, tuple[bytes | None, str]] = OrderedDict()  # url -> (bytes, why not)
+_FETCHED_KEPT = 8
+_fetch_lock = threading.Lock()
+
+
+def set_embed_max_bytes(value: int | None) -> None:
+    """The largest media output embedded in a notebook, in bytes (None: ``AIX_EMBED_MAX_BYTES`` or 10 MiB;
+    0: never embed)."""
+    global _embed_max
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"embed_max_bytes must be a number of bytes >= 0, got {value!r}")
+    _embed_max = value
+
+
+def embed_max_bytes() -> int:
+    """The cap on embedded media: the setting, else ``AIX_EMBED_MAX_BYTES``, else 10 MiB."""
+    if _embed_max is not None:
+        return _embed_max
+    raw = os.environ.get("AIX_EMBED_MAX_BYTES", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError(f"AIX_EMBED_MAX_BYTES must be a number of bytes >= 0, got {raw!r}")
+        return value
+    return EMBED_MAX_BYTES
+
+
+@dataclass(frozen=True)
+class Media:
+    """A media output as shown: its type, the ``src`` (a ``data:`` URI or the link), its size when
+    known, and a note when it is not embedded."""
+
+    mime: str
+    src: str
+    size: int | None = None
+    note: str = ""
+
+    @property
+    def embedded(self) -> bool:
+        """True when the bytes are in the output itself (a ``data:`` URI), not behind a link."""
+        return self.src.startswith("data:")
+
+
+def _size_text(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)
+
+
+def _may_fetch(url: str) -> bool:
+    """An output URL worth fetching to look at: on this machine, or on a host runs go to."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return True
+    try:
+        from aix_jupyter.core.config import resolve_endpoints
+
+        return resolve_endpoints(start_default=False).may_receive_key(url)
+    except Exception:  # a configuration error is reported by the runs, not by a display
+        return False
+
+
+def _fetch(url: str) -> tuple[bytes | None, str]:
+    """The bytes of an output file (or None and why not), fetched once by the core's ``download``."""
+    with _fetch_lock:
+        if url in _fetched:
+            _fetched.move_to_end(url)
+            return _fetched[url]
+    from aix_jupyter.core.errors import AixError
+    from aix_jupyter.core.media import download
+
+    try:
+        content = download(url, timeout=FETCH_TIMEOUT)
+        outcome: tuple[bytes | None, str] = (content, "") if isinstance(content, bytes) else (None, "")
+    except AixError as exc:
+        outcome = (None, str(exc))
+    if outcome[0] is None or len(outcome[0]) <= embed_max_bytes():  # what is not embedded is not kept
+        with _fetch_lock:
+            _fetched[url] = outcome
+            while len(_fetched) > _FETCHED_KEPT:
+                _fetched.popitem(last=False)
+    return outcome
+
+
+def output_media(data: Any) -> Media | None:
+    """``data`` as a media output to show, or None when it is not one.
+
+    A ``data:`` URI of audio, an image or video is shown as it is. An http(s) URL is fetched (once)
+    when it is on this machine or a configured host, or its name says media: its first bytes decide
+    what it is, and up to :func:`embed_max_bytes` it is embedded as a ``data:`` URI; a larger one, or
+    one that cannot be fetched, is shown by its link with a note.
+    """
+    if not isinstance(data, str):
+        return None
+    text = data.strip()
+    if not text or (any(c.isspace() for c in text[:512]) and not text.startswith("data:")):
+        return None
+    if text.startswith("data:"):
+        found = _media_kind(text)
+        return Media(found[0], found[1]) if found else None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
+        return None
+    named = _media_kind(text)
+    if named is None and not _may_fetch(text):
+        return None
+    cap = embed_max_bytes()
+    content, why = _fetch(text)
+    if content is None:
+        if named is None:
+            return None
+        return Media(named[0], text, note=f"not embedded: {why}" if why else "")
+    from aix_jupyter.core.media import sniff
+
+    fmt = sniff(content)
+    mime = fmt.mime if fmt is not None else (named[0] if named else "")
+    if mime.split("/")[0] not in ("audio", "image", "video"):
+        return None
+    if len(content) > cap:
+        note = (
+            f"not embedded: {_size_text(len(content))} is over the {_size_text(cap)} cap "
+            "(AIX_EMBED_MAX_BYTES); the link works while its server keeps the file"
+        )
+        return Media(mime, text, len(content), note)
+    return Media(mime, f"data:{mime};base64," + base64.b64encode(content).decode("ascii"), len(content))
+
+
+def media_html(media: Media) -> str:
+    """An ``<img>``, ``<audio controls>`` or ``<video controls>`` element for ``media`` (with its note)."""
+    kind = media.mime.split("/")[0]
+    quoted = html.escape(media.src, quote=True)
+    if kind == "image":
+        element = f'<img src="{quoted}" alt="model output"/>'
+    else:
+        element = f'<{kind} controls src="{quoted}"></{kind}>'
+    note = f"<br><small>{html.escape(media.note)}</small>" if media.note else ""
+    return element + note
+
+
+def media_cell(data: Any) -> str | None:
+    """The HTML of ``data`` when it is a media output (for tables: ``BatchResult``, ``Comparison``)."""
+    media = output_media(data)
+    return None if media is None else media_html(media)
+
+
 def _media_bundle(mime: str, src: str) -> Bundle:
     kind = mime.split("/")[0]
     bundle: Bundle = {}
@@ -326,10 +488,12 @@ def _media_bundle(mime: str, src: str) -> Bundle:
     return bundle
 
 
-def _plain_for_media(src: str, mime: str) -> str:
-    if src.startswith("data:"):
-        return f"<{mime} data, {len(src)} characters>"
-    return src
+def _plain_for_media(media: Media, data: str) -> str:
+    if not media.embedded:
+        return data
+    if media.size is not None:  # fetched from a link and embedded: the link dies with its server
+        return f"<{media.mime}, {_size_text(media.size)}, embedded>"
+    return f"<{media.mime} data, {len(media.src)} characters>"
 
 
 def markdown_text(text: str) -> str:
@@ -382,11 +546,13 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
     elif status == "IN_PROGRESS" and not getattr(response, "completed", False):
         bundle["text/plain"] = _running_line(provenance.model_id if provenance else "model", response)
     elif isinstance(data, str):
-        media = _media_kind(data)
+        media = output_media(data)
         if media:
-            mime, src = media
-            bundle.update(_media_bundle(mime, src))
-            bundle["text/plain"] = _plain_for_media(src, mime)
+            bundle.update(_media_bundle(media.mime, media.src))
+            bundle["text/plain"] = _plain_for_media(media, data.strip())
+            if media.note:
+                bundle["text/plain"] += f"\n({media.note})"
+                bundle["text/html"] = media_html(media)
         else:
             bundle["text/plain"] = data
             if data.strip():
@@ -562,12 +728,27 @@ def _stdout_write(text: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # tables and cards (``%aix models``, ``%aix info``, ``%aix config``)
 # ---------------------------------------------------------------------------------------------
+class HtmlCell(str):
+    """A table cell that is text in a terminal and its own HTML in a notebook (a media player, say)."""
+
+    html: str
+
+    def __new__(cls, text: str, html_text: str) -> HtmlCell:
+        cell = super().__new__(cls, text)
+        cell.html = html_text
+        return cell
+
+
+def _cell_text(value: Any) -> str:
+    return value if isinstance(value, HtmlCell) else "" if value is None else str(value)
+
+
 class Table:
     """A small table shown as HTML in a notebook and as aligned text elsewhere."""
 
     def __init__(self, columns: list[str], rows: list[list[Any]], *, title: str = "", note: str = "") -> None:
         self.columns = columns
-        self.rows = [["" if c is None else str(c) for c in row] for row in rows]
+        self.rows = [[_cell_text(c) for c in row] for row in rows]
         self.title = title
         self.note = note
 
@@ -583,8 +764,12 @@ class Table:
 
     def _html(self) -> str:
         esc = html.escape
+
+        def cell(value: str) -> str:
+            return value.html if isinstance(value, HtmlCell) else esc(value)
+
         head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in self.rows)
+        body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in self.rows)
         title = f"<p><b>{esc(self.title)}</b></p>" if self.title else ""
         note = f"<p><small>{esc(self.note)}</small></p>" if self.note else ""
         table = f'<table class="aix-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from aix_jupyter.core.batch import (
@@ -174,15 +174,23 @@ class Comparison:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self, media: Callable[[Any], str | None] | None = None) -> str:
+        """The side-by-side table as HTML; ``media(data)`` (the notebook layer's) may give the HTML of
+        an output that is media (an ``<audio>`` player, an image), shown in place of its text."""
         head = "".join(f"<th>{html.escape(m)}</th>" for m in self.model_ids)
         rows = []
         for row, data in enumerate(self.inputs):
             cells = []
             for model_id in self.model_ids:
                 text, meta = self._cell(model_id, row)
-                ok = self.responses[model_id][row].ok
+                response = self.responses[model_id][row]
+                ok = response.ok
                 style = "" if ok else " style='color:#b00020'"
-                cells.append(f"<td{style}>{html.escape(text)}<br><small>{html.escape(meta)}</small></td>")
+                shown = media(response.data) if ok and media is not None else None
+                body = shown if shown is not None else html.escape(text)
+                cells.append(f"<td{style}>{body}<br><small>{html.escape(meta)}</small></td>")
             rows.append(f"<tr><th>{html.escape(_short(data, 60))}</th>{''.join(cells)}</tr>")
         return (
             "<table class='aix-compare'><thead><tr><th>input</th>"

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import mimetypes
-import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
@@ -54,6 +52,7 @@ from aix_jupyter.core.transport import Call, Cancelled, DeadlineExceeded, Opened
 
 if TYPE_CHECKING:
     from aix_jupyter.core.config import Endpoints
+    from aix_jupyter.core.media import LocalMedia
 
 CANCEL_BUDGET = 0.5  # seconds a cancel (DELETE) may take before control returns anyway
 CANCELLED_MESSAGE = "Run cancelled."
@@ -281,14 +280,13 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
         raise
 
 
-def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
-    """Upload a local file (temp-url, then PUT); return the link to send as data."""
-    content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    name = os.path.basename(path)
+def upload_flow(file: LocalMedia, backend_url: str, deadline: float | None) -> Flow:
+    """Upload local media (temp-url, then PUT its bytes); return the link to send in its place."""
+    name = file.name
     call = Call(
         "POST",
         f"{backend_url.rstrip('/')}/sdk/file/upload/temp-url",
-        json_body={"contentType": content_type, "originalName": name},
+        json_body={"contentType": file.content_type, "originalName": name},
         auth="backend",
         what="file upload",
     )
@@ -303,14 +301,12 @@ def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
         info = None
     if not isinstance(info, dict) or not info.get("uploadUrl"):
         raise RequestError(f"file upload of {name!r}: the server gave no uploadUrl")
-    with open(path, "rb") as handle:
-        content = handle.read()
     put = Call(
         "PUT",
         str(info["uploadUrl"]),
         auth=None,
-        headers={"Content-Type": content_type},
-        content=content,
+        headers={"Content-Type": file.content_type},
+        content=file.content,
         what="file upload",
     )
     reply = yield Send(put, deadline)
@@ -323,10 +319,10 @@ def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
 
 
 def body_flow(request: RunRequest, backend_url: str, deadline: float | None) -> Flow:
-    """The request body, once the local files it names are uploaded (their links replace them)."""
+    """The request body, once the local media it holds are uploaded (their links replace them)."""
     links = {}
-    for path in request.files:
-        links[path] = yield from upload_flow(path, backend_url, deadline)
+    for file in request.files:
+        links[file.ref] = yield from upload_flow(file, backend_url, deadline)
     return request.body_with(links)
 
 

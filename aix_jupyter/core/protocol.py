@@ -10,7 +10,6 @@ import contextlib
 import copy
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +17,7 @@ from enum import Enum
 from typing import Any, TypeGuard
 from urllib.parse import quote
 
+from aix_jupyter.core import media
 from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.response import ModelResponse
@@ -25,7 +25,6 @@ from aix_jupyter.core.response import ModelResponse
 GENERIC_FAILURE = "Model Run: An error occurred while processing your request."
 NO_RESPONSE = "No response from the service."
 MAX_MESSAGE = 500
-MAX_LOCAL_PATH = 4096
 WIRE_KEYS = frozenset({"options"})  # request keys of the wire itself, not model parameters
 
 # ---------------------------------------------------------------------------------------------
@@ -198,28 +197,6 @@ def _body_from_text(text: str) -> dict[str, Any]:
     return {"data": value}
 
 
-def local_file(value: Any) -> str | None:
-    """The path when ``value`` is a string naming an existing local file, else None."""
-    if (
-        isinstance(value, str)
-        and value
-        and len(value) < MAX_LOCAL_PATH
-        and "\n" not in value
-        and "://" not in value
-        and os.path.isfile(value)
-    ):
-        return value
-    return None
-
-
-def local_files(data: Any) -> list[str]:
-    """Local files named by ``data`` (a string, or the string values of a dict)."""
-    if isinstance(data, Mapping):
-        return [p for p in (local_file(v) for v in data.values()) if p]
-    path = local_file(data)
-    return [path] if path else []
-
-
 def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check ``parameters`` against a ``ModelParameters`` schema; return the checked values.
 
@@ -244,27 +221,28 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """A run's request, checked and built before anything is sent: its body, and the local files
-    it names (uploaded first, their links then replacing the paths in the body)."""
+    """A run's request, checked and built before anything is sent: its body, and the local media it
+    holds (``media.LocalMedia``; the body holds their refs until their uploaded links replace them)."""
 
     body: dict[str, Any]
-    files: tuple[str, ...] = ()
+    files: tuple[media.LocalMedia, ...] = ()
 
     def body_with(self, links: Mapping[str, str]) -> dict[str, Any]:
-        """The body with each uploaded file's path replaced by its link."""
+        """The body with each media ref replaced by its uploaded link."""
         if not links:
             return self.body
-        return {k: links.get(v, v) if isinstance(v, str) else v for k, v in self.body.items()}
+        return {k: media.with_links(v, links) for k, v in self.body.items()}
 
 
 def run_request(
     schema: Any, data: Any, parameters: Mapping[str, Any] | None, stream: bool = False
 ) -> RunRequest:
-    """THE request builder of a run: parameters checked against ``schema`` (``validate_parameters``),
-    the body built (``build_payload``: anything JSON cannot carry raises here, so nothing is sent
-    on bad input), and the local files ``data`` names."""
-    checked = validate_parameters(schema, data, parameters)
-    return RunRequest(build_payload(data, checked, stream), tuple(local_files(data)))
+    """THE request builder of a run: media inputs read and checked (``media.prepare``: paths, bytes,
+    media objects, URLs), parameters checked against ``schema`` (``validate_parameters``), the body
+    built (``build_payload``: anything JSON cannot carry raises here, so nothing is sent on bad input)."""
+    prepared = media.prepare(schema, data, parameters, WIRE_KEYS)
+    checked = validate_parameters(schema, prepared.data, prepared.parameters)
+    return RunRequest(build_payload(prepared.data, checked, stream), prepared.files)
 
 
 # ---------------------------------------------------------------------------------------------

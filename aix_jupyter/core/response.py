@@ -16,6 +16,8 @@ is not hashable), and ``repr`` cuts values longer than 200 characters.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
@@ -189,6 +191,20 @@ class ModelResponse:
     def ok(self) -> bool:
         """True for SUCCESS (a convenience; not in the SDK)."""
         return self.status is ResponseStatus.SUCCESS
+
+    def save(self, path: str | os.PathLike[str], *, timeout: float = 300) -> Path:
+        """Fetch the output file this response's ``data`` links to and write it to ``path`` (a file, or a
+        folder: the URL's file name); the written ``Path``. ``core.media.download``'s deadline, size cap
+        and key rules; RequestError when ``data`` is not a file URL or the fetch fails."""
+        from aix_jupyter.core.media import download
+
+        return Path(download(self, path, timeout=timeout))  # type: ignore[arg-type]
+
+    async def asave(self, path: str | os.PathLike[str], *, timeout: float = 300) -> Path:
+        """The async twin of ``save``: the same arguments, awaited."""
+        from aix_jupyter.core.media import adownload
+
+        return Path(await adownload(self, path, timeout=timeout))  # type: ignore[arg-type]
 
 
 def _short(value: Any, limit: int = 200, *, quote: bool = False) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.completer import context_matcher
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
-from traitlets import Enum, Float, Int, Unicode
+from traitlets import Enum, Float, Int, Unicode, observe
 
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
 from aix_jupyter.magics import args as ma
@@ -70,6 +70,16 @@ class AixMagics(Magics):
         "see $AIX_FRONTEND), or 'off'.",
     ).tag(config=True)
     models_page_size = Int(100, help="How many models %aix models lists.").tag(config=True)
+    embed_max_bytes = Int(
+        None,
+        allow_none=True,
+        help="Largest media output (audio, image, video) embedded in the notebook, in bytes; a larger one "
+        "is shown by its link. None: $AIX_EMBED_MAX_BYTES, else 10 MiB; 0: never embed.",
+    ).tag(config=True)
+
+    @observe("embed_max_bytes")
+    def _embed_max_changed(self, change: Any) -> None:
+        aix_display.set_embed_max_bytes(change["new"])
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -627,12 +637,13 @@ def batch_table(result: Any, rows: int = BATCH_ROWS) -> aix_display.Table:
         if i >= rows:
             break
         output = response.data if response.ok else response.error_message
+        media = aix_display.media_cell(output) if response.ok else None
         lines.append(
             [
                 key,
                 _short(data, 40),
                 aix_display.field_text(response.status),
-                _short(output, 60),
+                _short(output, 60) if media is None else aix_display.HtmlCell(_short(output, 60), media),
                 aix_display.credits_text(response),
                 f"{float(response.run_time or 0):.2f} s",
             ]
@@ -653,6 +664,17 @@ _RESPONSE_TYPE = ("aix_jupyter.core.response", "ModelResponse")  # registered by
 def _show_response(response: Any) -> None:
     """IPython display hook for ModelResponse: one rich ``display_data`` (see display.py)."""
     aix_display.show_response(response)
+
+
+def _table_html(table: Any) -> str:
+    """A ``BatchResult`` or ``Comparison`` as HTML, its media outputs playable (see display.py)."""
+    return str(table.html(media=aix_display.media_cell))
+
+
+_TABLE_TYPES = {
+    ("aix_jupyter.core.batch", "BatchResult"): _table_html,
+    ("aix_jupyter.core.compare", "Comparison"): _table_html,
+}
 
 
 def _keep_question_marks(lines: list[str]) -> list[str]:
@@ -686,6 +708,9 @@ def load_ipython_extension(ipython: Any) -> None:
     if completer is not None:
         completer.custom_matchers.append(aix_matcher)
     ipython.display_formatter.ipython_display_formatter.for_type_by_name(*_RESPONSE_TYPE, _show_response)
+    html_formatter = ipython.display_formatter.formatters["text/html"]
+    for type_name, show in _TABLE_TYPES.items():
+        html_formatter.for_type_by_name(*type_name, show)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_question_marks not in cleanup:
         cleanup.append(_keep_question_marks)
@@ -707,10 +732,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics in getattr(ipython, "configurables", []):
         ipython.configurables.remove(magics)
     formatter = ipython.display_formatter.ipython_display_formatter
-    formatter.deferred_printers.pop(_RESPONSE_TYPE, None)
-    module = sys.modules.get(_RESPONSE_TYPE[0])
-    if module is not None:
-        formatter.type_printers.pop(getattr(module, _RESPONSE_TYPE[1]), None)
+    html_formatter = ipython.display_formatter.formatters["text/html"]
+    for printers, type_name in [(formatter, _RESPONSE_TYPE)] + [(html_formatter, t) for t in _TABLE_TYPES]:
+        printers.deferred_printers.pop(type_name, None)
+        module = sys.modules.get(type_name[0])
+        if module is not None:
+            printers.type_printers.pop(getattr(module, type_name[1]), None)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_question_marks in cleanup:
         cleanup.remove(_keep_question_marks)

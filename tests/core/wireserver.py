@@ -24,7 +24,7 @@ Default behaviour (no script):
   ``DELETE /sdk/models/{id}``, ``GET /sdk/finetune/{id}/ml-logs``: from ``models`` /
   ``finetune_logs``.
 * ``POST /sdk/file/upload/temp-url`` -> ``{key, uploadUrl, downloadUrl}``; ``PUT`` stores the
-  bytes in ``uploads``.
+  bytes in ``uploads``; ``GET`` of the download URL answers them.
 
 Scripting: ``server.script("POST /api/v2/execute", Reply(...), Reply(...))`` queues replies for
 requests whose "METHOD path" starts with the given prefix; each is used once, in order, before
@@ -415,6 +415,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/upload/") and method == "PUT":
             wire.uploads[segs[-1]] = rec.body
             self._send(200, None, raw=b"")
+            return
+        if path.startswith("/files/") and method == "GET" and segs[-1] in wire.uploads:
+            self._send(200, None, raw=wire.uploads[segs[-1]])
             return
         self._send(404, {"error": f"no route {method} {path}"})
 
