@@ -127,8 +127,8 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z]+", text.lower()))
 
 
-def _wait_result(page: Any, widget: Any) -> str:
-    """The result's text once the run ended (finished, or the failure said)."""
+def _wait_finished(page: Any, widget: Any) -> None:
+    """Wait for the run to end; it must have finished (else the failure is said)."""
     label = widget.locator(".aix-progress-label")
     page.wait_for_function(
         "el => /^(finished|failed|cancelled)/.test(el.textContent)",
@@ -139,6 +139,11 @@ def _wait_result(page: Any, widget: Any) -> str:
         label.inner_text(),
         widget.locator(".aix-meta").inner_text(),
     )
+
+
+def _wait_result(page: Any, widget: Any) -> str:
+    """The result's text once the run finished."""
+    _wait_finished(page, widget)
     result = widget.locator(".aix-result")
     page.wait_for_function("el => el.innerText.trim().length > 0", arg=result.element_handle())
     return result.inner_text()
@@ -263,7 +268,7 @@ def test_spoken_answer_plays_with_a_duration(notebook: Page) -> None:
     with notebook.step("speech"):
         tts.scroll_into_view_if_needed()
         tts.locator("button.aix-run").click()
-        _wait_result(page, tts)
+        _wait_finished(page, tts)
         player = tts.locator(".aix-result audio")
         player.wait_for()
         page.wait_for_function("el => el.duration > 0 && isFinite(el.duration)", arg=player.element_handle())
