@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.browser.conftest import CHROMIUM_ARGS, _unavailable
 from tests.browser.fake_media import write_y4m
@@ -237,13 +239,32 @@ def _drop(widget: Any, data: bytes, name: str, mime: str) -> None:
     capture.dispatch_event("drop", {"dataTransfer": transfer})
 
 
-def test_a_dropped_file_becomes_the_value_and_one_over_the_limit_is_refused(notebook: Page) -> None:
-    """A PNG dropped on the OCR widget fills its field; on one with a 1 KB limit: one line, no value."""
+def _noise_png(tmp: Path) -> bytes:
+    """A PNG of random pixels: about 1.5 MB, six chunks (more than the browser keeps in flight)."""
+    pixels = np.random.default_rng(7).integers(0, 256, (700, 700, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp / "noise.png")
+    return (tmp / "noise.png").read_bytes()
+
+
+def test_upload_and_drop_fill_the_value_and_over_the_limit_is_refused(notebook: Page, tmp_path: Path) -> None:
+    """Upload or drop a file on the OCR widget: its bytes, whole, become the value (a 1.5 MB one in
+    acknowledged chunks); on the widget with a 1 KB limit a file is refused in one line, nothing sent."""
     page, ocr, small = notebook.page, notebook.widgets.nth(1), notebook.widgets.nth(3)
     with notebook.step("drop"):
-        picture = PICTURE.read_bytes()
-        _drop(ocr, picture, "dropped line.png", "image/png")
+        ocr.scroll_into_view_if_needed()
         field = ocr.locator(".aix-param-image input[type=text]")
+        noise = _noise_png(tmp_path)
+        assert len(noise) > 5 * 256 * 1024
+        _drop(ocr, noise, "noise.png", "image/png")
+        page.wait_for_function("el => el.value.endsWith('/noise.png')", arg=field.element_handle())
+        assert Path(field.input_value()).read_bytes() == noise
+        with page.expect_file_chooser() as chooser:
+            ocr.locator(".aix-capture-upload").click()
+        chooser.value.set_files(str(PICTURE))
+        page.wait_for_function("el => el.value.endsWith('/text_line.png')", arg=field.element_handle())
+        picture = PICTURE.read_bytes()
+        assert Path(field.input_value()).read_bytes() == picture
+        _drop(ocr, picture, "dropped line.png", "image/png")
         page.wait_for_function("el => el.value.endsWith('/dropped line.png')", arg=field.element_handle())
         assert Path(field.input_value()).read_bytes() == picture
         ocr.locator("img.aix-capture-clip").wait_for()
