@@ -42,8 +42,9 @@ export function encodeWav(samples, rate) {
   return new Blob([view.buffer], { type: "audio/wav" });
 }
 
-// a recording (WebM/Opus from MediaRecorder) decoded, mixed down to mono and resampled, as WAV
-async function toWav(blob, rate) {
+// a recording (WebM/Opus from MediaRecorder) decoded, mixed down to mono and resampled, as WAV of
+// at most maxBytes (a longer recording is cut at the end)
+async function toWav(blob, rate, maxBytes) {
   const context = new AudioContext();
   let decoded;
   try {
@@ -51,7 +52,7 @@ async function toWav(blob, rate) {
   } finally {
     context.close();
   }
-  const frames = Math.max(1, Math.ceil(decoded.duration * rate));
+  const frames = Math.max(1, Math.min(Math.ceil(decoded.duration * rate), Math.floor((maxBytes - 44) / 2)));
   const offline = new OfflineAudioContext(1, frames, rate);
   const source = offline.createBufferSource();
   source.buffer = decoded;
@@ -264,8 +265,15 @@ function render({ model, el }) {
   use.addEventListener("click", () => { if (pending) send(pending.blob, pending.name); });
 
   // -- Record: the microphone through MediaRecorder, a level meter, then a WAV --------------------
+  const secure = (what) => {
+    if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) return true;
+    say(`the ${what} needs a secure page (https:// or localhost); Upload a file instead`, true);
+    return false;
+  };
+
   const startRecording = async () => {
     stopStream();
+    if (!secure("microphone")) return;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     } catch (err) {
@@ -278,6 +286,7 @@ function render({ model, el }) {
     context.createMediaStreamSource(stream).connect(analyser);
     const samples = new Float32Array(analyser.fftSize);
     let peak = 0;
+    let limited = false;
     const started = Date.now();
     const rate = model.get("sample_rate");
     const timer = setInterval(() => {
@@ -291,7 +300,8 @@ function render({ model, el }) {
       const seconds = (Date.now() - started) / 1000;
       say(`recording ${seconds.toFixed(1)} s`, false, true);
       if (seconds * rate * 2 + 44 > cap() && recorder && recorder.state === "recording") {
-        recorder.stop(); // the WAV would outgrow the limit
+        limited = true; // the WAV would outgrow the limit
+        recorder.stop();
       }
     }, 50);
     audio = { context, timer };
@@ -309,11 +319,12 @@ function render({ model, el }) {
       record.textContent = "Record";
       if (closed) return;
       try {
-        offer(await toWav(raw, rate), "recording.wav", false);
+        offer(await toWav(raw, rate, cap()), "recording.wav", false);
       } catch (err) {
         // not decodable here: the compressed recording itself (PyAV reads WebM/Opus)
         offer(raw, "recording.webm", false);
       }
+      if (limited && pending) say(`stopped at the ${size(cap())} limit: ${status.textContent}`);
     };
     recorder.start(250);
     record.textContent = "Stop";
@@ -326,6 +337,7 @@ function render({ model, el }) {
   // -- Camera: a live preview, a snapshot to a canvas, PNG --------------------------------------------
   camera.addEventListener("click", async () => {
     if (stream) { stopStream(); say(""); return; }
+    if (!secure("camera")) return;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: true });
     } catch (err) {

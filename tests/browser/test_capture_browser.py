@@ -44,6 +44,7 @@ CELLS = [
     'ocr = ModelWidget("local/ocr-rapidocr")\nocr',
     'tts = ModelWidget("local/piper-joe")\ntts.set(text="The quick brown fox.")\ntts',
     'small = ModelWidget("local/ocr-rapidocr", max_media_mb=0.001)\nsmall',  # a 1 KB limit
+    'short = ModelWidget("local/whisper-tiny-en", max_media_mb=0.05)\nshort',  # 51.2 KB: 1.6 s of WAV
 ]
 
 
@@ -295,3 +296,26 @@ def test_spoken_answer_plays_with_a_duration(notebook: Page) -> None:
         page.wait_for_function("el => el.duration > 0 && isFinite(el.duration)", arg=player.element_handle())
         assert player.evaluate("el => el.duration") > 0.5
         tts.screenshot(path=notebook.shot("spoken"))
+
+
+def test_a_recording_stops_at_the_limit_and_still_fits(notebook: Page) -> None:
+    """With a 51.2 KB limit, recording stops by itself after about 1.6 s, says why, and the WAV fits."""
+    page, short = notebook.page, notebook.widgets.nth(4)
+    with notebook.step("record-limit"):
+        short.scroll_into_view_if_needed()
+        record = short.locator(".aix-capture-record")
+        record.click()
+        page.wait_for_function("el => el.textContent === 'Stop'", arg=record.element_handle())
+        status = short.locator(".aix-capture-status")
+        page.wait_for_function(
+            "el => el.textContent.startsWith('stopped at the 51.2 KB limit: recording.wav, ')",
+            arg=status.element_handle(),
+            timeout=30_000,
+        )
+        assert record.inner_text() == "Record"
+        short.locator("audio.aix-capture-clip").wait_for()
+        path = _use_and_wait_for_the_path(page, short, "source_audio", "recording.wav")
+        assert path.stat().st_size <= int(0.05 * 2**20)
+        with wave.open(str(path)) as recorded:
+            assert 1.0 < recorded.getnframes() / recorded.getframerate() <= 1.64
+        short.screenshot(path=notebook.shot("record-limit"))
