@@ -32,12 +32,13 @@ accepted types, the size limit, the chunk size, the recording rate and a random 
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,27 @@ class ChunkAssembler:
         return f"{transfer.name} is still arriving"
 
 
+_written: set[Path] = set()  # the folders ``save`` made in this process (removed when it exits)
+
+
+def _remove(folders: Iterable[Path]) -> None:
+    for folder in list(folders):
+        shutil.rmtree(folder, ignore_errors=True)
+        _written.discard(folder)
+
+
+@atexit.register
+def _remove_all() -> None:
+    _remove(_written)
+
+
 def save(received: Received) -> Path:
-    """Write a received file into a fresh temporary folder, under its own name; the path."""
+    """Write a received file into a fresh temporary folder, under its own name; the path.
+
+    The folder goes when the widget that received it is closed, or at the latest when the process
+    (the kernel) exits."""
     folder = Path(tempfile.mkdtemp(prefix="aix-upload-"))
+    _written.add(folder)
     path = folder / received.name
     path.write_bytes(received.data)
     return path
@@ -288,8 +307,7 @@ class MediaCapture(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Close the widget and remove the temporary files it wrote."""
-        for path in getattr(self, "files", ()):  # (none when __init__ failed)
-            shutil.rmtree(path.parent, ignore_errors=True)
+        _remove({path.parent for path in getattr(self, "files", ())})  # (none when __init__ failed)
         self.files = []
         super().close()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import comm
@@ -288,3 +290,21 @@ def test_the_assembler_alone_raises_parameter_errors():
     received = assembler.end({"id": "a"})
     assert (received.name, received.mime, received.data) == ("s.png", "image/png", b"abcdef")
     assert assembler.progress == ""
+
+
+def test_files_left_behind_go_when_the_process_exits(tmp_path):
+    """A widget never closed (the kernel shut down): its temporary files go when the process exits."""
+    script = (
+        "from aix_jupyter.widgets.capture import MediaCapture\n"
+        "from tests.widgets.capture_messages import deliver\n"
+        "c = MediaCapture('image')\n"
+        "c.on_file(print)\n"
+        "deliver(c, b'\\x89PNG', name='left.png', mime='image/png')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root)
+    assert done.returncode == 0, done.stderr
+    path = Path(done.stdout.strip())
+    assert path.name == "left.png" and path.parent.name.startswith("aix-upload-")
+    assert not path.parent.exists()
