@@ -61,7 +61,12 @@ CHECKS = [
     "delete",
     "wrong API key",
 ]
-LLM_CHECKS = ["LLM run", "run_stream", "LLM run_async + sync_poll"]
+LLM_CHECKS = [
+    "LLM run",
+    "run_stream",
+    "LLM run with context, history and a response_format schema",
+    "LLM run_async + sync_poll",
+]
 
 
 @pytest.mark.parametrize("name", CHECKS)
