@@ -375,6 +375,29 @@ def _cache(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _llm(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    st = r.get("structured")
+    if st:
+        fig = (
+            f"{st['valid']}/{st['runs']} valid; tokens/s with the grammar / without {st['ratio']:.3f}x "
+            f"({st['tokens_per_s_grammar']} vs {st['tokens_per_s_free']} tok/s decoding, SmolLM2, "
+            "enum + bounded integer + string, sampled)"
+        )
+        rows.append(("F. structured output, embedded LLM", fig, "all valid; >= 0.8x", _verdict(st["met"])))
+    cv = r.get("conversation")
+    if cv:
+        chat, bare = cv["per_turn_us_conversation"], cv["per_turn_us_bare_run"]
+        fig = (
+            f"{cv['ratio']:.3f}x ({chat:.0f} vs {bare:.0f} us per turn; per-round paired "
+            f"{cv['ratio_paired']:.3f}x; {cv['rounds']} rounds of {cv['turns']} turns)"
+        )
+        rows.append(
+            ("F. conversation turn / bare `LLM.run`, same history", fig, "<= 1.05x", _verdict(cv["met"]))
+        )
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
@@ -387,6 +410,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "batch": _batch,
     "batch_progress": _batch_progress,
     "cache": _cache,
+    "llm": _llm,
 }
 
 
