@@ -374,6 +374,22 @@ def _cache(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _media_models(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for what, m in r["served_vs_raw"].items():
+        times = f"{m['served_s']:.3f} s vs {m['raw_s']:.3f} s per call, median of {m['rounds']}"
+        fig = f"{m['ratio']:.3f}x ({times})"
+        rows.append((f"F. served / raw runtime: {what}", fig, "<= 1.15x", _verdict(m["ratio"] <= 1.15)))
+    rtf = r["asr_real_time_factor"]
+    fig = "; ".join(
+        f"{clip} clip ({v['audio_s']:.1f} s of audio): {v['served_rtf']:.3f} served, {v['raw_rtf']:.3f} raw"
+        for clip, v in rtf.items()
+    )
+    ok = all(v["served_rtf"] < 1 for v in rtf.values())
+    rows.append(("F. speech recognition real-time factor (Whisper tiny.en)", fig, "< 1", _verdict(ok)))
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
@@ -386,6 +402,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "batch": _batch,
     "batch_progress": _batch_progress,
     "cache": _cache,
+    "media_models": _media_models,
 }
 
 

@@ -29,6 +29,7 @@ SCRIPTS = {
     "batch": "bench_batch.py",
     "batch_progress": "bench_batch_progress.py",
     "cache": "bench_cache.py",
+    "media_models": "bench_media_models.py",
 }
 
 
