@@ -77,7 +77,11 @@ def test_every_model_is_listed_with_the_platform_parameters(client):
 # -- speech ---------------------------------------------------------------------------------------------
 @needs[TTS]
 @needs[ASR]
-@pytest.mark.parametrize("sentence", SENTENCES, ids=["2s", "5s", "15s", "44s"])
+@pytest.mark.parametrize(
+    "sentence",
+    [*SENTENCES[:3], pytest.param(SENTENCES[3], marks=pytest.mark.slow)],
+    ids=["2s", "5s", "15s", "44s"],
+)
 def test_speech_round_trip(client, sentence):
     """Piper speaks a sentence into a served WAV; Whisper reads the served URL back (WER <= 10 %)."""
     spoken = run(client, TTS, {"text": sentence, "language": "en", "voice": "joe"})
@@ -343,6 +347,7 @@ NO_NETWORK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @needs[TTS]
 @needs[ASR]
 @needs[OCR]
@@ -428,6 +433,7 @@ def _cancel_when(job, started) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow
 @needs[TTS]
 @needs[ASR]
 def test_cancel_stops_whisper_between_segments(tmp_path: Path):
