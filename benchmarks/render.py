@@ -395,6 +395,19 @@ def _llm(r: dict[str, Any]) -> list[Row]:
         rows.append(
             ("F. conversation turn / bare `LLM.run`, same history", fig, "<= 1.05x", _verdict(cv["met"]))
         )
+def _media_models(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for what, m in r["served_vs_raw"].items():
+        times = f"{m['served_s']:.3f} s vs {m['raw_s']:.3f} s per call, median of {m['rounds']}"
+        fig = f"{m['ratio']:.3f}x ({times})"
+        rows.append((f"G. served / raw runtime: {what}", fig, "<= 1.15x", _verdict(m["ratio"] <= 1.15)))
+    rtf = r["asr_real_time_factor"]
+    fig = "; ".join(
+        f"{clip} clip ({v['audio_s']:.1f} s of audio): {v['served_rtf']:.3f} served, {v['raw_rtf']:.3f} raw"
+        for clip, v in rtf.items()
+    )
+    ok = all(v["served_rtf"] < 1 for v in rtf.values())
+    rows.append(("G. speech recognition real-time factor (Whisper tiny.en)", fig, "< 1", _verdict(ok)))
     return rows
 
 
@@ -411,6 +424,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "batch_progress": _batch_progress,
     "cache": _cache,
     "llm": _llm,
+    "media_models": _media_models,
 }
 
 

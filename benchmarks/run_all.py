@@ -30,6 +30,7 @@ SCRIPTS = {
     "batch_progress": "bench_batch_progress.py",
     "cache": "bench_cache.py",
     "llm": "bench_llm.py",
+    "media_models": "bench_media_models.py",
 }
 
 
