@@ -395,6 +395,8 @@ def _llm(r: dict[str, Any]) -> list[Row]:
         rows.append(
             ("F. conversation turn / bare `LLM.run`, same history", fig, "<= 1.05x", _verdict(cv["met"]))
         )
+
+
 def _media_models(r: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for what, m in r["served_vs_raw"].items():
