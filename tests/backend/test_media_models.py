@@ -397,6 +397,8 @@ HIDDEN = textwrap.dedent(
             print(model + ":", reply["status"], reply.get("error_message", ""))
         other = client.post("/api/v2/execute/local/sentiment-vader", json={"data": "Great!"}).json()
         print("other:", other["status"])
+        listed = client.post("/sdk/models/paginate", json={"q": "", "pageSize": 100}).json()["items"]
+        print("listed:", sorted(m["id"] for m in listed))
     """
 )
 
@@ -418,6 +420,8 @@ def test_missing_extras_give_one_line_install_hints(tmp_path: Path):
         assert lines[model].startswith("FAILED ModelUnavailable: "), lines[model]
         assert lines[model].endswith(hint.INSTALL_HINT)
     assert lines["other"] == "SUCCESS"
+    listed = set(ast.literal_eval(lines["listed"]))  # a missing extra stays listed; a missing engine not
+    assert {ASR, TTS, OCR, EMBED} <= listed and MT not in listed
 
 
 # -- cancel: a running model stops at its next unit of work -------------------------------------------------
