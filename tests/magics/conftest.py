@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +26,19 @@ class Cell:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch):
-    """The IPython singleton with the extension loaded (unloaded again after the test)."""
+    """The IPython singleton with the extension loaded (unloaded again after the test).
+
+    ``%config AixMagics.x = ...`` merges into the singleton's ``config``, which the next test's
+    ``AixMagics`` would load again (a default model, a timeout...): the config is restored after the test.
+    """
     monkeypatch.delenv("AIX_FRONTEND", raising=False)  # no kernel: the "terminal" frontend
     shell = InteractiveShell.instance()
+    saved_config = copy.deepcopy(shell.config)
     shell.run_line_magic("load_ext", "aix_jupyter")
     yield shell
     shell.run_line_magic("unload_ext", "aix_jupyter")
+    shell.config.clear()
+    shell.config.update(saved_config)
     for name in [n for n in shell.user_ns if not n.startswith("_") and n not in shell.user_ns_hidden]:
         shell.user_ns.pop(name, None)
 
