@@ -171,7 +171,8 @@ def guard_run_request(flow: Flow, pushbacks: int, connects: int) -> Flow:
     Otherwise the answer goes to the run flow as usual. Every other step passes through untouched.
     """
     from aix_jupyter.core.flows import Send
-    from aix_jupyter.core.transport import MAX_ATTEMPTS, TransportFailure, retry_delay
+    from aix_jupyter.core.retries import MAX_ATTEMPTS, retry_delay
+    from aix_jupyter.core.wire import TransportFailure
 
     value: Any = None
     error: BaseException | None = None
@@ -705,7 +706,7 @@ class Batch:
 
     # -- the loop -------------------------------------------------------------------------------
     async def run(self) -> BatchResult:
-        from aix_jupyter.core.transport import AsyncTransport, async_client
+        from aix_jupyter.core.async_transport import AsyncTransport, async_client
 
         ep = self.model.endpoints(start_default=not replaying())  # replayed: nothing is sent
         report_outcome(RunOutcome("batch", self.model.id, "STARTED"))

@@ -1,9 +1,12 @@
-"""HTTP for the client core: httpx underneath, deadlines, retries, and where the key may go.
+"""HTTP for the client core: what both I/O drivers share -- httpx requests, deadlines as timeouts,
+reply size caps, and where the key may go.
 
-Two thin I/O shells (``SyncTransport``, ``AsyncTransport``) with the same operations (``attempt``:
-one request and its whole reply; ``open`` / ``read_rest`` / ``events``: a streamed reply;
-``sleep``), driven by the flows, which hold the retry policy (``Retries``). Both return
-``RawReply`` objects that the pure mapping functions in ``protocol`` turn into responses.
+The I/O drivers (``sync_transport.SyncTransport``, ``async_transport.AsyncTransport``) have the
+same operations (``attempt``: one request and its whole reply; ``open`` / ``read_rest`` /
+``events``: a streamed reply; ``sleep``) and subclass ``Transport`` here; they are driven by the
+flows, which hold the retry policy (``retries``). Both return ``RawReply`` objects that the pure
+mapping functions in ``protocol`` turn into responses; the request and its failures are the
+sans-I/O types of ``wire``.
 
 Limits. A reply body is read up to ``AIX_MAX_REPLY_BYTES`` (default 32 MiB; a larger one, or a
 ``Content-Length`` announcing one, is a ``ReplyTooLarge`` failure, which the flows turn into a
@@ -20,16 +23,6 @@ thread, and at once on KeyboardInterrupt -- whatever the server does (never answ
 bytes, holds a poll). The async transport gets the same from ``asyncio.wait``. An abandoned
 worker ends on its own (its httpx timeouts are bounded by the deadline plus a margin).
 
-Retries (``retry_delay``). GET and DELETE (polls, metadata, cancel) are retried with jittered
-exponential backoff on connection errors, timeouts and HTTP 429/502/503/504. A POST is retried
-only where the server cannot have started a job: a connection that could not be opened, or an
-HTTP 429/503 answer. ``Retry-After`` is honoured; a retry that would end after the deadline is
-not made.
-
-Cancel during a submit. When the caller cancels (or presses Ctrl-C) while a run POST is still in
-flight, the sync transport lets the request finish in its worker thread and, if the reply turns
-out to be a started job, DELETEs it (``cancel_orphan``), so no job is left running unseen.
-
 The API key. ``Transport`` attaches the key only to URLs on the origin (scheme, host, port) of
 the configured run or backend URL (``Endpoints.may_receive_key``). A poll URL on any other
 host is refused with ``UnsafePollURLError`` before anything is sent (we chose refusing over
@@ -41,26 +34,28 @@ followed. Nothing here logs headers or the key.
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import contextlib
 import logging
-import math
 import os
-import queue
-import random
 import socket
-import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+# (``X as X``: re-exported from here, where they were defined before the wire types, the retry policy
+# and the worker pool had modules of their own)
 from aix_jupyter.core.config import Endpoints, origin
 from aix_jupyter.core.errors import AixError, ConfigurationError, RequestError, UnsafePollURLError
-from aix_jupyter.core.protocol import RawReply, retry_after_seconds
+from aix_jupyter.core.protocol import RawReply
+from aix_jupyter.core.retries import MAX_ATTEMPTS, attempts
+from aix_jupyter.core.retries import retry_delay as retry_delay
+from aix_jupyter.core.streaming import SSEDecoder
+from aix_jupyter.core.wire import Call, ReplyTooLarge, TransportFailure
+from aix_jupyter.core.wire import Cancelled as Cancelled
+from aix_jupyter.core.wire import DeadlineExceeded as DeadlineExceeded
+from aix_jupyter.core.workers import run_in_worker as run_in_worker
+from aix_jupyter.core.workers import wait_job as wait_job
 
 if TYPE_CHECKING:
     import httpx
@@ -74,14 +69,6 @@ STREAM_READ_TIMEOUT = 300.0  # longest silence between two streamed chunks
 ABANDON_MARGIN = 0.25  # an abandoned request's own timeouts end it this long after its deadline
 MAX_REPLY_BYTES = 32 * 1024 * 1024  # AIX_MAX_REPLY_BYTES
 MAX_EVENT_BYTES = 1024 * 1024  # AIX_MAX_EVENT_BYTES
-STREAM_QUEUE = 16  # batches read ahead of a sync stream's consumer
-MAX_ATTEMPTS = 3
-BACKOFF_BASE = 0.25
-BACKOFF_MAX = 4.0
-WAIT_SLICE = 0.05
-SIGNAL_SLICE = 0.1
-RETRY_STATUS_GET = frozenset({429, 502, 503, 504})
-RETRY_STATUS_POST = frozenset({429, 503})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -115,33 +102,6 @@ def _guard_logs(key: str) -> None:
         _KeyFilter.keys.add(key)
 
 
-class Cancelled(Exception):
-    """Internal: the caller's cancel event was set while waiting."""
-
-
-class DeadlineExceeded(Exception):
-    """Internal: the run's deadline passed while waiting."""
-
-
-class TransportFailure(RequestError):
-    """The request could not be completed (connection refused, timeout, broken connection).
-
-    ``kind`` is "connect" (nothing was sent), "timeout", "network", "invalid" (the request could
-    not be made, e.g. a malformed URL) or "too-large" (the reply exceeded a cap).
-    """
-
-    def __init__(self, message: str, *, kind: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class ReplyTooLarge(TransportFailure):
-    """A reply (or a stream, or one of its events) exceeded its size cap."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, kind="too-large")
-
-
 def _limit(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -163,55 +123,6 @@ def reply_limit() -> int:
 def event_limit() -> int:
     """The largest single server-sent event, in bytes: ``AIX_MAX_EVENT_BYTES``."""
     return _limit("AIX_MAX_EVENT_BYTES", MAX_EVENT_BYTES)
-
-
-@dataclass
-class Call:
-    """One HTTP request to make. ``auth`` is "run" (x-api-key), "backend" (both headers) or None."""
-
-    method: str
-    url: str
-    json_body: Any = None
-    auth: str | None = "run"
-    headers: dict[str, str] = field(default_factory=dict)
-    content: bytes | None = None
-    what: str = "request"
-    cancel_orphan: bool = False  # a job this call starts after its caller cancelled is cancelled (sync)
-
-    @property
-    def idempotent(self) -> bool:
-        return self.method.upper() in ("GET", "DELETE", "HEAD", "PUT")
-
-
-def retry_delay(
-    call: Call,
-    attempt: int,
-    *,
-    reply: RawReply | None = None,
-    error: TransportFailure | None = None,
-    remaining: float | None = None,
-    rng: random.Random | None = None,
-    max_attempts: int = MAX_ATTEMPTS,
-) -> float | None:
-    """Seconds to wait before retrying ``call`` after attempt number ``attempt`` (1-based), or None."""
-    if attempt >= max_attempts:
-        return None
-    if reply is not None:
-        allowed = RETRY_STATUS_GET if call.idempotent else RETRY_STATUS_POST
-        if reply.status_code not in allowed:
-            return None
-        delay = retry_after_seconds(reply.header("retry-after"))
-    elif error is not None:
-        if error.kind in ("too-large", "invalid") or (not call.idempotent and error.kind != "connect"):
-            return None
-        delay = None
-    else:
-        return None
-    if delay is None:
-        delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)) * (rng or random).uniform(0.5, 1.0)
-    if remaining is not None and delay >= remaining:
-        return None
-    return delay
 
 
 def _short_origin(url: str) -> str:
@@ -240,79 +151,6 @@ def _failure(exc: Exception, call: Call) -> AixError:
 def _reason(exc: Exception) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:160]
-
-
-class Retries:
-    """``retry_delay`` applied to the attempts of one call; the sync and async ``send`` share it.
-
-    The time left is taken when an attempt starts for a failure (nothing came back) and when the
-    reply arrives for an HTTP answer, so a retry that would end after the deadline is not made.
-    """
-
-    __slots__ = ("_left_at_start", "attempt", "call", "deadline", "max_attempts", "rng")
-
-    def __init__(
-        self, call: Call, deadline: float | None, rng: random.Random | None, max_attempts: int
-    ) -> None:
-        self.call, self.deadline, self.rng, self.max_attempts = call, deadline, rng, max_attempts
-        self.attempt = 0
-        self._left_at_start: float | None = None
-
-    def _left(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.monotonic()
-
-    def start(self) -> None:
-        self.attempt += 1
-        self._left_at_start = self._left()
-
-    def after_failure(self, error: TransportFailure) -> float | None:
-        """Seconds to wait before the next attempt after ``error``, or None to give up."""
-        delay = retry_delay(
-            self.call,
-            self.attempt,
-            error=error,
-            remaining=self._left_at_start,
-            rng=self.rng,
-            max_attempts=self.max_attempts,
-        )
-        if delay is not None:
-            log.debug("%s failed (%s); retrying in %.2f s", self.call.what, error.kind, delay)
-        return delay
-
-    def after_reply(self, reply: RawReply) -> float | None:
-        """Seconds to wait before the next attempt after ``reply``, or None to return it."""
-        delay = retry_delay(
-            self.call,
-            self.attempt,
-            reply=reply,
-            remaining=self._left(),
-            rng=self.rng,
-            max_attempts=self.max_attempts,
-        )
-        if delay is not None:
-            log.debug("%s answered HTTP %s; retrying in %.2f s", self.call.what, reply.status_code, delay)
-        return delay
-
-
-def attempts(call: Call, deadline: float | None, max_attempts: int) -> Any:
-    """The retry policy of one request, as a flow (see ``flows``): it yields ``Attempt`` and
-    ``Sleep`` operations, and returns the reply or raises the last TransportFailure."""
-    from aix_jupyter.core.flows import Attempt, Sleep
-
-    retries = Retries(call, deadline, None, max_attempts)
-    while True:
-        retries.start()
-        try:
-            reply: RawReply = yield Attempt(call, deadline)
-        except TransportFailure as exc:
-            delay = retries.after_failure(exc)
-            if delay is None:
-                raise
-        else:
-            delay = retries.after_reply(reply)
-            if delay is None:
-                return reply
-        yield Sleep(delay)
 
 
 class Transport:
@@ -467,8 +305,6 @@ class EventReader(_Reader):
     __slots__ = ("_decoder",)
 
     def __init__(self, call: Call, secret: str | None) -> None:
-        from aix_jupyter.core.streaming import SSEDecoder
-
         super().__init__(call, secret)
         self._decoder = SSEDecoder(secret, max_event=event_limit())
 
@@ -477,16 +313,6 @@ class EventReader(_Reader):
 
     def end(self) -> list[bytes]:
         return self._decoder.flush()
-
-
-@dataclass
-class Opened:
-    """A request whose reply headers arrived; its body is still to be read (``read_rest``/``events``)."""
-
-    response: Any
-    head: RawReply
-    call: Call
-    client: Any = None  # async: the stream's own client, closed with it
 
 
 def _raw(response: httpx.Response, content: bytes, secret: str | None) -> RawReply:
@@ -501,492 +327,3 @@ def _kill(response: Any) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-
-
-# ---------------------------------------------------------------------------------------------
-# sync
-
-
-_clients: dict[bool, httpx.Client] = {}
-_clients_lock = threading.Lock()
-
-
-def sync_client(url: str) -> httpx.Client:
-    """A shared httpx.Client (pooled); loopback URLs bypass any proxy from the environment."""
-    local = (urlsplit(url).hostname or "").lower() in LOOPBACK
-    client = _clients.get(local)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(local)
-            if client is None:
-                import httpx
-
-                client = httpx.Client(follow_redirects=False, trust_env=not local)
-                if not _clients:
-                    atexit.register(_close_clients)  # kept-alive sockets closed, not left to the GC
-                _clients[local] = client
-    return client
-
-
-def _close_clients() -> None:
-    with _clients_lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:
-        client.close()
-
-
-class _Job:
-    __slots__ = ("done", "error", "result")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
-# Requests run in daemon worker threads that are kept for reuse: starting a thread per request
-# costs more than the request itself on a loaded loopback. Daemon threads, not a
-# concurrent.futures pool, so that a request abandoned at its deadline never delays the
-# interpreter's exit. The pool grows to the largest number of requests in flight at once.
-_work: queue.SimpleQueue[tuple[Callable[[], Any], _Job]] = queue.SimpleQueue()
-_pool_lock = threading.Lock()
-_idle_workers = 0
-
-
-def _worker() -> None:
-    global _idle_workers
-    while True:
-        fn, job = _work.get()
-        try:
-            job.result = fn()
-        except BaseException as exc:  # handed to the waiting caller, who re-raises it
-            job.error = exc
-        finally:
-            job.done.set()
-        del fn, job
-        with _pool_lock:
-            _idle_workers += 1
-
-
-def run_in_worker(fn: Callable[[], Any], name: str = "aix-http") -> _Job:
-    """Run ``fn`` in a pooled daemon worker thread; the returned job says when it is done."""
-    global _idle_workers
-    job = _Job()
-    with _pool_lock:
-        if _idle_workers:
-            _idle_workers -= 1  # that worker is reserved for this item
-        else:
-            threading.Thread(target=_worker, name=name, daemon=True).start()
-    _work.put((fn, job))
-    return job
-
-
-def wait_job(job: _Job, deadline: float | None, cancel: threading.Event | None) -> Any:
-    """Wait for ``job`` in the caller's thread; raise Cancelled / DeadlineExceeded / the job's error.
-
-    The wait is sliced (``WAIT_SLICE`` with a cancel event, ``SIGNAL_SLICE`` without) so that a
-    pending KeyboardInterrupt is noticed promptly whichever thread the signal reached.
-    """
-    step_max = WAIT_SLICE if cancel is not None else SIGNAL_SLICE
-    while True:
-        try:
-            step = _next_slice(deadline, cancel, step_max)
-        except DeadlineExceeded:
-            if job.done.is_set():
-                break
-            raise
-        if job.done.wait(step):
-            break
-    if job.error is not None:
-        raise job.error
-    return job.result
-
-
-def _next_slice(deadline: float | None, cancel: threading.Event | None, step: float) -> float:
-    """How long to wait before looking again; raise Cancelled / DeadlineExceeded when it is over."""
-    if cancel is not None and cancel.is_set():
-        raise Cancelled()
-    if deadline is None:
-        return step
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise DeadlineExceeded()
-    return min(step, remaining)
-
-
-def sleep_until(seconds: float, cancel: threading.Event | None) -> None:
-    """Sleep in slices, returning early with Cancelled when ``cancel`` is set."""
-    end = time.monotonic() + max(0.0, seconds)
-    with contextlib.suppress(DeadlineExceeded):
-        while True:
-            step = _next_slice(end, cancel, SIGNAL_SLICE)
-            if cancel is None:
-                time.sleep(step)
-            elif cancel.wait(step):
-                raise Cancelled()
-
-
-class _Exchange:
-    """The response of a request made in a worker, which its caller may abandon at any time.
-
-    Abandoning with ``kill`` shuts the response's socket down (``_kill``), so the worker's read
-    ends at once; a response that arrives after that is killed as it arrives.
-    """
-
-    __slots__ = ("abandoned", "killed", "lock", "response")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.response: Any = None
-        self.abandoned = self.killed = False
-
-    def attach(self, response: Any) -> bool:
-        """Record ``response``; False (and the response killed) when the caller already left."""
-        with self.lock:
-            self.response = response
-            if self.killed:
-                _kill(response)
-            return not self.killed
-
-    def abandon(self, kill: bool = True) -> None:
-        with self.lock:
-            self.abandoned = True
-            self.killed = self.killed or kill
-            if kill and self.response is not None:
-                _kill(self.response)
-
-
-def _wait(job: _Job, exchange: _Exchange, deadline: float | None, cancel: Any, keep: bool = False) -> Any:
-    """``wait_job``; a caller that leaves (deadline, cancel, Ctrl-C) abandons the exchange.
-
-    ``keep``: on cancel or Ctrl-C the request is left to finish (its worker cleans up after it).
-    """
-    try:
-        return wait_job(job, deadline, cancel)
-    except DeadlineExceeded:
-        exchange.abandon()
-        raise
-    except BaseException:
-        exchange.abandon(kill=not keep)
-        raise
-
-
-class SyncTransport(Transport):
-    is_async = False
-
-    """Blocking I/O: each request runs in a pooled worker thread the caller waits for in slices."""
-
-    def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
-        """``call`` with the retry policy (``limits``: ``deadline``, ``max_attempts``); raise
-        TransportFailure / Cancelled / DeadlineExceeded."""
-        from aix_jupyter.core.flows import drive_sync
-
-        return drive_sync(self.attempts(call, **limits), self, cancel)
-
-    def _read(self, response: Any, call: Call, exchange: _Exchange) -> RawReply:
-        """The whole body of ``response`` (capped), in the worker; the response is closed after."""
-        reader = self.reader(call)
-        try:
-            if not exchange.attach(response):
-                raise Cancelled()
-            reader.start(response)
-            for chunk in response.iter_raw():
-                reader.add(chunk)
-        except Cancelled:
-            raise
-        except Exception as exc:
-            raise _failure(exc, call) from None
-        finally:
-            response.close()
-        return reader.reply(response)
-
-    def attempt(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> RawReply:
-        """One request and its whole reply; raise TransportFailure / Cancelled / DeadlineExceeded."""
-        client = sync_client(call.url)
-        request = self.request(client, call, deadline)
-        exchange = _Exchange()
-        orphan = self.cancel_orphan if call.cancel_orphan else None
-
-        def do() -> RawReply:
-            try:
-                response = client.send(request, stream=True)
-            except Exception as exc:
-                raise _failure(exc, call) from None
-            reply = self._read(response, call, exchange)
-            if exchange.abandoned and orphan is not None:
-                orphan(reply)  # the caller left (cancel, Ctrl-C): clean up what it started
-            return reply
-
-        job = run_in_worker(do)
-        try:
-            return _wait(job, exchange, deadline, cancel, keep=orphan is not None)
-        except (Cancelled, KeyboardInterrupt):
-            if orphan is not None and job.done.is_set() and job.error is None:
-                orphan(job.result)  # it finished just as the caller left
-            raise
-
-    def cancel_orphan(self, reply: RawReply) -> None:
-        """DELETE the job a run POST started after its caller had cancelled (best effort, bounded)."""
-        from aix_jupyter.core.protocol import map_run_reply
-
-        response = map_run_reply(reply)
-        url = response.url
-        if response.status.value != "IN_PROGRESS" or not url:
-            return
-        if self.endpoints.api_key and not self.endpoints.may_receive_key(url):
-            return
-        call = Call("DELETE", url, what="cancel")
-        with contextlib.suppress(Exception):  # best effort: the caller is gone, nobody to report to
-            sync_client(url).request("DELETE", url, headers=self.headers(call), timeout=CANCEL_TIMEOUT)
-        log.debug("cancelled a job started after its run was cancelled")
-
-    def sleep(self, seconds: float, cancel: threading.Event | None) -> None:
-        sleep_until(seconds, cancel)
-
-    def open(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> Opened:
-        """Send ``call`` and return once the reply's headers arrived (the body is read later)."""
-        client = sync_client(call.url)
-        request = self.request(client, call, deadline, stream=True)
-        exchange = _Exchange()
-
-        def do() -> Any:
-            try:
-                response = client.send(request, stream=True)
-            except Exception as exc:
-                raise _failure(exc, call) from None
-            if not exchange.attach(response):
-                response.close()
-            return response
-
-        response = _wait(run_in_worker(do), exchange, deadline, cancel)
-        return Opened(response, _raw(response, b"", self.endpoints.api_key), call)
-
-    def read_rest(self, opened: Opened, deadline: float | None, cancel: threading.Event | None) -> RawReply:
-        """The rest of an opened reply (capped); the response is closed after."""
-        exchange = _Exchange()
-        job = run_in_worker(lambda: self._read(opened.response, opened.call, exchange))
-        return _wait(job, exchange, deadline, cancel)
-
-    def events(
-        self, opened: Opened, deadline: float | None, cancel: threading.Event | None
-    ) -> Iterator[list[bytes]]:
-        """Batches of SSE payloads of an opened stream, read ahead in a daemon thread.
-
-        The consumer waits in slices, so ``cancel`` and the deadline end the wait at once; closing
-        the iterator (or reaching the end) shuts the connection down. The reader stops by itself
-        at the deadline too, so a stream nobody consumes holds its connection no longer.
-        """
-        reader = self.event_reader(opened.call)
-        box: queue.Queue[Any] = queue.Queue(STREAM_QUEUE)
-        stop = threading.Event()
-        response = opened.response
-
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                if deadline is not None and time.monotonic() > deadline + ABANDON_MARGIN:
-                    return False
-                with contextlib.suppress(queue.Full):
-                    box.put(item, timeout=SIGNAL_SLICE)
-                    return True
-            return False
-
-        def pump() -> None:
-            try:
-                reader.start(response, "the stream")
-                for raw in response.iter_raw():
-                    batch = reader.feed(raw)
-                    if batch and not put(batch):
-                        return
-                rest = reader.end()
-                if not rest or put(rest):
-                    put(_EOF)
-            except Exception as exc:
-                put(_failure(exc, opened.call))
-            finally:
-                _kill(response)
-                response.close()
-
-        run_in_worker(pump)  # a pooled worker reads ahead for the whole stream
-        try:
-            while True:
-                item = _take(box, deadline, cancel)
-                if item is _EOF:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            _kill(response)
-
-
-_EOF = object()
-
-
-def _take(box: queue.Queue[Any], deadline: float | None, cancel: threading.Event | None) -> Any:
-    while True:
-        step = _next_slice(deadline, cancel, WAIT_SLICE)
-        with contextlib.suppress(queue.Empty):
-            return box.get(timeout=step)
-
-
-# ---------------------------------------------------------------------------------------------
-# async
-
-_ssl_context: Any = None
-
-
-def _verify() -> Any:
-    global _ssl_context
-    if _ssl_context is None:
-        import httpx
-
-        _ssl_context = httpx.create_ssl_context()
-    return _ssl_context
-
-
-def async_client(url: str) -> httpx.AsyncClient:
-    """A new AsyncClient (cheap: the SSL context is shared); close it when done."""
-    import httpx
-
-    local = (urlsplit(url).hostname or "").lower() in LOOPBACK
-    return httpx.AsyncClient(follow_redirects=False, trust_env=not local, verify=_verify())
-
-
-async def await_within(awaitable: Any, deadline: float | None, cancel: threading.Event | None) -> Any:
-    """Await with a deadline and a thread-safe cancel event; the inner task is cancelled on exit."""
-    task = asyncio.ensure_future(awaitable)
-    try:
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            if deadline is None:
-                step = WAIT_SLICE if cancel is not None else None
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise DeadlineExceeded()
-                step = min(WAIT_SLICE, remaining) if cancel is not None else remaining
-            done, _ = await asyncio.wait({task}, timeout=step)
-            if done:
-                return task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait({task}, timeout=0.5)
-
-
-async def asleep_until(seconds: float, cancel: threading.Event | None) -> None:
-    """``sleep_until`` for asyncio."""
-    end = time.monotonic() + max(0.0, seconds)
-    with contextlib.suppress(DeadlineExceeded):
-        while True:
-            await asyncio.sleep(_next_slice(end, cancel, WAIT_SLICE if cancel is not None else math.inf))
-
-
-class AsyncTransport(Transport):
-    is_async = True  # what a plan's finish asks to read a stream the same way it was opened
-
-    """asyncio I/O: the same operations as ``SyncTransport``, as coroutines.
-
-    The requests of one flow share a client per kind of host (``aclose`` closes them); a stream
-    has a client of its own, closed with the stream.
-    """
-
-    def __init__(self, endpoints: Endpoints, client: httpx.AsyncClient | None = None, **kw: Any) -> None:
-        super().__init__(endpoints, **kw)
-        self._shared = client  # the caller's client for every request (it closes it, not aclose)
-        self._clients: dict[bool, httpx.AsyncClient] = {}
-
-    def client(self, url: str) -> httpx.AsyncClient:
-        if self._shared is not None:
-            return self._shared
-        local = (urlsplit(url).hostname or "").lower() in LOOPBACK
-        if local not in self._clients:
-            self._clients[local] = async_client(url)
-        return self._clients[local]
-
-    async def send(self, call: Call, *, cancel: threading.Event | None = None, **limits: Any) -> RawReply:
-        """``SyncTransport.send`` for asyncio."""
-        from aix_jupyter.core.flows import drive_async
-
-        return await drive_async(self.attempts(call, **limits), self, cancel)
-
-    async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
-
-    async def _send(self, client: Any, call: Call, deadline: float | None, stream: bool = False) -> Any:
-        request = self.request(client, call, deadline, stream=stream)
-        try:
-            return await client.send(request, stream=True)
-        except Exception as exc:
-            raise _failure(exc, call) from None
-
-    async def _read(self, response: Any, call: Call) -> RawReply:
-        reader = self.reader(call)
-        try:
-            reader.start(response)
-            async for chunk in response.aiter_raw():
-                reader.add(chunk)
-        except Exception as exc:
-            raise _failure(exc, call) from None
-        finally:
-            await response.aclose()
-        return reader.reply(response)
-
-    async def attempt(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> RawReply:
-        async def do() -> RawReply:
-            response = await self._send(self.client(call.url), call, deadline)
-            return await self._read(response, call)
-
-        return await await_within(do(), deadline, cancel)
-
-    async def sleep(self, seconds: float, cancel: threading.Event | None) -> None:
-        await asleep_until(seconds, cancel)
-
-    async def open(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> Opened:
-        client = async_client(call.url)
-        try:
-            response = await await_within(self._send(client, call, deadline, True), deadline, cancel)
-        except BaseException:
-            await client.aclose()
-            raise
-        return Opened(response, _raw(response, b"", self.endpoints.api_key), call, client)
-
-    async def _close(self, opened: Opened) -> None:
-        await opened.response.aclose()
-        await opened.client.aclose()
-
-    async def read_rest(
-        self, opened: Opened, deadline: float | None, cancel: threading.Event | None
-    ) -> RawReply:
-        try:
-            return await await_within(self._read(opened.response, opened.call), deadline, cancel)
-        finally:
-            await self._close(opened)
-
-    async def events(
-        self, opened: Opened, deadline: float | None, cancel: threading.Event | None
-    ) -> AsyncIterator[list[bytes]]:
-        """Batches of SSE payloads of an opened stream; closing the iterator closes the stream."""
-        reader = self.event_reader(opened.call)
-        chunks = opened.response.aiter_raw()
-        try:
-            reader.start(opened.response, "the stream")
-            while True:
-                try:
-                    raw = await await_within(chunks.__anext__(), deadline, cancel)
-                except StopAsyncIteration:
-                    break
-                except (AixError, Cancelled, DeadlineExceeded):
-                    raise
-                except Exception as exc:
-                    raise _failure(exc, opened.call) from None
-                yield reader.feed(raw)  # an empty batch is skipped by the streamer
-            yield reader.end()
-        finally:
-            await self._close(opened)
