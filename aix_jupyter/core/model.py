@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -35,19 +35,9 @@ from aix_jupyter.core.transport import Transport
 from aix_jupyter.core.wire import Call, Opened
 
 if TYPE_CHECKING:
-    from typing import TypedDict, Unpack
+    from typing import Unpack
 
-    from aix_jupyter.core.batch import BatchEvent, BatchResult
-
-    class BatchOptions(TypedDict, total=False):
-        """The keyword options of ``Model.map`` / ``amap``."""
-
-        concurrency: int
-        timeout: float
-        on_event: Callable[[BatchEvent], None] | None
-        cancel: threading.Event | None
-        resume: BatchResult | None
-        cache: Any
+    from aix_jupyter.core.batch_result import BatchOptions, BatchResult
 
 
 _UNSET: Any = object()
