@@ -41,9 +41,9 @@ _EXPORTS: dict[str, str] = {
     "RequestError": "aix_jupyter.core.errors",
     "UnsafePollURLError": "aix_jupyter.core.errors",
     "RunCancelled": "aix_jupyter.core.errors",
-    "BatchEvent": "aix_jupyter.core.batch",
-    "BatchInterrupted": "aix_jupyter.core.batch",
-    "BatchResult": "aix_jupyter.core.batch",
+    "BatchEvent": "aix_jupyter.core.batch_result",
+    "BatchInterrupted": "aix_jupyter.core.batch_result",
+    "BatchResult": "aix_jupyter.core.batch_result",
     "Comparison": "aix_jupyter.core.compare",
     "ComparisonInterrupted": "aix_jupyter.core.compare",
     "compare": "aix_jupyter.core.compare",
@@ -58,8 +58,8 @@ _EXPORTS: dict[str, str] = {
     "set_cache": "aix_jupyter.core.recall",
     "set_record": "aix_jupyter.core.recall",
     "set_replay": "aix_jupyter.core.recall",
-    "recall_of": "aix_jupyter.core.recall",
-    "RecallMark": "aix_jupyter.core.recall",
+    "recall_of": "aix_jupyter.core.marks",
+    "RecallMark": "aix_jupyter.core.marks",
     # embedded backend: serve your own Python functions as models
     "register_model": "aix_jupyter.backend.registry",
     "unregister_model": "aix_jupyter.backend.registry",
@@ -112,9 +112,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.backend.registry import RegistrationError as RegistrationError
     from aix_jupyter.backend.registry import register_model as register_model
     from aix_jupyter.backend.registry import unregister_model as unregister_model
-    from aix_jupyter.core.batch import BatchEvent as BatchEvent
-    from aix_jupyter.core.batch import BatchInterrupted as BatchInterrupted
-    from aix_jupyter.core.batch import BatchResult as BatchResult
+    from aix_jupyter.core.batch_result import BatchEvent as BatchEvent
+    from aix_jupyter.core.batch_result import BatchInterrupted as BatchInterrupted
+    from aix_jupyter.core.batch_result import BatchResult as BatchResult
     from aix_jupyter.core.cache import CacheInfo as CacheInfo
     from aix_jupyter.core.cache import CacheWarning as CacheWarning
     from aix_jupyter.core.cache import ResponseCache as ResponseCache
@@ -143,11 +143,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.events import observe_session as observe_session
     from aix_jupyter.core.factory import ModelFactory as ModelFactory
     from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
+    from aix_jupyter.core.marks import RecallMark as RecallMark
+    from aix_jupyter.core.marks import recall_of as recall_of
     from aix_jupyter.core.model import Model as Model
     from aix_jupyter.core.parameters import ModelParameters as ModelParameters
     from aix_jupyter.core.parameters import Parameter as Parameter
-    from aix_jupyter.core.recall import RecallMark as RecallMark
-    from aix_jupyter.core.recall import recall_of as recall_of
     from aix_jupyter.core.recall import set_cache as set_cache
     from aix_jupyter.core.recall import set_record as set_record
     from aix_jupyter.core.recall import set_replay as set_replay

@@ -133,10 +133,10 @@ class Provenance:
 
 def recall_mark(response: Any) -> Any:
     """The core's ``RecallMark`` of a response (request key, "cache"/"cassette"/None, credits saved),
-    or None for one that did not pass the cache/cassette seam (``core.recall.recall_of``)."""
-    if response is None or sys.modules.get("aix_jupyter.core.recall") is None:
-        return None  # the seam never ran in this process: nothing is marked
-    from aix_jupyter.core.recall import recall_of
+    or None for one that did not pass the cache/cassette seam (``core.marks.recall_of``)."""
+    if response is None or sys.modules.get("aix_jupyter.core.marks") is None:
+        return None  # no run in this process: nothing is marked
+    from aix_jupyter.core.marks import recall_of
 
     return recall_of(response)
 
