@@ -4,7 +4,7 @@ or under TYPE_CHECKING, and every module named in a string passed to ``importlib
     core    ↛ Jupyter (IPython, ipykernel, ipywidgets, traitlets, jupyter_*), ↛ backend, ↛ notebook layer
     backend ↛ Jupyter, ↛ notebook layer
     display, progress, frontend (the notebook layer without ipywidgets) ↛ widgets, ↛ ipywidgets
-    inside the core: no circle, and the sans-I/O pieces ↛ httpx, ↛ the I/O drivers and what sits on them
+    inside the core: no circle; what is below the I/O drivers ↛ httpx, ↛ them, ↛ what sits on them
 
 and the core works without the backend: a process in which the backend cannot be imported still runs
 a model against a wire server, and without any server says so in one line.
@@ -241,9 +241,9 @@ def test_the_circle_check_sees_a_circle_however_it_is_imported():
     assert _named(_cycles({"a": {"b"}, "b": {"c", "d"}, "c": {"a"}, "d": set()})) == ["a -> b -> c -> a"]
 
 
-# The core's layers, bottom up (README.md's Development layout): the sans-I/O pieces know neither
-# httpx nor the I/O drivers (transport, sync_transport, async_transport) nor what sits on them.
-SANS_IO = (
+# The core's layers (README.md's Development layout): the pieces below the I/O drivers know neither
+# httpx nor the drivers (transport, sync_transport, async_transport) nor what sits on them.
+BELOW_THE_DRIVERS = (
     "wire",
     "protocol",
     "polling",
@@ -256,13 +256,13 @@ SANS_IO = (
     "batch_schedule",
     "batch_result",
 )
-ABOVE_SANS_IO = ("transport", "sync_transport", "async_transport", "plans", "recall", "model", "factory")
-ABOVE_SANS_IO += ("batch", "compare")
+DRIVERS_AND_ABOVE = ("transport", "sync_transport", "async_transport", "plans", "recall", "model", "factory")
+DRIVERS_AND_ABOVE += ("batch", "compare")
 
 
-def test_the_sans_io_core_imports_no_io_driver_and_no_model():
-    files = [f"core/{name}.py" for name in SANS_IO]
-    forbidden = ("httpx", *(f"aix_jupyter.core.{name}" for name in ABOVE_SANS_IO))
+def test_what_is_below_the_io_drivers_imports_none_of_them_nor_the_model():
+    files = [f"core/{name}.py" for name in BELOW_THE_DRIVERS]
+    forbidden = ("httpx", *(f"aix_jupyter.core.{name}" for name in DRIVERS_AND_ABOVE))
     assert _hits(files, forbidden) == {}
 
 
