@@ -7,6 +7,8 @@ ipywidgets are imported only when a name that needs them is first used.
 
 from __future__ import annotations
 
+import importlib as _importlib
+from collections.abc import Callable as _Callable
 from typing import TYPE_CHECKING, Any
 
 from aix_jupyter import _lazy
@@ -19,6 +21,9 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # client core
     "Model": "aix_jupyter.core.model",
+    "LLM": "aix_jupyter.core.llm",
+    "Conversation": "aix_jupyter.core.conversation",
+    "ConversationBusy": "aix_jupyter.core.conversation",
     "ModelFactory": "aix_jupyter.core.factory",
     "ModelResponse": "aix_jupyter.core.response",
     "ModelResponseStreamer": "aix_jupyter.core.streaming",
@@ -48,6 +53,9 @@ _EXPORTS: dict[str, str] = {
     "ComparisonInterrupted": "aix_jupyter.core.compare",
     "compare": "aix_jupyter.core.compare",
     "acompare": "aix_jupyter.core.compare",
+    # media: fetch a model's output file (same deadlines, caps and key rules as runs)
+    "download": "aix_jupyter.core.media",
+    "adownload": "aix_jupyter.core.media",
     # response cache and cassettes (record a notebook's runs once, replay them offline)
     "ResponseCache": "aix_jupyter.core.cache",
     "CacheInfo": "aix_jupyter.core.cache",
@@ -67,6 +75,7 @@ _EXPORTS: dict[str, str] = {
     # notebook layer
     "ModelWidget": "aix_jupyter.widgets",
     "ModelBrowser": "aix_jupyter.widgets",
+    "ChatWidget": "aix_jupyter.widgets",
     "MagicUsageError": "aix_jupyter.magics.errors",
     "RunFailed": "aix_jupyter.magics.errors",
 }
@@ -107,6 +116,21 @@ def _embedded_backend() -> tuple[str, str]:
 _hooks.set_default_backend(_embedded_backend)
 
 
+def _late(module: str, name: str) -> _Callable[..., Any]:
+    """``module.name``, imported when first called."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_importlib.import_module(module), name)(*args, **kwargs)
+
+    return call
+
+
+# The core's upper layers that lower ones call back (``core.hooks``: ``ModelResponse.save``, ``LLM.chat``).
+_hooks.bind_late("download", _late("aix_jupyter.core.media", "download"))
+_hooks.bind_late("adownload", _late("aix_jupyter.core.media", "adownload"))
+_hooks.bind_late("conversation", _late("aix_jupyter.core.conversation", "Conversation"))
+
+
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test checks it matches _EXPORTS
     # ``X as X`` marks an explicit re-export
     from aix_jupyter.backend.registry import RegistrationError as RegistrationError
@@ -124,6 +148,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.compare import ComparisonInterrupted as ComparisonInterrupted
     from aix_jupyter.core.compare import acompare as acompare
     from aix_jupyter.core.compare import compare as compare
+    from aix_jupyter.core.conversation import Conversation as Conversation
+    from aix_jupyter.core.conversation import ConversationBusy as ConversationBusy
     from aix_jupyter.core.enums import AssetStatus as AssetStatus
     from aix_jupyter.core.enums import Function as Function
     from aix_jupyter.core.enums import FunctionType as FunctionType
@@ -143,8 +169,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.events import observe_session as observe_session
     from aix_jupyter.core.factory import ModelFactory as ModelFactory
     from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
+    from aix_jupyter.core.llm import LLM as LLM
     from aix_jupyter.core.marks import RecallMark as RecallMark
     from aix_jupyter.core.marks import recall_of as recall_of
+    from aix_jupyter.core.media import adownload as adownload
+    from aix_jupyter.core.media import download as download
     from aix_jupyter.core.model import Model as Model
     from aix_jupyter.core.parameters import ModelParameters as ModelParameters
     from aix_jupyter.core.parameters import Parameter as Parameter
@@ -155,5 +184,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.streaming import ModelResponseStreamer as ModelResponseStreamer
     from aix_jupyter.magics.errors import MagicUsageError as MagicUsageError
     from aix_jupyter.magics.errors import RunFailed as RunFailed
+    from aix_jupyter.widgets import ChatWidget as ChatWidget
     from aix_jupyter.widgets import ModelBrowser as ModelBrowser
     from aix_jupyter.widgets import ModelWidget as ModelWidget

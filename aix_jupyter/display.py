@@ -18,6 +18,12 @@ MIME bundle plus output metadata, and shows it.
   ``model.run()`` in a cell, is shown as the bundle above, as one ``display_data`` output.
 * :class:`StreamView` -- chunks as they arrive, ending with the same single static output, in the
   way the frontend (:mod:`aix_jupyter.frontend`) calls for.
+* Media outputs (:func:`output_media`): an output that is a file URL on this machine or a configured
+  host is fetched with the core's ``download`` (its deadlines, caps and key rules) and, when its first
+  bytes are audio, an image or video, embedded as a ``data:`` URI up to :func:`embed_max_bytes`
+  (``AixMagics.embed_max_bytes``, ``AIX_EMBED_MAX_BYTES``, 10 MiB), so the saved notebook still plays
+  it once the server is gone; a larger file is shown by its link, with a note. Runs, ``%aix map``
+  tables, ``BatchResult`` and ``Comparison`` HTML and the widget's result area all render media here.
 
 Importing this module imports nothing heavy (no httpx, pydantic or ipywidgets).
 """
@@ -99,6 +105,7 @@ class Provenance:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     wall_time: float | None = None  # seconds measured by the client, submit to result
     streamed: bool = False
+    output_format: str | None = None  # -f/--format: how the answer is shown (``format_bundle``)
 
     def to_metadata(self, response: Any = None) -> dict[str, Any]:
         """The JSON-ready ``metadata["aix_jupyter"]`` entry (secrets redacted), with the response's
@@ -128,6 +135,8 @@ class Provenance:
             meta["wall_time"] = round(self.wall_time, 3)
         if self.streamed:
             meta["streamed"] = True
+        if self.output_format:
+            meta["format"] = self.output_format
         return meta
 
 
@@ -303,6 +312,175 @@ def _media_kind(data: str) -> tuple[str, str] | None:
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# media outputs: fetched once, embedded up to a cap
+# ---------------------------------------------------------------------------------------------
+EMBED_MAX_BYTES = 10 * 1024 * 1024  # AIX_EMBED_MAX_BYTES / AixMagics.embed_max_bytes
+FETCH_TIMEOUT = 60.0  # seconds a media output may take to fetch for display
+_embed_max: int | None = None
+_fetched: OrderedDict[str, tuple[bytes | None, str]] = OrderedDict()  # url -> (bytes, why not)
+_FETCHED_KEPT = 8
+_fetch_lock = threading.Lock()
+
+
+def set_embed_max_bytes(value: int | None) -> None:
+    """The largest media output embedded in a notebook, in bytes (None: ``AIX_EMBED_MAX_BYTES`` or 10 MiB;
+    0: never embed)."""
+    global _embed_max
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"embed_max_bytes must be a number of bytes >= 0, got {value!r}")
+    _embed_max = value
+
+
+def embed_max_bytes() -> int:
+    """The cap on embedded media: the setting, else ``AIX_EMBED_MAX_BYTES``, else 10 MiB."""
+    if _embed_max is not None:
+        return _embed_max
+    raw = os.environ.get("AIX_EMBED_MAX_BYTES", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError(f"AIX_EMBED_MAX_BYTES must be a number of bytes >= 0, got {raw!r}")
+        return value
+    return EMBED_MAX_BYTES
+
+
+@dataclass(frozen=True)
+class Media:
+    """A media output as shown: its type, the ``src`` (a ``data:`` URI or the link), its size when
+    known, and a note when it is not embedded."""
+
+    mime: str
+    src: str
+    size: int | None = None
+    note: str = ""
+
+    @property
+    def embedded(self) -> bool:
+        """True when the bytes are in the output itself (a ``data:`` URI), not behind a link."""
+        return self.src.startswith("data:")
+
+
+def _size_text(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)
+
+
+def _may_fetch(url: str) -> bool:
+    """An output URL worth fetching to look at: on this machine, or on a host runs go to."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return True
+    try:
+        from aix_jupyter.core.config import resolve_endpoints
+
+        return resolve_endpoints(start_default=False).may_receive_key(url)
+    except Exception:  # a configuration error is reported by the runs, not by a display
+        return False
+
+
+def _fetch(url: str) -> tuple[bytes | None, str]:
+    """The bytes of an output file (or None and why not), fetched once by the core's ``download``."""
+    with _fetch_lock:
+        if url in _fetched:
+            _fetched.move_to_end(url)
+            return _fetched[url]
+    from aix_jupyter.core.errors import AixError
+    from aix_jupyter.core.media import download
+    from aix_jupyter.core.wire import ReplyTooLarge
+
+    cap = embed_max_bytes()
+    try:
+        content = download(url, timeout=FETCH_TIMEOUT, max_bytes=cap)
+        outcome: tuple[bytes | None, str] = (content, "") if isinstance(content, bytes) else (None, "")
+    except ReplyTooLarge:  # over the cap: not read past it
+        return None, _over_cap(cap)
+    except AixError as exc:
+        outcome = (None, str(exc))
+    if outcome[0] is None or len(outcome[0]) <= cap:  # what is not embedded is not kept
+        with _fetch_lock:
+            _fetched[url] = outcome
+            while len(_fetched) > _FETCHED_KEPT:
+                _fetched.popitem(last=False)
+    return outcome
+
+
+def output_media(data: Any) -> Media | None:
+    """``data`` as a media output to show, or None when it is not one.
+
+    A ``data:`` URI of audio, an image or video is shown as it is. An http(s) URL is fetched (once)
+    when it is on this machine or a configured host, or its name says media: its first bytes decide
+    what it is, and up to :func:`embed_max_bytes` it is embedded as a ``data:`` URI; a larger one, or
+    one that cannot be fetched, is shown by its link with a note.
+    """
+    if not isinstance(data, str):
+        return None
+    text = data.strip()
+    if not text or (any(c.isspace() for c in text[:512]) and not text.startswith("data:")):
+        return None
+    if text.startswith("data:"):
+        found = _media_kind(text)
+        return Media(found[0], found[1]) if found else None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
+        return None
+    named = _media_kind(text)
+    if named is None and not _may_fetch(text):
+        return None
+    content, why = _fetch(text)
+    if content is None and named is None and why.startswith(OVER_CAP):  # what is it? its first bytes say
+        from aix_jupyter.core.media import sniff_url
+
+        head = sniff_url(text, timeout=FETCH_TIMEOUT)
+        kind = head.mime if head is not None and head.mime.split("/")[0] in MEDIA_KINDS else None
+        named = (kind, text) if kind else None
+    if content is None:
+        if named is None:  # a link and why it is not embedded, when it is too large to look at
+            return Media("", text, note=f"not embedded: {why}") if why.startswith(OVER_CAP) else None
+        return Media(named[0], text, note=f"not embedded: {why}" if why else "")
+    from aix_jupyter.core.mediatypes import sniff
+
+    fmt = sniff(content)
+    mime = fmt.mime if fmt is not None else (named[0] if named else "")
+    if mime.split("/")[0] not in ("audio", "image", "video"):
+        return None
+    return Media(mime, f"data:{mime};base64," + base64.b64encode(content).decode("ascii"), len(content))
+
+
+OVER_CAP = "the file is over the"
+MEDIA_KINDS = ("audio", "image", "video")
+
+
+def _over_cap(cap: int) -> str:
+    return f"{OVER_CAP} {_size_text(cap)} cap (AIX_EMBED_MAX_BYTES); the link works while its server keeps it"
+
+
+def media_html(media: Media) -> str:
+    """An ``<img>``, ``<audio controls>`` or ``<video controls>`` element for ``media`` (with its note)."""
+    kind = media.mime.split("/")[0]
+    quoted = html.escape(media.src, quote=True)
+    if kind not in MEDIA_KINDS:  # a file too large to look at: its link
+        element = f'<a href="{quoted}" target="_blank" rel="noopener">{html.escape(media.src[:120])}</a>'
+    elif kind == "image":
+        element = f'<img src="{quoted}" alt="model output"/>'
+    else:
+        element = f'<{kind} controls src="{quoted}"></{kind}>'
+    note = f"<br><small>{html.escape(media.note)}</small>" if media.note else ""
+    return element + note
+
+
+def media_cell(data: Any) -> str | None:
+    """The HTML of ``data`` when it is a media output (for tables: ``BatchResult``, ``Comparison``)."""
+    media = output_media(data)
+    return None if media is None else media_html(media)
+
+
 def _media_bundle(mime: str, src: str) -> Bundle:
     kind = mime.split("/")[0]
     bundle: Bundle = {}
@@ -326,10 +504,12 @@ def _media_bundle(mime: str, src: str) -> Bundle:
     return bundle
 
 
-def _plain_for_media(src: str, mime: str) -> str:
-    if src.startswith("data:"):
-        return f"<{mime} data, {len(src)} characters>"
-    return src
+def _plain_for_media(media: Media, data: str) -> str:
+    if not media.embedded:
+        return data
+    if media.size is not None:  # fetched from a link and embedded: the link dies with its server
+        return f"<{media.mime}, {_size_text(media.size)}, embedded>"
+    return f"<{media.mime} data, {len(media.src)} characters>"
 
 
 def markdown_text(text: str) -> str:
@@ -382,11 +562,14 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
     elif status == "IN_PROGRESS" and not getattr(response, "completed", False):
         bundle["text/plain"] = _running_line(provenance.model_id if provenance else "model", response)
     elif isinstance(data, str):
-        media = _media_kind(data)
+        media = output_media(data)
         if media:
-            mime, src = media
-            bundle.update(_media_bundle(mime, src))
-            bundle["text/plain"] = _plain_for_media(src, mime)
+            if media.mime:
+                bundle.update(_media_bundle(media.mime, media.src))
+            bundle["text/plain"] = _plain_for_media(media, data.strip())
+            if media.note:
+                bundle["text/plain"] += f"\n({media.note})"
+                bundle["text/html"] = media_html(media)
         else:
             bundle["text/plain"] = data
             if data.strip():
@@ -400,6 +583,8 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
         bundle["text/plain"] = ""
     else:
         bundle["text/plain"] = json.dumps(_jsonable(data), ensure_ascii=False)
+    if provenance is not None and provenance.output_format and status != "FAILED" and isinstance(data, str):
+        bundle, meta_json = format_bundle(data, provenance.output_format)
     bundle = redact(bundle, secrets, by_name=False)  # a model's output may have a "token" field
     metadata: dict[str, Any] = dict(meta_json)
     if provenance is not None:
@@ -562,12 +747,27 @@ def _stdout_write(text: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # tables and cards (``%aix models``, ``%aix info``, ``%aix config``)
 # ---------------------------------------------------------------------------------------------
+class HtmlCell(str):
+    """A table cell that is text in a terminal and its own HTML in a notebook (a media player, say)."""
+
+    html: str
+
+    def __new__(cls, text: str, html_text: str) -> HtmlCell:
+        cell = super().__new__(cls, text)
+        cell.html = html_text
+        return cell
+
+
+def _cell_text(value: Any) -> str:
+    return value if isinstance(value, HtmlCell) else "" if value is None else str(value)
+
+
 class Table:
     """A small table shown as HTML in a notebook and as aligned text elsewhere."""
 
     def __init__(self, columns: list[str], rows: list[list[Any]], *, title: str = "", note: str = "") -> None:
         self.columns = columns
-        self.rows = [["" if c is None else str(c) for c in row] for row in rows]
+        self.rows = [[_cell_text(c) for c in row] for row in rows]
         self.title = title
         self.note = note
 
@@ -583,8 +783,12 @@ class Table:
 
     def _html(self) -> str:
         esc = html.escape
+
+        def cell(value: str) -> str:
+            return value.html if isinstance(value, HtmlCell) else esc(value)
+
         head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in self.rows)
+        body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in self.rows)
         title = f"<p><b>{esc(self.title)}</b></p>" if self.title else ""
         note = f"<p><small>{esc(self.note)}</small></p>" if self.note else ""
         table = f'<table class="aix-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -631,3 +835,62 @@ class Card:
 
     def __repr__(self) -> str:
         return redact(self._text())
+
+
+# ---------------------------------------------------------------------------------------------
+# output formats (``-f/--format`` of ``%aix run / stream / chat``)
+# ---------------------------------------------------------------------------------------------
+OUTPUT_FORMATS: tuple[str, ...] = ("text", "markdown", "json", "html", "code")
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n(?P<body>.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
+
+
+def extract_code(text: str) -> str:
+    """The code of a model's answer: the bodies of its fenced blocks (joined by a blank line), or the
+    whole answer without an unclosed opening fence when it has no closed block."""
+    blocks = [m.group("body").rstrip("\n") for m in _FENCE.finditer(text)]
+    if blocks:
+        return "\n\n".join(blocks)
+    lines = text.strip("\n").split("\n")
+    if lines and lines[0].lstrip().startswith(("```", "~~~")):  # an answer cut off inside its block
+        lines = lines[1:]
+    return "\n".join(lines).strip("\n")
+
+
+def parse_json_answer(text: str) -> Any:
+    """A model's answer as JSON (a fenced block's body if it has one); ValueError when it is not JSON."""
+    candidate = extract_code(text) if _FENCE.search(text) else text.strip()
+    try:
+        return json.loads(candidate)
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at line {exc.lineno}"
+        raise ValueError(f"the answer is not JSON ({where}): {_clip(text)!r}") from None
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def format_bundle(text: str, output_format: str) -> tuple[Bundle, dict[str, Any]]:
+    """``(data, metadata)`` showing a text answer as ``output_format`` (one of ``OUTPUT_FORMATS``):
+    ``text`` plain text only, ``markdown`` rendered, ``json`` the parsed value (an answer that is not
+    JSON stays text), ``html`` as HTML, ``code`` the answer's code in a code block."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"unknown output format {output_format!r}; one of {', '.join(OUTPUT_FORMATS)}")
+    bundle: Bundle = {"text/plain": text}
+    meta: dict[str, Any] = {}
+    if output_format == "markdown" and text.strip():
+        bundle["text/markdown"] = markdown_text(text)
+    elif output_format == "json":
+        try:
+            value = _jsonable(parse_json_answer(text))
+        except ValueError:
+            return bundle, meta
+        bundle = {"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)}
+        meta = {"application/json": {"expanded": True, "root": "data"}}
+    elif output_format == "html":
+        bundle["text/html"] = text
+    elif output_format == "code":
+        code = extract_code(text)
+        bundle = {"text/plain": code, "text/markdown": f"```python\n{code}\n```"}
+    return bundle, meta

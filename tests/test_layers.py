@@ -255,9 +255,11 @@ BELOW_THE_DRIVERS = (
     "workers",
     "batch_schedule",
     "batch_result",
+    "mediatypes",
+    "structured",
 )
 DRIVERS_AND_ABOVE = ("transport", "sync_transport", "async_transport", "plans", "recall", "model", "factory")
-DRIVERS_AND_ABOVE += ("batch", "compare")
+DRIVERS_AND_ABOVE += ("batch", "compare", "media", "llm", "conversation")
 
 
 def test_what_is_below_the_io_drivers_imports_none_of_them_nor_the_model():

@@ -48,7 +48,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aix_jupyter.backend.catalog import LANGUAGE_CODES, SORT_KEYS, Catalog, CatalogError, ModelSpec
-from aix_jupyter.backend.jobs import Job, JobState, JobStore, ServerBusy, jsonable
+from aix_jupyter.backend.jobs import FileSink, Job, JobState, JobStore, ServerBusy, jsonable
 from aix_jupyter.backend.uploads import Upload, UploadError, UploadStore, served_type
 
 logger = logging.getLogger("aix_jupyter.backend")
@@ -374,7 +374,7 @@ def prepare_inputs(spec: ModelSpec, body: dict[str, Any], uploads: UploadStore) 
                 parameter=name,
             )
         if upload is not None:
-            value = upload.read_text() if parameter.data_type in ("text", "label") else str(upload.path)
+            value = upload.read_text() if parameter.data_type in ("text", "label") else upload.local_path
         try:
             inputs[name] = parameter.check(value)
         except ValueError as exc:
@@ -431,6 +431,21 @@ def job_or_404(state: BackendState, job_id: str) -> Job:
     return job
 
 
+def file_url(base: str, uploads: UploadStore, upload: Upload) -> str:
+    """The signed URL of a stored file (an upload, or a model's output)."""
+    return f"{base}/files/{upload.id}?{uploads.query(upload)}"
+
+
+def file_sink(request: Request, state: BackendState) -> FileSink:
+    """Where a run's output files go: the upload store, served back by signed ``/files`` URLs."""
+    base = base_url(request, state)
+
+    def save(data: bytes, name: str, content_type: str) -> str:
+        return file_url(base, state.uploads, state.uploads.add(name, content_type, data))
+
+    return save
+
+
 def poll_url(request: Request, state: BackendState, job: Job) -> str:
     return f"{base_url(request, state)}/api/v1/data/{job.id}"
 
@@ -443,7 +458,7 @@ async def execute(request: Request, *, synchronous: bool) -> Response:
     stream = bool(isinstance(options, dict) and options.get("stream"))
     inputs = prepare_inputs(spec, body, state.uploads)
     try:
-        job = state.jobs.submit(spec, inputs, stream=stream)
+        job = state.jobs.submit(spec, inputs, stream=stream, files=file_sink(request, state))
     except ServerBusy as exc:
         raise WireError(429, f"Too many runs: {exc}", headers={"Retry-After": "1"}) from None
     url = poll_url(request, state, job)
@@ -628,7 +643,7 @@ async def temp_url(request: Request) -> Response:
         )
     except UploadError as exc:
         raise WireError(400, str(exc)) from None
-    url = f"{base_url(request, state)}/files/{upload.id}?{state.uploads.query(upload)}"
+    url = file_url(base_url(request, state), state.uploads, upload)
     return WireJSON({"key": upload.key, "uploadUrl": url, "downloadUrl": url})
 
 

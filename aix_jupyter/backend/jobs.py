@@ -36,6 +36,10 @@ DEFAULT_KEPT_BYTES = 256 * 2**20
 FORGOTTEN_IDS = 10_000
 
 
+#: ``save(data, name, content_type) -> url``: stores a run's output file where clients can fetch it
+FileSink = Callable[[bytes, str, str], str]
+
+
 class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -106,6 +110,12 @@ class JobContext:
             "completion_tokens": int(completion_tokens),
             "total_tokens": int(prompt_tokens) + int(completion_tokens),
         }
+
+    def save_file(self, data: bytes, name: str, content_type: str) -> str:
+        """Store an output file (e.g. synthesised speech); return the URL that serves it."""
+        if self._job.files is None:
+            raise RuntimeError("this run has no file store (output files need a run through the server)")
+        return self._job.files(data, name, content_type)
 
     @property
     def details(self) -> dict[str, Any]:
@@ -182,8 +192,11 @@ def error_message(exc: BaseException) -> str:
 class Job:
     """One run of one model."""
 
-    def __init__(self, spec: ModelSpec, inputs: dict[str, Any], *, stream: bool = False) -> None:
+    def __init__(
+        self, spec: ModelSpec, inputs: dict[str, Any], *, stream: bool = False, files: FileSink | None = None
+    ) -> None:
         self.id = secrets.token_hex(16)
+        self.files = files
         self.spec = spec
         self.inputs = inputs
         self.stream = stream
@@ -316,15 +329,20 @@ class JobStore:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- public API (call on the loop) ------------------------------------------------------------
-    def submit(self, spec: ModelSpec, inputs: dict[str, Any], *, stream: bool = False) -> Job:
-        """Queue a run of ``spec``; raise :class:`ServerBusy` when too many jobs are unfinished."""
+    def submit(
+        self, spec: ModelSpec, inputs: dict[str, Any], *, stream: bool = False, files: FileSink | None = None
+    ) -> Job:
+        """Queue a run of ``spec``; raise :class:`ServerBusy` when too many jobs are unfinished.
+
+        ``files`` stores the run's output files (see :meth:`JobContext.save_file`).
+        """
         self._loop = asyncio.get_running_loop()
         self.purge()
         if len(self._active) >= self.max_pending:
             raise ServerBusy(
                 f"{len(self._active)} runs are queued or running (limit {self.max_pending}); retry later"
             )
-        job = Job(spec, inputs, stream=stream)
+        job = Job(spec, inputs, stream=stream, files=files)
         self._jobs[job.id] = job
         self._active.add(job.id)
         task = asyncio.get_running_loop().create_task(self._dispatch(job))

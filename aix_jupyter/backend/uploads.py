@@ -55,6 +55,13 @@ INERT_TYPES = frozenset(
 )
 
 
+class StoredPath(str):
+    """The local path of an uploaded file, as a run's media input receives it (a ``str``).
+
+    Models tell a file that this backend stored (and may read) from a path typed into a request.
+    """
+
+
 class UploadError(Exception):
     """A file URL that cannot be used (bad signature, expired, already used, bad content type)."""
 
@@ -87,6 +94,10 @@ class Upload:
     @property
     def key(self) -> str:
         return f"uploads/{self.id}/{self.name}"
+
+    @property
+    def local_path(self) -> StoredPath:
+        return StoredPath(self.path)
 
     def read_text(self) -> str:
         return self.path.read_bytes().decode("utf-8", errors="replace")
@@ -129,6 +140,13 @@ class UploadStore:
             while len(self._uploads) >= self.max_files:  # forget the oldest
                 self._forget(next(iter(self._uploads)))
             self._uploads[upload.id] = upload
+        return upload
+
+    def add(self, name: str, content_type: str, data: bytes) -> Upload:
+        """Store ``data`` as a new file (a model's output), as if it had been uploaded."""
+        upload = self.create(name, content_type)
+        self.begin(upload)
+        self.store(upload, data)
         return upload
 
     def signature(self, upload_id: str, expires: int) -> str:

@@ -17,6 +17,7 @@ from aix_jupyter.core.config import Endpoints
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.flows import drive_async
 from aix_jupyter.core.protocol import RawReply
+from aix_jupyter.core.sync_transport import SyncTransport
 from aix_jupyter.core.transport import LOOPBACK, Transport, _failure, _raw
 from aix_jupyter.core.wire import Call, Cancelled, DeadlineExceeded, Opened
 from aix_jupyter.core.workers import WAIT_SLICE, _next_slice
@@ -128,11 +129,41 @@ class AsyncTransport(Transport):
         return reader.reply(response)
 
     async def attempt(self, call: Call, deadline: float | None, cancel: threading.Event | None) -> RawReply:
+        if call.cancel_orphan:
+            return await self._attempt_in_worker(call, deadline, cancel)
+
         async def do() -> RawReply:
             response = await self._send(self.client(call.url), call, deadline)
             return await self._read(response, call)
 
         return await await_within(do(), deadline, cancel)
+
+    async def _attempt_in_worker(
+        self, call: Call, deadline: float | None, cancel: threading.Event | None
+    ) -> RawReply:
+        """A ``cancel_orphan`` call (a run POST), made as the sync shell makes it, in a pooled worker:
+        a caller who leaves while it is in flight (``cancel``, task cancellation) gets control back at
+        once, and the job the reply names is cancelled there -- even when this loop is gone by then."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake() -> None:  # in the worker
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        shell = SyncTransport(self.endpoints)
+        job, exchange = shell.start(call, deadline, notify=wake)
+        try:
+            await await_within(done, deadline, cancel)
+        except DeadlineExceeded:
+            exchange.abandon()
+            raise
+        except BaseException:
+            exchange.abandon(kill=False)
+            shell.left(call, job)
+            raise
+        if job.error is not None:
+            raise job.error
+        return job.result
 
     async def sleep(self, seconds: float, cancel: threading.Event | None) -> None:
         await asleep_until(seconds, cancel)

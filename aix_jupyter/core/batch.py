@@ -16,7 +16,9 @@ may have started a job is ever sent twice.
 Stopping. ``timeout`` bounds the whole batch; ``cancel`` (a ``threading.Event``), Ctrl-C and task
 cancellation stop it early. Then no item is started any more, the jobs in flight are cancelled on
 the server (``DELETE``, bounded by the flows' cancel budget) and control returns within about a
-second. Every item of a sized input that did not finish is a FAILED response saying why; for a
+second. A run POST still in flight then is left to answer in its worker (``Call.cancel_orphan``, as
+for a single run, up to ``RUN_GRACE`` s after the batch deadline), and the job it started is
+cancelled. Every item of a sized input that did not finish is a FAILED response saying why; for a
 generator, the items consumed so far are kept and the rest is never read.
 
 Events (``BatchEvent``) carry the counts a progress display needs -- done / total, failed, in
@@ -54,7 +56,7 @@ from aix_jupyter.core.batch_result import (
 )
 from aix_jupyter.core.batch_result import BatchInterrupted as BatchInterrupted
 from aix_jupyter.core.batch_schedule import MAX_PUSHBACKS as MAX_PUSHBACKS
-from aix_jupyter.core.batch_schedule import MIN_PAUSE, Limiter, PushedBack, guard_run_request
+from aix_jupyter.core.batch_schedule import MIN_PAUSE, Limiter, PushedBack, SharedLimit, guard_run_request
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError
 from aix_jupyter.core.events import (
@@ -81,7 +83,9 @@ BatchHook = Callable[["BatchEvent"], None]
 
 TICK = 0.05  # seconds: how often the scheduler looks at ``cancel`` and the deadline while waiting
 STOP_BUDGET = 0.9  # seconds an interrupted batch waits for its in-flight jobs' cancellation
-RUN_GRACE = 1.0  # an item's own run timeout outlasts the batch deadline, so the batch cancels it
+# An item's own run timeout outlasts the batch deadline by this much, so the batch cancels it; a run
+# POST still in flight when the batch stops has this long to answer, so the job it started is cancelled.
+RUN_GRACE = 30.0
 SIGNAL_WAIT = 0.1  # seconds: the sync caller waits in slices so that Ctrl-C is noticed at once
 
 _STOP_MESSAGES: dict[str, str] = {
@@ -202,6 +206,7 @@ class Batch:
         cache: Any = None,
         wait_time: float = 0.5,
         max_wait: float | None = None,
+        shared: SharedLimit | None = None,
     ) -> None:
         _check_numbers(concurrency, timeout)
         if resume is not None and not isinstance(resume, BatchResult):
@@ -226,6 +231,9 @@ class Batch:
         self.wait_time = wait_time
         self.max_wait = DEFAULT_MAX_WAIT if max_wait is None else max_wait
         self.limiter = Limiter(concurrency)
+        self.shared = shared  # a bound on the jobs in flight shared with other batches (compare)
+        if shared is not None:
+            shared.join(self)
         self.stop = threading.Event()  # given to every run flow as its cancel event
         self.stopped: StopReason | None = None
         self.inputs: list[Any] = []
@@ -411,40 +419,66 @@ class Batch:
         return max(0.0, min(times) - now)
 
     # -- the loop -------------------------------------------------------------------------------
+    def _may_start(self, now: float) -> bool:
+        if self.stopped is not None or not self.limiter.can_start(now):
+            return False
+        return self.shared is None or self.shared.may_start(self)
+
+    def _starting(self) -> bool:
+        """Are there items left to start (False once stopped or every input was started)?"""
+        return self.stopped is None and not (self._exhausted and not self._requeued)
+
     async def run(self) -> BatchResult:
         ep = self.model.endpoints(start_default=not replaying())  # replayed: nothing is sent
         report_outcome(RunOutcome("batch", self.model.id, "STARTED"))
         self.emit("started")
         tasks: dict[asyncio.Task[Any], tuple[int, int, int]] = {}
+        shared = self.shared
         async with async_client(ep.run_url) as client:
             transport = AsyncTransport(ep, client)
             try:
                 while True:
                     now = time.monotonic()
                     self._check_stop(now)
-                    while self.stopped is None and self.limiter.can_start(now):
+                    while self._may_start(now):
                         item = self._take(now)
                         if item is None:
                             break
                         self.limiter.in_flight += 1
+                        if shared is not None:
+                            shared.take(self)
                         task = asyncio.ensure_future(self._item(transport, *item))
                         tasks[task] = item
-                    if not tasks and (self.stopped is not None or (self._exhausted and not self._requeued)):
+                    starting = self._starting()
+                    if shared is not None and not starting:
+                        shared.leave(self)
+                    if not tasks and not starting:
                         break
-                    if not tasks:
+                    waits: set[asyncio.Future[Any]] = set(tasks)
+                    if shared is not None and starting and self.limiter.can_start(now):
+                        waits.add(shared.changed())  # held back by the shared limit (or pausing)
+                    if not waits:
                         await asyncio.sleep(self._wake_in(now))
                         continue
                     done, _ = await asyncio.wait(
-                        tasks, timeout=self._wake_in(now), return_when=asyncio.FIRST_COMPLETED
+                        waits, timeout=self._wake_in(now), return_when=asyncio.FIRST_COMPLETED
                     )
                     for task in done:
+                        if task not in tasks:
+                            continue  # the shared limit changed
                         i, pushes, connects = tasks.pop(task)
                         self.limiter.in_flight -= 1
+                        if shared is not None:
+                            shared.give(self)
                         self._ended(i, pushes, connects, task.result())
             except BaseException:  # Ctrl-C, task cancellation, a failing event hook
                 self._halt("interrupted")
                 await _settle(tasks)
                 raise
+            finally:
+                if shared is not None:
+                    shared.give(self, len(tasks))
+                    shared.leave(self)
         self.finished_at = time.monotonic()
         result = self.result()
         self.emit("finished", message=self.stopped or "")

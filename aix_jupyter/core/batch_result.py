@@ -23,6 +23,7 @@ from aix_jupyter.core.response import ModelResponse
 BatchEventKind = Literal["started", "run", "item_finished", "item_failed", "concurrency", "finished"]
 StopReason = Literal["cancelled", "timeout", "interrupted"]
 FIRST_ERRORS = 3  # errors shown in a summary
+MEDIA_ROWS = 20  # media outputs a BatchResult shows playable (when the notebook layer renders media)
 
 
 class BatchOptions(TypedDict, total=False):
@@ -247,12 +248,31 @@ class BatchResult(Sequence[ModelResponse]):
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self, media: Callable[[Any], str | None] | None = None, rows: int = MEDIA_ROWS) -> str:
+        """The counts and first errors as HTML; ``media(data)`` (the notebook layer's) may give the HTML
+        of an output that is media, and then the first ``rows`` media outputs are shown, playable."""
         who = f" of <code>{html.escape(self.model_id)}</code>" if self.model_id else ""
         errors = "".join(
             f"<li>[{i}] {html.escape(_short(message, 160))}</li>" for i, message in self.errors[:FIRST_ERRORS]
         )
         more = f"<ul>{errors}</ul>" if errors else ""
-        return f"<div class='aix-batch'><b>BatchResult</b>{who}: {html.escape(self._counts())}{more}</div>"
+        shown = []
+        for i, (data, response) in enumerate(zip(self.inputs, self, strict=False)):
+            cell = media(response.data) if media is not None and response.ok else None
+            if cell is not None:
+                shown.append(f"<tr><td>{i}</td><td>{html.escape(_short(data, 40))}</td><td>{cell}</td></tr>")
+                if len(shown) >= rows:
+                    break
+        table = (
+            "<table class='aix-batch-media'><thead><tr><th>#</th><th>input</th><th>output</th></tr></thead>"
+            f"<tbody>{''.join(shown)}</tbody></table>"
+            if shown
+            else ""
+        )
+        counts = html.escape(self._counts())
+        return f"<div class='aix-batch'><b>BatchResult</b>{who}: {counts}{more}{table}</div>"
 
 
 class BatchInterrupted(KeyboardInterrupt):

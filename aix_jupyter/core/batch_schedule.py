@@ -14,6 +14,7 @@ have started a job is ever sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -68,6 +69,69 @@ class Limiter:
         before = self.effective
         self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
         return self.effective != before
+
+
+class SharedLimit:
+    """At most ``maximum`` jobs in flight across the batches that share it (``compare``'s
+    ``concurrency``), for batches run on one event loop.
+
+    Shared fairly: a free slot goes to the batch holding the fewest among those waiting for one (a
+    batch that did not start yet waits), so M batches under a limit of N hold about N/M each, and a
+    batch with nothing left to start leaves its share to the others. A batch refused a slot awaits
+    ``changed()``, which resolves when a slot is taken or given back, or a batch stops waiting.
+    """
+
+    __slots__ = ("_waiters", "holding", "in_flight", "maximum", "waiting")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.in_flight = 0
+        self.holding: dict[int, int] = {}  # id() of a batch -> the slots it holds
+        self.waiting: set[int] = set()  # id() of the batches refused a slot (or not started yet)
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def join(self, batch: object) -> None:
+        self.holding[id(batch)] = 0
+        self.waiting.add(id(batch))
+
+    def may_start(self, batch: object) -> bool:
+        """May ``batch`` start one more job now? (When not, it counts as waiting for a slot.)"""
+        key = id(batch)
+        mine = self.holding.get(key, 0)
+        if self.in_flight < self.maximum and not any(
+            self.holding.get(other, 0) < mine for other in self.waiting if other != key
+        ):
+            return True
+        self.waiting.add(key)
+        return False
+
+    def take(self, batch: object) -> None:
+        self.in_flight += 1
+        self.holding[id(batch)] = self.holding.get(id(batch), 0) + 1
+        self.waiting.discard(id(batch))
+        self._wake()
+
+    def give(self, batch: object, count: int = 1) -> None:
+        self.in_flight -= count
+        self.holding[id(batch)] = self.holding.get(id(batch), 0) - count
+        self._wake()
+
+    def leave(self, batch: object) -> None:
+        """``batch`` has no item left to start (or stopped)."""
+        if id(batch) in self.waiting:
+            self.waiting.discard(id(batch))
+            self._wake()
+
+    def changed(self) -> asyncio.Future[None]:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """``compare``: several models on the same inputs, side by side.
 
-Every model runs as its own batch (``core.batch``: at most ``concurrency`` jobs in flight per
-model, back-pressure, timeout, cancel), and all batches go out together on one event loop. A
+Every model runs as its own batch (``core.batch``: back-pressure, timeout, cancel), and all batches
+go out together on one event loop, sharing one bound: at most ``concurrency`` jobs in flight across
+all the models (shared fairly, ``SharedLimit``); ``concurrency_per_model`` bounds each model too. A
 parameter goes to the models whose schema declares it (a model without a schema gets none); a
 parameter that no model declares is an error naming it. An input a model cannot take fails in
 that model's cell, not the whole call.
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from aix_jupyter.core.batch import Batch, BatchHook, _is_pandas, run_batches
+from aix_jupyter.core.batch import Batch, BatchHook, _check_numbers, _is_pandas, run_batches
 from aix_jupyter.core.batch_result import BatchInterrupted, BatchResult, _never_ran, _short
+from aix_jupyter.core.batch_schedule import SharedLimit
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.marks import recall_of, spent_credits
 
@@ -82,19 +84,28 @@ def _batches(
     on_event: BatchHook | None,
     cancel: threading.Event | None,
     cache: Any = None,
+    per_model: int | None = None,
 ) -> list[Batch]:
+    _check_numbers(concurrency, timeout)
+    if per_model is not None and (type(per_model) is not int or per_model < 1):
+        raise ParameterError(
+            f"concurrency_per_model must be a whole number >= 1 (or None), got {per_model!r}",
+            parameter="concurrency_per_model",
+        )
     inputs = _inputs(data)
     split = split_parameters(models, parameters)
+    shared = SharedLimit(concurrency)
     batches = [
         Batch(
             m,
             inputs,
             p or None,
-            concurrency=concurrency,
+            concurrency=min(concurrency, per_model or concurrency),
             timeout=timeout,
             on_event=on_event,
             cancel=cancel,
             cache=cache,
+            shared=shared,
         )
         for m, p in zip(models, split, strict=True)
     ]  # every batch validates its parameters here, before anything is sent
@@ -166,15 +177,23 @@ class Comparison:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self, media: Callable[[Any], str | None] | None = None) -> str:
+        """The side-by-side table as HTML; ``media(data)`` (the notebook layer's) may give the HTML of
+        an output that is media (an ``<audio>`` player, an image), shown in place of its text."""
         head = "".join(f"<th>{html.escape(m)}</th>" for m in self.model_ids)
         rows = []
         for row, data in enumerate(self.inputs):
             cells = []
             for model_id in self.model_ids:
                 text, meta = self._cell(model_id, row)
-                ok = self.responses[model_id][row].ok
+                response = self.responses[model_id][row]
+                ok = response.ok
                 style = "" if ok else " style='color:#b00020'"
-                cells.append(f"<td{style}>{html.escape(text)}<br><small>{html.escape(meta)}</small></td>")
+                shown = media(response.data) if ok and media is not None else None
+                body = shown if shown is not None else html.escape(text)
+                cells.append(f"<td{style}>{body}<br><small>{html.escape(meta)}</small></td>")
             rows.append(f"<tr><th>{html.escape(_short(data, 60))}</th>{''.join(cells)}</tr>")
         return (
             "<table class='aix-compare'><thead><tr><th>input</th>"
@@ -204,7 +223,8 @@ def _ended(results: Sequence[BatchResult]) -> str:
 class CompareOptions(TypedDict, total=False):
     """The keyword options of ``compare`` / ``acompare``."""
 
-    concurrency: int  # jobs in flight per model (8)
+    concurrency: int  # jobs in flight at once across all the models (8)
+    concurrency_per_model: int | None  # jobs in flight at once per model (None: only the total bounds)
     timeout: float  # bounds the whole comparison (300 s)
     on_event: BatchHook | None  # receives every model's BatchEvents
     cancel: threading.Event | None  # stops it early; the partial results are returned
@@ -221,6 +241,7 @@ def _comparison(resolved: list[Model], data: Any, parameters: Any, options: Comp
         options.get("on_event"),
         options.get("cancel"),
         options.get("cache"),
+        options.get("concurrency_per_model"),
     )
 
 
@@ -229,7 +250,8 @@ def compare(
 ) -> Comparison:
     """Run ``data`` (one input or a list) on each of ``models`` (ids or Models), all at once.
 
-    Options (keywords): ``concurrency`` (8 jobs in flight per model), ``timeout`` (300 s, the whole
+    Options (keywords): ``concurrency`` (8: jobs in flight at once across all the models, shared
+    fairly), ``concurrency_per_model`` (None: a bound per model as well), ``timeout`` (300 s, the whole
     comparison), ``on_event`` (every model's ``BatchEvent``s), ``cancel`` (a ``threading.Event``),
     ``cache`` (``Model.run``'s).
     Ctrl-C raises ``ComparisonInterrupted`` (a ``BatchInterrupted``) whose ``.results`` is the

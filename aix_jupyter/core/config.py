@@ -26,6 +26,7 @@ that the endpoints resolved to; see ``Endpoints.may_receive_key``.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ def configured_api_key() -> tuple[str | None, str | None]:
     return None, None
 
 
+@functools.lru_cache(maxsize=256)  # a URL from the environment is checked on every run
 def _check_url(url: str, what: str) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
@@ -91,6 +93,7 @@ def _check_url(url: str, what: str) -> str:
     return url
 
 
+@functools.lru_cache(maxsize=512)
 def origin(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of a URL, with the default port filled in."""
     parts = urlsplit(url)
@@ -106,7 +109,11 @@ def origin(url: str) -> tuple[str, str, int]:
 
 
 def _trusted_from_env() -> tuple[str, ...]:
-    raw = _env("AIX_TRUSTED_HOSTS") or ""
+    return _trusted_hosts(_env("AIX_TRUSTED_HOSTS") or "")
+
+
+@functools.lru_cache(maxsize=16)
+def _trusted_hosts(raw: str) -> tuple[str, ...]:
     return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
 
 

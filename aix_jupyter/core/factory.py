@@ -9,8 +9,9 @@ from urllib.parse import quote
 
 from aix_jupyter.core import flows, recall
 from aix_jupyter.core.config import Endpoints, resolve_endpoints
-from aix_jupyter.core.enums import Language, SortBy, SortOrder, member_of
+from aix_jupyter.core.enums import Function, Language, SortBy, SortOrder, member_of
 from aix_jupyter.core.errors import AixError, ParameterError, RequestError
+from aix_jupyter.core.llm import LLM, default_temperature
 from aix_jupyter.core.model import Model
 from aix_jupyter.core.plans import Plan, async_api, sync_api
 from aix_jupyter.core.protocol import model_kwargs_from_metadata, model_path
@@ -32,10 +33,13 @@ def _get_call(ep: Endpoints, model_id: str | None, name: str | None) -> tuple[Ca
 
 
 def _model(meta: Any, api_key: str | None) -> Model:
+    """A ``Model``, or an ``LLM`` (with the SDK's default ``temperature``) for a text-generation model."""
     try:
         kwargs = model_kwargs_from_metadata(meta)
     except ValueError as exc:
         raise RequestError(f"the server's model metadata is unusable: {exc}") from None
+    if kwargs["function"] == Function.TEXT_GENERATION:
+        return LLM(api_key=api_key, temperature=default_temperature(kwargs["model_params"]), **kwargs)
     return Model(api_key=api_key, **kwargs)
 
 

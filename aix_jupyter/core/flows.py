@@ -21,13 +21,11 @@ driver re-raises the original interrupt).
 
 from __future__ import annotations
 
-import mimetypes
-import os
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import RequestError
@@ -48,6 +46,9 @@ from aix_jupyter.core.protocol import (
 )
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.core.wire import Call, Cancelled, DeadlineExceeded, Opened, TransportFailure
+
+if TYPE_CHECKING:
+    from aix_jupyter.core.mediatypes import LocalMedia
 
 CANCEL_BUDGET = 0.5  # seconds a cancel (DELETE) may take before control returns anyway
 CANCELLED_MESSAGE = "Run cancelled."
@@ -137,9 +138,11 @@ class Emitter:
 
     ``session`` is what the run's end counts as for the session observers (``core.events``):
     ``"run"``, or None when something else reports it (a batch reports its items, a streamer its end).
+    ``check`` (when given) makes the run's final response of the server's before anyone sees it
+    (an LLM's structured output: an answer that does not match its schema is FAILED).
     """
 
-    __slots__ = ("clock", "hook", "model_id", "session", "start")
+    __slots__ = ("check", "clock", "hook", "model_id", "session", "start")
 
     def __init__(
         self,
@@ -148,8 +151,10 @@ class Emitter:
         start: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         session: OutcomeKind | None = None,
+        check: Callable[[ModelResponse], ModelResponse] | None = None,
     ) -> None:
         self.hook = hook
+        self.check = check
         self.model_id = model_id
         self.session = session
         self.clock = clock  # the run's clock: event times, the deadline, the poll schedule
@@ -171,6 +176,8 @@ class Emitter:
         return response
 
     def end(self, response: ModelResponse, poll_url: str | None = None, polls: int = 0) -> ModelResponse:
+        if self.check is not None:
+            response = self.check(response)
         self.settle(response, poll_url)
         if response.status is ResponseStatus.SUCCESS:
             self("finished", response=response, poll_url=poll_url, polls=polls)
@@ -275,14 +282,13 @@ def poll_flow(poll_url: str, schedule: PollSchedule, emit: Emitter, timeout: flo
         raise
 
 
-def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
-    """Upload a local file (temp-url, then PUT); return the link to send as data."""
-    content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    name = os.path.basename(path)
+def upload_flow(file: LocalMedia, backend_url: str, deadline: float | None) -> Flow:
+    """Upload local media (temp-url, then PUT its bytes); return the link to send in its place."""
+    name = file.name
     call = Call(
         "POST",
         f"{backend_url.rstrip('/')}/sdk/file/upload/temp-url",
-        json_body={"contentType": content_type, "originalName": name},
+        json_body={"contentType": file.content_type, "originalName": name},
         auth="backend",
         what="file upload",
     )
@@ -297,14 +303,12 @@ def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
         info = None
     if not isinstance(info, dict) or not info.get("uploadUrl"):
         raise RequestError(f"file upload of {name!r}: the server gave no uploadUrl")
-    with open(path, "rb") as handle:
-        content = handle.read()
     put = Call(
         "PUT",
         str(info["uploadUrl"]),
         auth=None,
-        headers={"Content-Type": content_type},
-        content=content,
+        headers={"Content-Type": file.content_type},
+        content=file.content,
         what="file upload",
     )
     reply = yield Send(put, deadline)
@@ -317,10 +321,10 @@ def upload_flow(path: str, backend_url: str, deadline: float | None) -> Flow:
 
 
 def body_flow(request: RunRequest, backend_url: str, deadline: float | None) -> Flow:
-    """The request body, once the local files it names are uploaded (their links replace them)."""
+    """The request body, once the local media it holds are uploaded (their links replace them)."""
     links = {}
-    for path in request.files:
-        links[path] = yield from upload_flow(path, backend_url, deadline)
+    for file in request.files:
+        links[file.ref] = yield from upload_flow(file, backend_url, deadline)
     return request.body_with(links)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -251,6 +251,12 @@ class Model:
         Transport(ep).check_url(poll_url)
         return ep
 
+    def _request(
+        self, data: Any, parameters: Mapping[str, Any] | None, stream: bool = False
+    ) -> protocol.RunRequest:
+        """A run's request, checked against this model's parameters (``protocol.run_request``)."""
+        return protocol.run_request(self.model_params, data, parameters, stream)
+
     def _check_streaming(self) -> None:
         if not self.supports_streaming:
             raise AixError(
@@ -318,17 +324,19 @@ class Model:
         *,
         session: OutcomeKind | None = None,
         cache: Any = None,
+        check: Callable[[ModelResponse], ModelResponse] | None = None,
     ) -> tuple[flows.Flow, Endpoints]:
         """The flow of one ``run`` and its endpoints (``run``, and the batch scheduler: ``session=None``,
         the batch reports its items itself); the input is checked now.
 
         The run's clock starts here (``start``, the caller's "now", is kept for its signature).
+        ``check`` makes the run's final response of the server's (``flows.Emitter``).
         """
         start = time.monotonic()
         PollSchedule(wait_time, timeout, max_wait)  # validates the numbers before anything is sent
-        request = protocol.run_request(self.model_params, data, parameters)
+        request = self._request(data, parameters)
         stores, ep = self._stores(cache)
-        emit = flows.Emitter(on_event, self.id, start, session=session)
+        emit = flows.Emitter(on_event, self.id, start, session=session, check=check)
         url = self._run_url(ep, True)
         flow = flows.run_flow(
             url, request, ep.backend_url, timeout=timeout, wait_time=wait_time, max_wait=max_wait, emit=emit
@@ -383,7 +391,7 @@ class Model:
         ``sync_poll``), or FAILED with a one-line ``error_message``. ``cache`` is ``run``'s: a
         stored answer gives a handle (``aix-recall:<key>``) that ``poll``/``sync_poll`` answer at once.
         """
-        request = protocol.run_request(self.model_params, data, parameters)
+        request = self._request(data, parameters)
         stores, ep = self._stores(cache)
         emit = flows.Emitter(on_event, self.id, session="run")
         flow = flows.run_flow(
@@ -480,7 +488,7 @@ class Model:
         stored stream is replayed chunk by chunk (a cassette's at its recorded pace, the cache's at once).
         """
         self._check_streaming()
-        request = protocol.run_request(self.model_params, data, parameters, stream=True)
+        request = self._request(data, parameters, stream=True)
         stores, ep = self._stores(cache)
         emit = flows.Emitter(on_event, self.id)
         url = self._run_url(ep, True)

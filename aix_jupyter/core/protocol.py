@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeGuard
 from urllib.parse import quote
 
+from aix_jupyter.core import mediatypes
 from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.response import ModelResponse
@@ -25,7 +26,6 @@ from aix_jupyter.core.response import ModelResponse
 GENERIC_FAILURE = "Model Run: An error occurred while processing your request."
 NO_RESPONSE = "No response from the service."
 MAX_MESSAGE = 500
-MAX_LOCAL_PATH = 4096
 WIRE_KEYS = frozenset({"options"})  # request keys of the wire itself, not model parameters
 
 # ---------------------------------------------------------------------------------------------
@@ -35,19 +35,18 @@ WIRE_KEYS = frozenset({"options"})  # request keys of the wire itself, not model
 REDACTED = "***"
 
 
-def _secret_forms(secret: str) -> list[bytes]:
+@functools.lru_cache(maxsize=16)
+def secret_byte_forms(secret: str) -> tuple[bytes, ...]:
     """The byte forms under which ``secret`` can appear in a reply (raw, and as JSON would escape it)."""
-    forms = [secret.encode("utf-8")]
+    raw = secret.encode("utf-8")
     escaped = json.dumps(secret)[1:-1].encode("ascii")
-    if escaped != forms[0]:
-        forms.append(escaped)
-    return forms
+    return (raw,) if escaped == raw else (raw, escaped)
 
 
 def scrub_bytes(data: bytes, secret: str | None) -> bytes:
     """``data`` with every occurrence of ``secret`` replaced by ``***``."""
     if secret:
-        for form in _secret_forms(secret):
+        for form in secret_byte_forms(secret):
             if form in data:
                 data = data.replace(form, REDACTED.encode())
     return data
@@ -186,7 +185,12 @@ def build_payload(
     return body
 
 
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')  # what a JSON text (as json.loads reads it) starts with
+
+
 def _body_from_text(text: str) -> dict[str, Any]:
+    if text.lstrip()[:1] not in _JSON_STARTS:  # plain text: no parse (a failed one costs an exception)
+        return {"data": text}
     try:
         value = json.loads(text)
     except ValueError:
@@ -198,38 +202,20 @@ def _body_from_text(text: str) -> dict[str, Any]:
     return {"data": value}
 
 
-def local_file(value: Any) -> str | None:
-    """The path when ``value`` is a string naming an existing local file, else None."""
-    if (
-        isinstance(value, str)
-        and value
-        and len(value) < MAX_LOCAL_PATH
-        and "\n" not in value
-        and "://" not in value
-        and os.path.isfile(value)
-    ):
-        return value
-    return None
-
-
-def local_files(data: Any) -> list[str]:
-    """Local files named by ``data`` (a string, or the string values of a dict)."""
-    if isinstance(data, Mapping):
-        return [p for p in (local_file(v) for v in data.values()) if p]
-    path = local_file(data)
-    return [path] if path else []
-
-
-def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_parameters(
+    schema: Any, data: Any, parameters: Mapping[str, Any] | None, unchecked: Collection[str] = ()
+) -> dict[str, Any]:
     """Check ``parameters`` against a ``ModelParameters`` schema; return the checked values.
 
     Keys of a dict ``data`` that the schema names count as given (and are type-checked);
     other keys of ``data`` are the caller's business. Values set on the schema (``params.x = 1``)
-    are sent unless ``parameters`` overrides them.
+    are sent unless ``parameters`` overrides them. Names in ``unchecked`` that the schema does not
+    define are sent as given (an LLM's own arguments: ``context``, ``history``, ...).
     """
     if schema is None or len(schema) == 0:
         return dict(parameters or {})
-    given = {k: v for k, v in (parameters or {}).items() if k not in WIRE_KEYS}
+    wire = WIRE_KEYS.union(k for k in unchecked if k not in schema) if unchecked else WIRE_KEYS
+    given = {k: v for k, v in (parameters or {}).items() if k not in wire}
     from_data = {k: v for k, v in data.items() if k in schema} if isinstance(data, Mapping) else {}
     data_given = not isinstance(data, Mapping) or data.get("data") is not None
     checked = schema.validate_request({**from_data, **given}, data_given=data_given)
@@ -238,33 +224,41 @@ def validate_parameters(schema: Any, data: Any, parameters: Mapping[str, Any] | 
         p["name"]: schema[p["name"]].check(p["value"]) for p in schema.to_list() if p["name"] not in from_data
     }
     out.update({k: checked[k] for k in given})
-    out.update({k: v for k, v in (parameters or {}).items() if k in WIRE_KEYS})
+    out.update({k: v for k, v in (parameters or {}).items() if k in wire})
     return out
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """A run's request, checked and built before anything is sent: its body, and the local files
-    it names (uploaded first, their links then replacing the paths in the body)."""
+    """A run's request, checked and built before anything is sent: its body, and the local media it
+    holds (``mediatypes.LocalMedia``; the body holds their refs until their uploaded links replace them)."""
 
     body: dict[str, Any]
-    files: tuple[str, ...] = ()
+    files: tuple[mediatypes.LocalMedia, ...] = ()
 
     def body_with(self, links: Mapping[str, str]) -> dict[str, Any]:
-        """The body with each uploaded file's path replaced by its link."""
+        """The body with each media ref replaced by its uploaded link."""
         if not links:
             return self.body
-        return {k: links.get(v, v) if isinstance(v, str) else v for k, v in self.body.items()}
+        return {k: mediatypes.with_links(v, links) for k, v in self.body.items()}
 
 
 def run_request(
-    schema: Any, data: Any, parameters: Mapping[str, Any] | None, stream: bool = False
+    schema: Any,
+    data: Any,
+    parameters: Mapping[str, Any] | None,
+    stream: bool = False,
+    unchecked: Collection[str] = (),
 ) -> RunRequest:
-    """THE request builder of a run: parameters checked against ``schema`` (``validate_parameters``),
-    the body built (``build_payload``: anything JSON cannot carry raises here, so nothing is sent
-    on bad input), and the local files ``data`` names."""
-    checked = validate_parameters(schema, data, parameters)
-    return RunRequest(build_payload(data, checked, stream), tuple(local_files(data)))
+    """THE request builder of a run: media inputs read and checked (``mediatypes.prepare``: paths, bytes,
+    media objects, URLs), parameters checked against ``schema`` (``validate_parameters``; ``unchecked``:
+    its names that the schema does not define are sent as given), the body built (``build_payload``:
+    anything JSON cannot carry raises here, so nothing is sent on bad input)."""
+    prepared = mediatypes.prepare(
+        schema, data, parameters, WIRE_KEYS.union(unchecked) if unchecked else WIRE_KEYS
+    )
+    checked = validate_parameters(schema, prepared.data, prepared.parameters, unchecked)
+    return RunRequest(build_payload(prepared.data, checked, stream), prepared.files)
 
 
 # ---------------------------------------------------------------------------------------------

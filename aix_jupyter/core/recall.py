@@ -160,7 +160,7 @@ def _cassette(mode: str, **options: Any) -> Callable[[str], Cassette]:
 def current_record() -> Cassette | None:
     """The cassette being recorded: the one set here, else ``AIX_RECORD`` (appended to), else None."""
     # appended to, never replaced: every kernel of a run (nbval, papermill) records to the same file
-    return _current("record", "AIX_RECORD", _cassette("record", append=True))  # type: ignore[no-any-return]
+    return _current("record", "AIX_RECORD", _OPEN_RECORD)  # type: ignore[no-any-return]
 
 
 def set_replay(path: str | os.PathLike[str] | None, *, speed: float | None = None) -> Cassette | None:
@@ -188,9 +188,13 @@ def _replay_speed() -> float:
     return speed
 
 
+_OPEN_RECORD = _cassette("record", append=True)
+_OPEN_REPLAY = _cassette("replay", speed=_replay_speed)  # the speed is read when the cassette is opened
+
+
 def current_replay() -> Cassette | None:
     """The cassette being replayed: the one set here, else ``AIX_REPLAY``, else None."""
-    return _current("replay", "AIX_REPLAY", _cassette("replay", speed=_replay_speed))  # type: ignore[no-any-return]
+    return _current("replay", "AIX_REPLAY", _OPEN_REPLAY)  # type: ignore[no-any-return]
 
 
 def reset() -> None:

@@ -122,10 +122,9 @@ def run_key(
 
 
 def key_body(request: RunRequest, schema: Any = None) -> dict[str, Any]:
-    """The part of ``request`` a key covers: the body without ``options.stream``, files by their content's
-    digest, the defaults of the schema's parameters that were not given."""
-    files = {path: file_digest(path) for path in request.files}
-    body = {k: (files[v] if isinstance(v, str) and v in files else v) for k, v in request.body.items()}
+    """The part of ``request`` a key covers: the body without ``options.stream``, local media by their
+    content's digest, the defaults of the schema's parameters that were not given."""
+    body = dict(request.body_with({m.ref: m.digest for m in request.files}))  # a copy: the request is kept
     options = body.pop("options", None)
     if isinstance(options, Mapping):
         options = {k: v for k, v in options.items() if k != "stream"}  # a stream is the same call

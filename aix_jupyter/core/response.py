@@ -16,9 +16,12 @@ is not hashable), and ``repr`` cuts values longer than 200 characters.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
+from aix_jupyter.core.hooks import late
 
 FIELDS: tuple[str, ...] = (
     "status",
@@ -57,11 +60,17 @@ def _status(value: Any) -> ResponseStatus:
         return ResponseStatus.FAILED
 
 
+_IN_PROGRESS = (
+    ResponseStatus.IN_PROGRESS
+)  # a module global: an enum member looked up on its class costs ~0.2 us
+
+
 class ModelResponse:
     """Result of a model run. Plain object (cheap to build: one per streamed chunk)."""
 
-    # ``_recall``: what the cache/cassette seam knows of this response (``core.recall.recall_of``)
-    __slots__ = (*FIELDS, "_recall", "additional_fields")
+    # ``_recall``: what the cache/cassette seam knows of this response (``core.recall.recall_of``);
+    # ``_parsed``: the validated object of a structured answer (``parsed``, set by ``core.structured``)
+    __slots__ = (*FIELDS, "_parsed", "_recall", "additional_fields")
 
     def __init__(
         self,
@@ -99,7 +108,7 @@ class ModelResponse:
     def chunk(cls, text: Any) -> ModelResponse:
         """A streamed chunk: IN_PROGRESS with ``data=text`` (a fast path: one per chunk)."""
         self = cls.__new__(cls)
-        self.status = ResponseStatus.IN_PROGRESS
+        self.status = _IN_PROGRESS
         self.data = text
         self.details = {}
         self.completed = False
@@ -186,9 +195,26 @@ class ModelResponse:
         return out
 
     @property
+    def parsed(self) -> Any:
+        """The validated object of a run with a ``response_format`` (an instance of its pydantic class,
+        or the parsed JSON for a schema); None without one, or when the answer did not match."""
+        return getattr(self, "_parsed", None)
+
+    @property
     def ok(self) -> bool:
         """True for SUCCESS (a convenience; not in the SDK)."""
         return self.status is ResponseStatus.SUCCESS
+
+    def save(self, path: str | os.PathLike[str], *, timeout: float = 300) -> Path:
+        """Fetch the output file this response's ``data`` links to and write it to ``path`` (a file, or a
+        folder: the URL's file name); the written ``Path``. ``core.media.download``'s deadline, size cap
+        and key rules; RequestError when ``data`` is not a file URL or the fetch fails. (``media`` is
+        above this module: it is reached through ``hooks.late``.)"""
+        return Path(late("download")(self, path, timeout=timeout))
+
+    async def asave(self, path: str | os.PathLike[str], *, timeout: float = 300) -> Path:
+        """The async twin of ``save``: the same arguments, awaited."""
+        return Path(await late("adownload")(self, path, timeout=timeout))
 
 
 def _short(value: Any, limit: int = 200, *, quote: bool = False) -> str:

@@ -24,7 +24,14 @@ from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import EventHook, RunEvent, report_response
 from aix_jupyter.core.marks import carry
-from aix_jupyter.core.protocol import NO_RESPONSE, REDACTED, one_line, scrub_bytes, scrub_value
+from aix_jupyter.core.protocol import (
+    NO_RESPONSE,
+    REDACTED,
+    one_line,
+    scrub_bytes,
+    scrub_value,
+    secret_byte_forms,
+)
 from aix_jupyter.core.response import ModelResponse
 
 DONE = b"[DONE]"
@@ -39,12 +46,13 @@ class SSEDecoder:
     AixError that says so. With ``secret``, the payloads have it replaced by ``***``.
     """
 
-    __slots__ = ("_buf", "_cr", "_secret", "max_event")
+    __slots__ = ("_buf", "_cr", "_forms", "_secret", "max_event")
 
     def __init__(self, secret: str | None = None, *, max_event: int | None = None) -> None:
         self._buf = bytearray()
         self._cr = False  # the last read ended with CR: the next may start with its LF
         self._secret = secret
+        self._forms = secret_byte_forms(secret) if secret else ()
         self.max_event = max_event
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -61,10 +69,12 @@ class SSEDecoder:
             end = buf.rfind(b"\n\n", start)
             if end < 0:
                 return self._check()
-            parts = bytes(buf[:end]).split(b"\n\n")
+            region = bytes(buf[:end])
+            parts = region.split(b"\n\n")
             del buf[: end + 2]
             self._check()
         else:
+            region = chunk
             parts = chunk.split(b"\n\n")  # one pass over this read only
             rest = parts.pop()
             if rest:  # the start of the next event
@@ -79,7 +89,10 @@ class SSEDecoder:
             payload = _event_data(part)
             if payload is not None:
                 append(payload)
-        return self._scrubbed(out) if self._secret else out
+        # a payload that holds a form of the key is within ``region`` (the key has no blank line)
+        if self._forms and any(form in region for form in self._forms):
+            return self._scrubbed(out)
+        return out
 
     def _check(self) -> list[bytes]:
         if self.max_event is not None and len(self._buf) > self.max_event:
@@ -184,6 +197,13 @@ class ModelResponseStreamer:
     ``ModelResponseStreamer(lines)`` accepts an iterator of SSE lines, like the SDK's. A stream from
     ``run_stream`` is read with ``for``, one from ``arun_stream`` with ``async for``; both end
     their connection when they end, on ``close()`` / ``aclose()``, or at the run's deadline.
+
+    With ``secret`` (the API key), no chunk carries the key, even one the server spells out across
+    several events: the end of a chunk's text that could be the start of the key (at most
+    ``len(key) - 1`` characters) is held back until the next chunk, or the end, shows whether it
+    is (``_release``). The key becomes ``***`` wherever it is whole; the chunks, put together, are
+    the whole text with the key replaced (``.text``), and none ends with a start of the key that the
+    next one completes.
     """
 
     def __init__(
@@ -214,7 +234,10 @@ class ModelResponseStreamer:
         self._model_id = model_id
         self._started = time.monotonic() if started is None else started
         self._cancel = cancel
-        self._secret = secret
+        self._secret = secret or None
+        self._first, self._tail = (secret[0], 1 - len(secret)) if secret else ("", 0)  # for the hot path
+        self._held = ""  # the carry-over window: text that may be the start of the key (``_release``)
+        self._after: ModelResponse | None = None  # the end, once the held text is released before it
         self._timeout = timeout
         self._session = session  # report the end to the session observers (a run_stream's streamer)
         self._final: ModelResponse | None = failure
@@ -226,6 +249,7 @@ class ModelResponseStreamer:
         # the hot path applies while nothing special can happen between two chunks
         self._plain = failure is None and cancel is None and recorder is None
         self.chunks = 0
+        self._watchers: list[Callable[[ModelResponse | None], ModelResponse | None]] = []
 
     @classmethod
     def of(cls, outcome: Any, **kw: Any) -> ModelResponseStreamer:
@@ -256,9 +280,66 @@ class ModelResponseStreamer:
         if self._on_event is not None:
             self._on_event(RunEvent(kind, self._model_id, time.monotonic() - self._started, **kw))  # type: ignore[arg-type]
 
+    def watch(self, watcher: Callable[[ModelResponse | None], ModelResponse | None]) -> None:
+        """Call ``watcher`` once when this stream ends: with its final response (before anyone sees
+        it; a response returned replaces it), or with None when it is closed or interrupted first."""
+        self._watchers.append(watcher)
+
+    def _notify(self, response: ModelResponse | None) -> ModelResponse | None:
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            response = watcher(response) or response
+        return response
+
+    def _release(self, text: str) -> str | None:
+        """What of the text so far may be given out now (the key, where whole, replaced by ``***``);
+        None when all of ``text`` is held back. What is kept back (``_held``) is the longest end
+        of the text, after the last whole key, that is the start of the key; the next chunk
+        decides about it (or the end: ``[DONE]`` next releases everything)."""
+        key = self._secret
+        assert key is not None
+        if not self._held and key not in text and self._first not in text[self._tail :]:
+            return text  # nothing of the key in it, nor a start of it at its end
+        whole = self._held + text if self._held else text
+        size = len(key)
+        after = 0  # where the text after the last whole key starts (str.replace's matches)
+        if key in whole:
+            at = whole.find(key)
+            while at >= 0:
+                after = at + size
+                at = whole.find(key, after)
+        cut = len(whole)
+        if not (self._pending and self._pending[0] == DONE):
+            first = key[0]
+            at = whole.find(first, max(after, cut - size + 1))
+            while at >= 0 and not key.startswith(whole[at:]):
+                at = whole.find(first, at + 1)
+            if at >= 0:
+                cut = at
+        self._held = whole[cut:]
+        out = whole[:cut] if cut < len(whole) else whole
+        if after:
+            out = out.replace(key, REDACTED)
+        return out if out or not text else None
+
+    def _chunk(self, text: str) -> ModelResponse:
+        self._parts.append(text)
+        if self._times is not None:
+            self._times.append(time.monotonic() - self._started)
+        self.chunks += 1
+        if self._on_event is not None:
+            self._emit("chunk", chunk=text, polls=self.chunks)
+        return ModelResponse.chunk(text)
+
     def _end(self, response: ModelResponse) -> ModelResponse:
+        if self._held:  # the carry-over window's text, given out before the end
+            text, self._held = self._held, ""
+            self._after, self._plain = response, False
+            return self._chunk(text)
         self._finished = True
         self._plain = False
+        if self._watchers:
+            response = self._notify(response) or response
         self.status = response.status
         self.error_message = response.error_message
         self.close()
@@ -292,7 +373,8 @@ class ModelResponseStreamer:
         failure = ModelResponse(status=ResponseStatus.FAILED, completed=completed, error_message=message)
         return self._end(failure)
 
-    def _handle(self, payload: bytes) -> ModelResponse:
+    def _handle(self, payload: bytes) -> ModelResponse | None:
+        """The response of one payload; None when its text is all held back (``_release``)."""
         value = _fast_text(payload)
         if value is None:
             kind, value = parse_payload(payload)
@@ -303,25 +385,28 @@ class ModelResponseStreamer:
                 return self._fail(value)
             if value.__class__ is not str:
                 value = _as_text(value)
-        self._parts.append(value)
-        if self._times is not None:
-            self._times.append(time.monotonic() - self._started)
-        self.chunks += 1
-        if self._on_event is not None:
-            self._emit("chunk", chunk=value, polls=self.chunks)
-        return ModelResponse.chunk(value)
+        if self._secret is not None:
+            value = self._release(value)
+            if value is None:
+                return None
+        return self._chunk(value)
 
     def _ready(self) -> ModelResponse | None:
         """The next response when it is due without reading (``STOP`` once done), else None."""
         if self._finished:
             return STOP
+        if self._after is not None:
+            after, self._after = self._after, None
+            return self._end(after)
         if self._cancel is not None and self._cancel.is_set():
             return self._fail(CANCELLED)
         if self._final is not None:
             final, self._final = self._final, None
             return self._end(final)
-        if self._pending:
-            return self._handle(self._pending.popleft())
+        while self._pending:
+            response = self._handle(self._pending.popleft())
+            if response is not None:
+                return response
         if self._payloads is None:
             return self._fail(EARLY_EOF)
         return None
@@ -353,21 +438,32 @@ class ModelResponseStreamer:
 
     def __next__(self) -> ModelResponse:
         pending = self._pending
-        if pending and self._plain:  # the hot path: one common {"data": "<text>"} event
+        key = self._secret
+        while pending and self._plain:  # the hot path: one common {"data": "<text>"} event
             payload = pending.popleft()
             if payload[-2:] == b'"}' and payload[:10] == b'{"data": "':
                 middle = payload[10:-2]
                 if b'"' not in middle and b"\\" not in middle and middle != b"[DONE]":
                     try:
-                        text = middle.decode("utf-8")
+                        text: str | None = middle.decode("utf-8")
                     except UnicodeDecodeError:
-                        return self._handle(payload)
-                    self._parts.append(text)
-                    self.chunks += 1
-                    if self._on_event is not None:
-                        self._emit("chunk", chunk=text, polls=self.chunks)
-                    return ModelResponse.chunk(text)
-            return self._handle(payload)
+                        text = None
+                    if text is not None:
+                        # the carry-over window (``_release``'s first test, inlined: the hot path)
+                        if key is not None and (
+                            self._held or key in text or self._first in text[self._tail :]
+                        ):
+                            text = self._release(text)
+                            if text is None:
+                                continue
+                        self._parts.append(text)
+                        self.chunks += 1
+                        if self._on_event is not None:
+                            self._emit("chunk", chunk=text, polls=self.chunks)
+                        return ModelResponse.chunk(text)
+            response = self._handle(payload)
+            if response is not None:
+                return response
         self._wrong_iteration(sync=True)
         while (ready := self._ready()) is None:
             try:
@@ -386,6 +482,8 @@ class ModelResponseStreamer:
             close = getattr(source, "close", None)
             if close is not None:
                 close()
+        if self._watchers:  # closed (or interrupted) before its end
+            self._notify(None)
 
     def __enter__(self) -> ModelResponseStreamer:
         return self

@@ -16,12 +16,16 @@ request abandoned at its deadline or on cancel has its socket shut down at once 
 ends with it), so a server that keeps sending cannot make the client read on in the background.
 
 Deadlines. Every request (streams included) has connect and read timeouts. On top of that, a request made on
-behalf of a run carries the run's deadline: the sync transport performs the request in a
-short-lived daemon worker thread and waits for it in the caller's thread in slices, so the
-caller gets control back at the deadline, at once when a ``cancel`` event is set from another
-thread, and at once on KeyboardInterrupt -- whatever the server does (never answers, trickles
-bytes, holds a poll). The async transport gets the same from ``asyncio.wait``. An abandoned
-worker ends on its own (its httpx timeouts are bounded by the deadline plus a margin).
+behalf of a run carries the run's deadline, and the caller gets control back at the deadline, at
+once when a ``cancel`` event is set from another thread, and at once on KeyboardInterrupt --
+whatever the server does (never answers, trickles bytes, holds a poll). The sync transport does
+it in one of two ways. Without a ``cancel`` event (and with a small body), the request is made in
+the caller's thread (``_inline``): the sockets of the shared clients wait for data in slices of
+at most ``SIGNAL_SLICE`` (``_SlicedStream``), each bounded by the deadline, so a pending
+KeyboardInterrupt is raised within a slice and the deadline ends a read as it passes. With a
+``cancel`` event, the request runs in a pooled daemon worker thread and the caller waits for it in
+slices. The async transport gets the same from ``asyncio.wait``. An abandoned worker ends on its
+own (its httpx timeouts are bounded by the deadline plus a margin).
 
 The API key. ``Transport`` attaches the key only to URLs on the origin (scheme, host, port) of
 the configured run or backend URL (``Endpoints.may_receive_key``). A poll URL on any other
@@ -35,8 +39,10 @@ followed. Nothing here logs headers or the key.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import re
 import socket
 import time
 import zlib
@@ -69,6 +75,7 @@ STREAM_READ_TIMEOUT = 300.0  # longest silence between two streamed chunks
 ABANDON_MARGIN = 0.25  # an abandoned request's own timeouts end it this long after its deadline
 MAX_REPLY_BYTES = 32 * 1024 * 1024  # AIX_MAX_REPLY_BYTES
 MAX_EVENT_BYTES = 1024 * 1024  # AIX_MAX_EVENT_BYTES
+
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -153,6 +160,31 @@ def _reason(exc: Exception) -> str:
     return text[:160]
 
 
+_UNSET: Any = object()
+
+
+@functools.lru_cache(maxsize=512)
+def _url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, parsed once (a URL is immutable)."""
+    import httpx
+
+    return httpx.URL(url)
+
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+@functools.lru_cache(maxsize=512)
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unfit for a request (the end of an error message), or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL"
+    if _UNSAFE_CHARS.search(url):
+        return "contains white space or control characters"
+    return None
+
+
 class Transport:
     """What both I/O shells share: the endpoints, header building and the key's boundary."""
 
@@ -165,11 +197,9 @@ class Transport:
 
     def check_url(self, url: str, *, what: str = "poll URL") -> None:
         """Raise UnsafePollURLError when the key would go to a host it is not configured for."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RequestError(f"{what} is not an http(s) URL: {url[:80]!r}")
-        if any(ord(c) < 33 or ord(c) == 127 for c in url):
-            raise RequestError(f"{what} contains white space or control characters: {url[:80]!r}")
+        problem = _url_problem(url)
+        if problem is not None:
+            raise RequestError(f"{what} {problem}: {url[:80]!r}")
         if self.endpoints.api_key and not self.endpoints.may_receive_key(url):
             raise UnsafePollURLError(
                 f"refusing to send the API key to {_short_origin(url)}: the {what} is on neither the run "
@@ -197,14 +227,16 @@ class Transport:
 
         return json.dumps(call.json_body).encode("utf-8")
 
-    def request(self, client: Any, call: Call, deadline: float | None, *, stream: bool = False) -> Any:
+    def request(
+        self, client: Any, call: Call, deadline: float | None, *, stream: bool = False, body: Any = _UNSET
+    ) -> Any:
         """The httpx request for ``call`` on ``client``, its timeouts bounded by ``deadline``."""
         try:
             return client.build_request(
                 call.method,
                 call.url,
                 headers=self.headers(call),
-                content=self.body(call),
+                content=self.body(call) if body is _UNSET else body,
                 timeout=_timeout(deadline, STREAM_READ_TIMEOUT if stream else READ_TIMEOUT),
             )
         except AixError:
@@ -222,13 +254,22 @@ class Transport:
 def _timeout(deadline: float | None, read: float) -> httpx.Timeout:
     import httpx
 
+    return httpx.Timeout(**_timeouts(deadline, read))
+
+
+def _timeouts(deadline: float | None, read: float) -> dict[str, float]:
+    """The connect / read / write / pool timeouts of a request (httpx's ``Timeout.as_dict()``)."""
     if deadline is None:
-        return httpx.Timeout(read, connect=CONNECT_TIMEOUT)
+        return {"connect": CONNECT_TIMEOUT, "read": read, "write": read, "pool": read}
     remaining = max(0.05, deadline - time.monotonic())
     # the caller stops waiting at the deadline; the request's own timeouts only bound its life
-    return httpx.Timeout(
-        min(read, remaining) + ABANDON_MARGIN, connect=min(CONNECT_TIMEOUT, remaining + ABANDON_MARGIN)
-    )
+    read = min(read, remaining) + ABANDON_MARGIN
+    return {
+        "connect": min(CONNECT_TIMEOUT, remaining + ABANDON_MARGIN),
+        "read": read,
+        "write": read,
+        "pool": read,
+    }
 
 
 def _too_large(call: Call, what: str, limit: int, setting: str) -> ReplyTooLarge:
@@ -245,19 +286,23 @@ class _Reader:
     cannot inflate past the cap in one step (a gzip bomb costs at most the cap).
     """
 
-    __slots__ = ("_inflater", "call", "limit", "secret", "total")
+    __slots__ = ("_inflater", "call", "headers", "limit", "secret", "setting", "total")
 
     def __init__(self, call: Call, secret: str | None) -> None:
         self.call, self.secret = call, secret
-        self.limit = reply_limit()
+        self.limit, self.setting = reply_limit(), "AIX_MAX_REPLY_BYTES"
+        if call.max_bytes is not None and call.max_bytes[0] < self.limit:
+            self.limit, self.setting = call.max_bytes
         self.total = 0
         self._inflater: Any = None
+        self.headers: dict[str, str] = {}
 
     def start(self, response: httpx.Response, what: str = "the reply") -> None:
-        declared = response.headers.get("content-length", "")
+        self.headers = headers = _header_dict(response.headers)
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:
-            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            raise _too_large(self.call, what, self.limit, self.setting)
+        encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._inflater = zlib.decompressobj(47)  # a gzip or zlib header, detected
         elif encoding not in ("", "identity"):
@@ -276,10 +321,10 @@ class _Reader:
                     f"{self.call.what}: the reply's compression is corrupt", kind="network"
                 ) from None
             if self._inflater.unconsumed_tail:
-                raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+                raise _too_large(self.call, what, self.limit, self.setting)
         self.total += len(raw)
         if self.total > self.limit:
-            raise _too_large(self.call, what, self.limit, "AIX_MAX_REPLY_BYTES")
+            raise _too_large(self.call, what, self.limit, self.setting)
         return raw
 
 
@@ -296,7 +341,7 @@ class BodyReader(_Reader):
         self._parts += self.inflate(raw)
 
     def reply(self, response: httpx.Response) -> RawReply:
-        return _raw(response, bytes(self._parts), self.secret)
+        return RawReply(response.status_code, self.headers, bytes(self._parts), secret=self.secret)
 
 
 class EventReader(_Reader):
@@ -305,6 +350,7 @@ class EventReader(_Reader):
     __slots__ = ("_decoder",)
 
     def __init__(self, call: Call, secret: str | None) -> None:
+
         super().__init__(call, secret)
         self._decoder = SSEDecoder(secret, max_event=event_limit())
 
@@ -316,8 +362,21 @@ class EventReader(_Reader):
 
 
 def _raw(response: httpx.Response, content: bytes, secret: str | None) -> RawReply:
-    headers = {k.lower(): v for k, v in response.headers.items()}
-    return RawReply(response.status_code, headers, content, secret=secret)
+    return RawReply(response.status_code, _header_dict(response.headers), content, secret=secret)
+
+
+def _header_dict(headers: httpx.Headers | dict[str, str]) -> dict[str, str]:
+    """``{lower-case name: value}``, repeated names joined with ", " (as ``httpx.Headers.items``)."""
+    if isinstance(headers, dict):  # already so (``_Head``)
+        return headers
+    raw = headers.raw
+    try:  # the common case, decoded directly: ASCII, no name repeated
+        out = {k.decode("ascii").lower(): v.decode("ascii") for k, v in raw}
+    except UnicodeDecodeError:
+        out = {}
+    if len(out) != len(raw):
+        out = {k.lower(): v for k, v in headers.items()}
+    return out
 
 
 def _kill(response: Any) -> None:

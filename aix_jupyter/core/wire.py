@@ -53,7 +53,9 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
     content: bytes | None = None
     what: str = "request"
-    cancel_orphan: bool = False  # a job this call starts after its caller cancelled is cancelled (sync)
+    cancel_orphan: bool = False  # a job this call starts after its caller left is cancelled
+    #: a cap on this reply below ``AIX_MAX_REPLY_BYTES`` (and the setting that names it, for the message)
+    max_bytes: tuple[int, str] | None = None
 
     @property
     def idempotent(self) -> bool:

@@ -18,12 +18,13 @@ SIGNAL_SLICE = 0.1
 
 
 class _Job:
-    __slots__ = ("done", "error", "result")
+    __slots__ = ("done", "error", "notify", "result")
 
-    def __init__(self) -> None:
+    def __init__(self, notify: Callable[[], None] | None = None) -> None:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.notify = notify  # called by the worker once ``done`` is set
 
 
 # Requests run in daemon worker threads that are kept for reuse: starting a thread per request
@@ -45,15 +46,21 @@ def _worker() -> None:
             job.error = exc
         finally:
             job.done.set()
+            if job.notify is not None:
+                with contextlib.suppress(Exception):  # e.g. the waiting loop is closed: nobody waits
+                    job.notify()
         del fn, job
         with _pool_lock:
             _idle_workers += 1
 
 
-def run_in_worker(fn: Callable[[], Any], name: str = "aix-http") -> _Job:
-    """Run ``fn`` in a pooled daemon worker thread; the returned job says when it is done."""
+def run_in_worker(
+    fn: Callable[[], Any], name: str = "aix-http", notify: Callable[[], None] | None = None
+) -> _Job:
+    """Run ``fn`` in a pooled daemon worker thread; the returned job says when it is done (and the
+    worker calls ``notify()`` then, when given)."""
     global _idle_workers
-    job = _Job()
+    job = _Job(notify)
     with _pool_lock:
         if _idle_workers:
             _idle_workers -= 1  # that worker is reserved for this item

@@ -4,6 +4,8 @@ Grammar (``[...]`` optional)::
 
     %aix run    [MODEL] [OPTIONS] [--] [TEXT]      %%aix run [MODEL] [OPTIONS]   (input = cell body)
     %aix stream [MODEL] [OPTIONS] [--] [TEXT]      (= run --stream)
+    %aix chat   [MODEL] [--system T] [--session S] [OPTIONS] [TEXT]   one conversation per (model, session)
+    %aix chat   [MODEL] --reset | --history        %aix chat [MODEL] alone: a ChatWidget on it
     %aix async  [MODEL] [OPTIONS] [--] [TEXT]      returns at once with a handle (poll URL)
     %aix poll   URL_OR_VAR [--wait] [-o VAR] [--timeout S]
     %aix cancel URL_OR_VAR
@@ -13,6 +15,7 @@ Grammar (``[...]`` optional)::
     %aix widget [MODEL]
     %aix map    [MODEL] [OPTIONS] SOURCE           SOURCE: a variable holding a list, Series or DataFrame
     %aix compare MODEL MODEL [MODEL ...] [OPTIONS] -- TEXT     %%aix compare MODEL MODEL ... (cell body)
+                                                   (every word before the first option or -- is a MODEL)
     %aix usage                                     runs, items, failures, credits of this kernel
     %aix cache  [on [PATH] [--max-size SIZE] | off | clear | info]   the response cache (alone: info)
     %aix record PATH [--append] | off              record every run to a cassette (JSON lines)
@@ -23,8 +26,9 @@ Grammar (``[...]`` optional)::
 Run options: ``--NAME VALUE`` / ``--NAME=VALUE`` for each parameter of the model's schema (the
 only description of a model's inputs), ``-p/--param NAME=VALUE`` for a parameter whose name is
 one of the magic's own options, ``-o/--out VAR``, ``--stream``, ``--timeout SECONDS``,
-``--no-progress``, ``--no-cache``, ``--help``. The input is the raw rest of the line (one quoted string is
-unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{{``/``}}`` give
+``--no-progress``, ``--no-cache``, ``--help``; run, stream and chat also ``-f/--format
+text|markdown|json|html|code`` and ``--schema VAR``. The input is the raw rest of the line (one quoted
+string is unquoted), or the cell body; ``{name}`` is replaced from the user namespace (``{{``/``}}`` give
 braces); a name holding a dict is sent as the request itself; a path to an existing file sends the
 file (its text for text models).
 
@@ -48,6 +52,7 @@ from aix_jupyter.magics.errors import MagicUsageError
 SUBCOMMANDS: tuple[str, ...] = (
     "run",
     "stream",
+    "chat",
     "async",
     "poll",
     "cancel",
@@ -66,6 +71,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "help",
 )
 RUN_COMMANDS = ("run", "stream", "async")
+CHAT_COMMANDS = ("chat",)  # parsed like a run; handled by ``chat`` (imported on first use)
 BATCH_COMMANDS = ("map", "compare")
 RUN_FLAGS: dict[str, str] = {  # the magic's own options of run/stream/async -> their help
     "-o": "VAR: store the ModelResponse in VAR",
@@ -80,13 +86,25 @@ RUN_FLAGS: dict[str, str] = {  # the magic's own options of run/stream/async -> 
     "--concurrency": "N: at most N jobs in flight at once (default 8)",
     "--column": "COL: the DataFrame column holding the inputs",
     "--into": "COL: write the outputs into this new column of the DataFrame",
+    "-f": "FORMAT: show the answer as text, markdown, json, html or code (code: a new cell below)",
+    "--format": "FORMAT: show the answer as text, markdown, json, html or code (code: a new cell below)",
+    "--schema": "VAR: a pydantic class or JSON-schema dict: structured output, shown parsed",
+    "--system": "TEXT: the conversation's system prompt",
+    "--session": "NAME: which conversation with this model (default: 'default')",
+    "--reset": "forget the conversation's turns",
+    "--history": "show the conversation's transcript",
 }
-_RUN_ONLY = tuple(f for f in RUN_FLAGS if f not in ("--concurrency", "--column", "--into"))
+FORMAT_FLAGS = ("-f", "--format", "--schema")  # run, stream and chat
+CHAT_FLAGS = ("--system", "--session", "--reset", "--history")  # chat only
+_RUN_ONLY = tuple(f for f in RUN_FLAGS if f not in ("--concurrency", "--column", "--into", *CHAT_FLAGS))
 _BATCH_FLAGS = ("-o", "--out", "-p", "--param", "--concurrency", "--timeout", "--no-progress", "--no-cache")
 COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "run": _RUN_ONLY,
     "stream": tuple(f for f in _RUN_ONLY if f != "--stream"),
-    "async": tuple(f for f in _RUN_ONLY if f not in ("--stream", "--timeout", "--no-progress")),
+    "async": tuple(
+        f for f in _RUN_ONLY if f not in ("--stream", "--timeout", "--no-progress", *FORMAT_FLAGS)
+    ),
+    "chat": (*(f for f in _RUN_ONLY if f != "--stream"), *CHAT_FLAGS),
     "poll": ("--wait", "-o", "--out", "--timeout", "--no-progress"),
     "map": (*_BATCH_FLAGS, "--column", "--into"),
     "compare": _BATCH_FLAGS,
@@ -216,9 +234,9 @@ def looks_like_model_id(text: str, known: Iterable[str] = ()) -> bool:
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class RunArgs:
-    """``run``/``stream``/``async``: the model and the unparsed rest of the line."""
+    """``run``/``stream``/``async``/``chat``: the model and the unparsed rest of the line."""
 
-    command: Literal["run", "stream", "async"]
+    command: Literal["run", "stream", "async", "chat"]
     model_id: str
     rest: str  # option tokens and input, parsed against the model's schema by parse_run_options
     rest_offset: int = 0
@@ -240,6 +258,12 @@ class RunOptions:
     concurrency: int | None = None  # map / compare
     column: str | None = None  # map: the DataFrame's input column
     into: str | None = None  # map: the DataFrame column the outputs go to
+    output_format: str | None = None  # -f/--format: text, markdown, json, html or code
+    schema: str | None = None  # --schema VAR: the variable holding the response format
+    system: str | None = None  # chat --system TEXT
+    session: str | None = None  # chat --session NAME
+    reset: bool = False  # chat --reset
+    history: bool = False  # chat --history
 
 
 @dataclass
@@ -337,6 +361,9 @@ def usage(command: str | None = None) -> str:
         "run": "%aix run MODEL [--param value ...] TEXT  |  %%aix run MODEL [--param value ...] + cell body",
         "stream": "%aix stream MODEL [--param value ...] TEXT   (chunks as they arrive)",
         "async": "%aix async MODEL [--param value ...] TEXT   (returns a handle: poll it later)",
+        "chat": "%aix chat MODEL [--system TEXT] [--session NAME] [--param value ...] TEXT  |  "
+        "%%aix chat MODEL ... + cell body  |  %aix chat MODEL --reset | --history  |  "
+        "%aix chat MODEL   (a ChatWidget)",
         "poll": "%aix poll URL_OR_VAR [--wait] [-o VAR]",
         "cancel": "%aix cancel URL_OR_VAR",
         "models": "%aix models [QUERY] [--function F] [--source-language L] [--target-language L] "
@@ -348,7 +375,8 @@ def usage(command: str | None = None) -> str:
         "map": "%aix map MODEL [--concurrency N] [--column COL] [--into COL] [-o VAR] [--param value ...] "
         "SOURCE   (SOURCE: a variable holding a list, Series or DataFrame)",
         "compare": "%aix compare MODEL MODEL [MODEL ...] [--param value ...] -- TEXT  |  "
-        "%%aix compare MODEL MODEL ... + cell body",
+        "%%aix compare MODEL MODEL ... [--param value ...] + cell body   (every word before the first "
+        "option or -- is a model id)",
         "usage": "%aix usage   (runs, items, failures, answers from a store and credits of this kernel, "
         "per model)",
         "cache": "%aix cache [on [PATH] [--max-size SIZE] | off | clear | info]   (the response cache; "
@@ -376,6 +404,10 @@ def help_text(topic: str = "") -> str:
         from aix_jupyter.magics.stores import TOPIC_DETAILS
 
         details = TOPIC_DETAILS.get(topic)
+    if topic in CHAT_COMMANDS:
+        from aix_jupyter.magics.chat import CHAT_DETAILS
+
+        details = CHAT_DETAILS
     return usage(topic) + (f"\n\n{details}" if details else "")
 
 
@@ -383,12 +415,18 @@ HELP_DETAILS = """\
 Run options: --NAME VALUE (or --NAME=VALUE) for each parameter of the model (%aix info MODEL lists
 them), -p/--param NAME=VALUE, -o/--out VAR (store the ModelResponse), --stream, --timeout SECONDS,
 --no-progress, --no-cache (bypass the response cache), --help. A model id in place of the subcommand
-means run.
+means run. run, stream and chat also take -f/--format text|markdown|json|html|code (code: the answer's
+code goes into a new cell below) and --schema VAR (a pydantic class or a JSON-schema dict: the answer
+is parsed into it and shown parsed).
+Conversations: %aix chat MODEL TEXT remembers the turns (one conversation per model and --session);
+%aix help chat.
 Input: the rest of the line (after the options, or after --) or the cell body. {name} is filled in
 from the notebook ({{ and }} give braces); a variable holding a dict is sent as the request; the path
 of an existing file sends the file (its text for text models).
-Batches (map, compare): --concurrency N (jobs in flight at once), --timeout SECONDS (the whole batch),
--o VAR (the BatchResult / Comparison), --no-progress, --no-cache; map also --column COL and --into COL.
+Batches (map, compare): --concurrency N (jobs in flight at once; for compare, across all the models),
+--timeout SECONDS (the whole batch), -o VAR (the BatchResult / Comparison), --no-progress, --no-cache;
+map also --column COL and --into COL.
+compare: every word before the first option or -- is a model id (shout, my-model, provider/name).
 Errors raise (Run All stops); Ctrl-C / interrupt cancels the run on the server.
 Cache and cassettes: %aix help cache | record | replay ($AIX_CACHE, $AIX_RECORD, $AIX_REPLAY set them
 for a whole kernel).
@@ -416,7 +454,7 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
             "(or a model id, or set AixMagics.default_model)"
         )
     pos = first.end
-    if word in RUN_COMMANDS:
+    if word in RUN_COMMANDS or word in CHAT_COMMANDS:
         tok = next_token(line, pos)
         if (
             tok is not None
@@ -455,8 +493,8 @@ def parse_command(line: str, *, default_model: str = "", known_models: Iterable[
 def _parse_batch(
     command: str, line: str, pos: int, default_model: str, known_models: Iterable[str]
 ) -> BatchArgs:
-    """``map [MODEL] rest`` / ``compare MODEL MODEL ... rest``: the model ids up to the first option,
-    ``--`` or word that is not a model id."""
+    """``map [MODEL] rest`` / ``compare MODEL MODEL ... rest``: for compare, every word before the
+    first option or ``--`` is a model id (whatever its shape: a custom server's ids are plain words)."""
     known = list(known_models)
     if command == "map":
         tok = next_token(line, pos)
@@ -468,13 +506,12 @@ def _parse_batch(
         return BatchArgs("map", [default_model], line[pos:])
     models: list[str] = []
     while (tok := next_token(line, pos)) is not None and not _is_option(line, tok.start):
-        if not looks_like_model_id(tok.value, known) and "{" not in tok.value:
-            break
         models.append(tok.value)
         pos = tok.end
     if len(models) < 2:
         raise MagicUsageError(
-            f"compare: give two or more MODEL ids (provider/name), got {len(models)}; {usage('compare')}"
+            f"compare: give two or more MODEL ids before the options and --, got {len(models)}; "
+            f"{usage('compare')}"
         )
     return BatchArgs("compare", models, line[pos:])
 
@@ -589,6 +626,14 @@ def _check_identifier(value: str, option: str) -> str:
     return value
 
 
+def _output_format(value: str, option: str) -> str:
+    from aix_jupyter.display import OUTPUT_FORMATS  # (only when -f is given: not at %load_ext)
+
+    if value not in OUTPUT_FORMATS:
+        raise MagicUsageError(f"{option} takes one of {', '.join(OUTPUT_FORMATS)}, got {value!r}")
+    return value
+
+
 def _positive_float(value: str, option: str) -> float:
     try:
         number = float(value)
@@ -664,13 +709,15 @@ def parse_run_options(
         name, inline = _split_eq(tok)
         end = tok.end
         if name in flags and name not in ("-p", "--param"):
-            if name in ("--stream", "--no-progress", "--no-cache", "--help"):
+            if name in ("--stream", "--no-progress", "--no-cache", "--help", "--reset", "--history"):
                 if inline is not None:
                     raise MagicUsageError(f"option {name} takes no value")
                 opts.stream = opts.stream or name == "--stream"
                 opts.progress = opts.progress and name != "--no-progress"
                 opts.no_cache = opts.no_cache or name == "--no-cache"
                 opts.help = opts.help or name == "--help"
+                opts.reset = opts.reset or name == "--reset"
+                opts.history = opts.history or name == "--history"
             else:
                 value, end = (inline, tok.end) if inline is not None else take_value(tok, name)
                 if name in ("-o", "--out"):
@@ -681,6 +728,14 @@ def parse_run_options(
                     opts.column = value
                 elif name == "--into":
                     opts.into = value
+                elif name in ("-f", "--format"):
+                    opts.output_format = _output_format(value, name)
+                elif name == "--schema":
+                    opts.schema = _check_identifier(value, name)
+                elif name == "--system":
+                    opts.system = interpolate_value(value)
+                elif name == "--session":
+                    opts.session = value
                 else:
                     opts.timeout = _positive_float(value, name)
         elif name in ("-p", "--param"):

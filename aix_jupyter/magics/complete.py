@@ -29,7 +29,13 @@ VALUE_OPTIONS = (
     "--into",
     "--max-size",
     "--speed",
+    "-f",
+    "--format",
+    "--schema",
+    "--system",
+    "--session",
 )
+FORMAT_OPTIONS = ("-f", "--format")  # their values: display.OUTPUT_FORMATS
 SETTINGS_WORDS: dict[str, tuple[str, ...]] = {  # the first word of cache / record / replay
     "cache": CACHE_ACTIONS,
     "record": ("off",),
@@ -90,11 +96,15 @@ def completions(
         return fragment, match(COMMAND_FLAGS[command]) if fragment.startswith("-") else []
     if command == "compare":
         return fragment, _complete_compare(rest_words, fragment, match, model_ids, parameter_names)
-    # run / stream / async / map
+    # run / stream / async / map / chat
     if not model:
         if not rest_words and not fragment.startswith("-"):
             return fragment, match(model_ids())
         model = rest_words[0] if rest_words and not rest_words[0].startswith("-") else default_model
+    if rest_words and rest_words[-1] in FORMAT_OPTIONS:
+        from aix_jupyter.display import OUTPUT_FORMATS
+
+        return fragment, match(OUTPUT_FORMATS)
     if rest_words and rest_words[-1] in VALUE_OPTIONS:
         return fragment, []
     params = parameter_names(model) if model else {}

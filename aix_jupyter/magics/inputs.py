@@ -61,17 +61,21 @@ class RunInput:
     """What to send as ``data``: text, a dict (a variable holding one, or JSON), or a file path."""
 
     data: Any
-    kind: Literal["text", "dict", "file", "none"]
+    kind: Literal["text", "dict", "file", "media", "none"]
     source: str = ""
 
 
 def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
-    """What the run's input is: nothing, a variable's dict (the request itself), an existing file, or text."""
+    """What the run's input is: nothing, a variable's dict (the request itself), a variable's media (bytes,
+    a path object, an IPython Audio/Image, a PIL image: ``VAR`` or ``{VAR}``), an existing file, or text."""
     if raw is None or not raw.strip():
         return RunInput(None, "none")
     stripped = raw.strip()
     if IDENTIFIER.match(stripped) and stripped in namespace and isinstance(namespace[stripped], Mapping):
         return RunInput(dict(namespace[stripped]), "dict", stripped)
+    name = stripped[1:-1].strip() if stripped[:1] == "{" and stripped[-1:] == "}" else stripped
+    if IDENTIFIER.match(name) and name in namespace and _is_media(namespace[name]):
+        return RunInput(namespace[name], "media", name)  # bytes, a Path, an Audio/Image, a PIL image
     if stripped[:1] in "{[":
         try:
             value = json.loads(stripped)
@@ -86,6 +90,12 @@ def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
         if os.path.isfile(path):
             return RunInput(path, "file", candidate)
     return RunInput(text, "text")
+
+
+def _is_media(value: Any) -> bool:
+    from aix_jupyter.core.mediatypes import is_media_object
+
+    return is_media_object(value)
 
 
 def resolve_target(target: str, namespace: Mapping[str, Any]) -> tuple[str, Any]:

@@ -17,11 +17,12 @@ import os
 import sys
 import time
 from collections import ChainMap
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.completer import context_matcher
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope, no_var_expand
-from traitlets import Enum, Float, Int, Unicode
+from traitlets import Enum, Float, Int, Unicode, observe
 
 from aix_jupyter.core.errors import ConfigurationError, RunCancelled
 from aix_jupyter.magics import args as ma
@@ -70,12 +71,23 @@ class AixMagics(Magics):
         "see $AIX_FRONTEND), or 'off'.",
     ).tag(config=True)
     models_page_size = Int(100, help="How many models %aix models lists.").tag(config=True)
+    embed_max_bytes = Int(
+        None,
+        allow_none=True,
+        help="Largest media output (audio, image, video) embedded in the notebook, in bytes; a larger one "
+        "is shown by its link. None: $AIX_EMBED_MAX_BYTES, else 10 MiB; 0: never embed.",
+    ).tag(config=True)
+
+    @observe("embed_max_bytes")
+    def _embed_max_changed(self, change: Any) -> None:
+        aix_display.set_embed_max_bytes(change["new"])
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self._jobs: dict[str, str] = {}  # poll URL -> model id
         self._local_ns: dict[str, Any] | None = None
         self._completion: CompletionSource | None = None
+        self.conversations: dict[tuple[str, str], Any] = {}  # (model id, session) -> %aix chat's Conversation
         self.ledger = Ledger()  # what this kernel ran (``%aix usage``; observed once the extension loads)
 
     # -- entry point ---------------------------------------------------------------------------
@@ -97,8 +109,12 @@ class AixMagics(Magics):
         )
         if cell is not None and not takes_cell:
             raise MagicUsageError(
-                "%%aix takes a run, stream, async or compare command; the cell body is the input"
+                "%%aix takes a run, stream, chat, async or compare command; the cell body is the input"
             )
+        if isinstance(args, ma.RunArgs) and args.command in ma.CHAT_COMMANDS:
+            from aix_jupyter.magics import chat
+
+            return chat.handle(self, args, cell)
         if isinstance(args, ma.RunArgs):
             return self._run(args, cell)
         if isinstance(args, ma.BatchArgs):
@@ -164,8 +180,14 @@ class AixMagics(Magics):
         run_input = mi.resolve_input(opts.input_text, self._ns)
         data = self._prepare_data(run_input, schema)
         schema.validate_request(opts.parameters, data_given=data is not None)
-        provenance = dict(model_id=model.id, version=model.version, parameters=dict(opts.parameters))
-        stream = opts.stream or args.command == "stream"
+        provenance = dict(
+            model_id=model.id,
+            version=model.version,
+            parameters=dict(opts.parameters),
+            output_format=opts.output_format,
+        )
+        response_format = self.response_format(opts, model)
+        stream = (opts.stream or args.command == "stream") and response_format is None
         if stream and not getattr(model, "supports_streaming", False):
             raise MagicUsageError(f"{model.id} does not stream; use %aix run (see %aix models)")
         if args.command == "async":
@@ -173,9 +195,46 @@ class AixMagics(Magics):
         elif stream:
             response = self._stream(model, data, opts, provenance)
         else:
-            response = self._wait(model, data, opts, provenance)
+            extra = {} if response_format is None else {"response_format": response_format}
+            response = self._wait(model, data, opts, provenance, **extra)
+        return self.deliver(response, opts, model.id)
+
+    def response_format(self, opts: ma.RunOptions, model: Any) -> Any:
+        """``--schema VAR``: the pydantic class or JSON-schema dict ``VAR`` holds (None without it)."""
+        if opts.schema is None:
+            return None
+        if opts.schema not in self._ns:
+            raise MagicUsageError(f"--schema: no variable {opts.schema!r} in the notebook")
+        value = self._ns[opts.schema]
+        if not (isinstance(value, dict) or (isinstance(value, type) and hasattr(value, "model_json_schema"))):
+            raise MagicUsageError(
+                f"--schema {opts.schema} holds a {type(value).__name__}; give a pydantic class or a "
+                "JSON-schema dict"
+            )
+        if not _takes_response_format(model):
+            raise MagicUsageError(f"--schema: {model.id} is not a text-generation model (an LLM)")
+        return value
+
+    def deliver(self, response: Any, opts: ma.RunOptions, model_id: str) -> Any:
+        """A finished answer: kept in ``-o VAR``, checked for ``-f json``, its code put in a new cell
+        below for ``-f code``; the value of the magic (the parsed object with ``--schema``)."""
         if opts.out:
             self._user_ns[opts.out] = response
+        text = response.data if isinstance(response.data, str) else None
+        if opts.output_format == "json" and text is not None and opts.schema is None:
+            try:
+                aix_display.parse_json_answer(text)
+            except ValueError as exc:
+                kept = f"; the response is in {opts.out}" if opts.out else ""
+                raise RunFailed(f"{model_id}: -f json: {exc}{kept}") from None
+        if opts.output_format == "code" and text is not None and self.shell is not None:
+            self.shell.set_next_input(aix_display.extract_code(text), replace=False)
+        if opts.schema is not None:
+            parsed = getattr(response, "parsed", None)
+            if parsed is None:
+                answer = aix_display.field_text(response.data)[:200]
+                raise RunFailed(f"{model_id}: the answer does not fit --schema {opts.schema}: {answer!r}")
+            return parsed
         return response
 
     def _prepare_data(self, run_input: mi.RunInput, schema: Any) -> Any:
@@ -253,16 +312,26 @@ class AixMagics(Magics):
         )
         return response
 
-    def _wait(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
+    def _wait(
+        self,
+        model: Model,
+        data: Any,
+        opts: ma.RunOptions,
+        provenance: dict[str, Any],
+        run: Callable[..., Any] | None = None,
+        **extra: Any,
+    ) -> Any:
+        """Run and wait, with progress; ``run`` replaces ``model.run`` (a conversation's ``send``)."""
         progress = self._progress(model.id, opts.progress)
         started = time.monotonic()
         try:
-            response = model.run(
+            response = (run or model.run)(
                 data,
                 parameters=opts.parameters,
                 on_event=self._hook(model.id, progress),
                 cache=_cache_choice(opts),
                 **self._run_kwargs(opts.timeout),
+                **extra,
             )
         except KeyboardInterrupt:
             raise RunCancelled(f"{model.id}: interrupted; the run was cancelled on the server") from None
@@ -271,7 +340,16 @@ class AixMagics(Magics):
                 progress.close()
         return self._finish(response, model.id, provenance, started)
 
-    def _stream(self, model: Model, data: Any, opts: ma.RunOptions, provenance: dict[str, Any]) -> Any:
+    def _stream(
+        self,
+        model: Model,
+        data: Any,
+        opts: ma.RunOptions,
+        provenance: dict[str, Any],
+        open_stream: Callable[..., Any] | None = None,
+    ) -> Any:
+        """Stream into a ``StreamView``; ``open_stream`` replaces ``model.run_stream`` (a
+        conversation's ``stream``)."""
         from aix_jupyter.core import recall
         from aix_jupyter.core.enums import ResponseStatus  # (enums cost ~1 ms: not at %load_ext)
         from aix_jupyter.core.response import ModelResponse
@@ -281,7 +359,9 @@ class AixMagics(Magics):
         view.start()
         streamer = None
         try:
-            streamer = model.run_stream(data, parameters=opts.parameters, cache=_cache_choice(opts))
+            streamer = (open_stream or model.run_stream)(
+                data, parameters=opts.parameters, cache=_cache_choice(opts)
+            )
             for chunk in streamer:
                 status = str(getattr(chunk.status, "value", chunk.status))
                 if status == "FAILED":
@@ -611,6 +691,13 @@ def _take_cell(opts: ma.RunOptions, cell: str | None) -> None:
     opts.input_text = cell
 
 
+def _takes_response_format(model: Any) -> bool:
+    """Does ``model.run`` take ``response_format=`` (an ``LLM``: a text-generation model)?"""
+    from aix_jupyter.core.llm import LLM
+
+    return isinstance(model, LLM)
+
+
 def _cache_choice(opts: ma.RunOptions) -> bool | None:
     """The core call's ``cache``: False for ``--no-cache``, else None (``%aix cache`` decides)."""
     return False if opts.no_cache else None
@@ -629,12 +716,13 @@ def batch_table(result: Any, rows: int = BATCH_ROWS) -> aix_display.Table:
         if i >= rows:
             break
         output = response.data if response.ok else response.error_message
+        media = aix_display.media_cell(output) if response.ok else None
         lines.append(
             [
                 key,
                 _short(data, 40),
                 aix_display.field_text(response.status),
-                _short(output, 60),
+                _short(output, 60) if media is None else aix_display.HtmlCell(_short(output, 60), media),
                 aix_display.credits_text(response),
                 f"{float(response.run_time or 0):.2f} s",
             ]
@@ -655,6 +743,17 @@ _RESPONSE_TYPE = ("aix_jupyter.core.response", "ModelResponse")  # registered by
 def _show_response(response: Any) -> None:
     """IPython display hook for ModelResponse: one rich ``display_data`` (see display.py)."""
     aix_display.show_response(response)
+
+
+def _table_html(table: Any) -> str:
+    """A ``BatchResult`` or ``Comparison`` as HTML, its media outputs playable (see display.py)."""
+    return str(table.html(media=aix_display.media_cell))
+
+
+_TABLE_TYPES = {
+    ("aix_jupyter.core.batch_result", "BatchResult"): _table_html,
+    ("aix_jupyter.core.compare", "Comparison"): _table_html,
+}
 
 
 def _keep_question_marks(lines: list[str]) -> list[str]:
@@ -688,6 +787,9 @@ def load_ipython_extension(ipython: Any) -> None:
     if completer is not None:
         completer.custom_matchers.append(aix_matcher)
     ipython.display_formatter.ipython_display_formatter.for_type_by_name(*_RESPONSE_TYPE, _show_response)
+    html_formatter = ipython.display_formatter.formatters["text/html"]
+    for type_name, show in _TABLE_TYPES.items():
+        html_formatter.for_type_by_name(*type_name, show)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_question_marks not in cleanup:
         cleanup.append(_keep_question_marks)
@@ -709,10 +811,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     if magics in getattr(ipython, "configurables", []):
         ipython.configurables.remove(magics)
     formatter = ipython.display_formatter.ipython_display_formatter
-    formatter.deferred_printers.pop(_RESPONSE_TYPE, None)
-    module = sys.modules.get(_RESPONSE_TYPE[0])
-    if module is not None:
-        formatter.type_printers.pop(getattr(module, _RESPONSE_TYPE[1]), None)
+    html_formatter = ipython.display_formatter.formatters["text/html"]
+    for printers, type_name in [(formatter, _RESPONSE_TYPE)] + [(html_formatter, t) for t in _TABLE_TYPES]:
+        printers.deferred_printers.pop(type_name, None)
+        module = sys.modules.get(type_name[0])
+        if module is not None:
+            printers.type_printers.pop(getattr(module, type_name[1]), None)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and _keep_question_marks in cleanup:
         cleanup.remove(_keep_question_marks)

@@ -17,8 +17,10 @@ number otherwise                       IntText / FloatText; a text field when th
                                        to pre-fill (empty = not set)
 text: the primary input                Textarea that grows with its content
 json                                   Textarea holding JSON
-audio / image / video / file           path-or-URL field + FileUpload (the upload is saved to a
-                                       temporary file whose path fills the field)
+audio / image / video / file           path-or-URL field + ``MediaCapture`` below it: Upload and
+                                       drag-and-drop, plus Record (audio) and Camera (image); the
+                                       file received is saved to a temporary file whose path fills
+                                       the field (at most ``max_media_bytes``, 25 MB by default)
 anything else                          Text
 =====================================  ===========================================================
 
@@ -30,15 +32,15 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.parameters import MEDIA_TYPES, ModelParameters, Parameter
+from aix_jupyter.widgets.capture import DEFAULT_MAX_BYTES, MediaCapture
 
 _UNSET = None
 DESCRIPTION_STYLE = {"description_width": "130px"}
@@ -82,7 +84,9 @@ def _option_label(option: Any) -> str:
 class ParamControl:
     """One parameter's control, its inline error and its current value."""
 
-    def __init__(self, param: Parameter, *, primary: bool = False) -> None:
+    def __init__(
+        self, param: Parameter, *, primary: bool = False, max_media_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         self.param = param
         self.name = param.name
         self.primary = primary
@@ -92,7 +96,8 @@ class ParamControl:
         self.error.add_class("aix-error")
         self._setting = False
         self._listeners: list[Callable[[ParamControl], None]] = []
-        self.upload: w.FileUpload | None = None  # media parameters: the upload button beside the path
+        self.max_media_bytes = max_media_bytes
+        self.capture: MediaCapture | None = None  # media parameters: Upload, drop, Record / Camera
         self.widget = self._build()
         self.input.tooltip = param.help()
         self.row = w.HBox([self.widget, self.error], layout=w.Layout(align_items="center", **ROW_LAYOUT))
@@ -114,22 +119,21 @@ class ParamControl:
     def _changed(self, change: Mapping[str, Any]) -> None:
         if not self._setting:
             self.touched = True
+        if self.capture is not None and self.capture.receiving:  # the value was set otherwise meanwhile
+            self.capture.abort()
         if self.kind == "textarea":
             _grow(self.input)
         for listener in list(self._listeners):
             listener(self)
 
-    def _uploaded(self, change: Mapping[str, Any]) -> None:
-        files = change.get("new") or ()
-        if not files:
-            return
-        item = files[0]
-        name = os.path.basename(str(item.get("name") or "upload")) or "upload"
-        folder = tempfile.mkdtemp(prefix="aix-upload-")
-        path = os.path.join(folder, name)
-        with open(path, "wb") as handle:
-            handle.write(bytes(item.get("content") or b""))
-        self.input.value = path
+    def _received(self, path: Path) -> None:
+        """A file arrived from the browser (uploaded, dropped, recorded or snapped): its path is the value."""
+        self.input.value = str(path)
+
+    def _receiving(self, change: Mapping[str, Any]) -> None:
+        """A transfer started or stopped: the form checks again (Run waits while the value is on its way)."""
+        for listener in list(self._listeners):
+            listener(self)
 
     # -- values ---------------------------------------------------------------------------------
     def raw(self) -> Any:
@@ -137,6 +141,11 @@ class ParamControl:
         kind, value = self.kind, self.input.value
         if kind == "fixed":
             return None
+        if self.capture is not None and self.capture.receiving:
+            raise ParameterError(
+                f"parameter '{self.name}': {self.capture.assembler.progress}; wait for it",
+                parameter=self.name,
+            )
         if kind in ("text", "textarea", "media", "number-text"):
             return value if value != "" else None  # empty: not set (the server's default applies)
         if kind == "json":
@@ -307,11 +316,16 @@ def _media(control: ParamControl, common: dict[str, Any]) -> Built:
     box = w.Text(
         value="" if param.current is None else str(param.current), placeholder="path or URL", **common
     )
-    accept = {"audio": "audio/*", "image": "image/*", "video": "video/*"}.get(param.data_type or "", "")
-    upload = w.FileUpload(accept=accept, multiple=False, description="Upload")
-    upload.observe(control._uploaded, names="value")
-    control.upload = upload
-    return box, w.HBox([box, upload])
+    capture = MediaCapture(
+        param.data_type or "file",
+        max_bytes=control.max_media_bytes,
+        label=f"parameter '{control.name}'",
+        layout=w.Layout(margin="0 0 4px 134px"),  # under the field, past its description
+    )
+    capture.on_file(control._received)
+    capture.observe(control._receiving, names="receiving")
+    control.capture = capture
+    return box, w.VBox([box, capture], layout=w.Layout(flex="1 1 auto"))
 
 
 def _textarea(control: ParamControl, common: dict[str, Any]) -> Built:
@@ -361,12 +375,13 @@ def _grow(box: w.Textarea) -> None:
 class ParameterForm:
     """All of a model's parameters as controls; ``values()`` are ready for ``model.run``."""
 
-    def __init__(self, params: ModelParameters) -> None:
+    def __init__(self, params: ModelParameters, *, max_media_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.params = params
         primary = params.primary_input()
         self.primary = primary.name if primary is not None else None
         self.controls: dict[str, ParamControl] = {
-            name: ParamControl(param, primary=name == self.primary) for name, param in params.items()
+            name: ParamControl(param, primary=name == self.primary, max_media_bytes=max_media_bytes)
+            for name, param in params.items()
         }
         self._listeners: list[Callable[[], None]] = []
         for control in self.controls.values():

@@ -50,7 +50,7 @@ from IPython import get_ipython
 from IPython.display import publish_display_data
 
 from aix_jupyter.core.enums import ResponseStatus
-from aix_jupyter.core.errors import AixError
+from aix_jupyter.core.errors import AixError, ParameterError
 from aix_jupyter.core.events import RunEvent
 from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.response import ModelResponse
@@ -131,7 +131,9 @@ class _Coalescer:
 class ModelWidget(w.VBox):
     """A model's parameters as controls, Run / Stream / Cancel / Clear, progress, and its results.
 
-    ``model`` is a ``Model`` or a model id (fetched with ``ModelFactory.get``). Attributes:
+    ``model`` is a ``Model`` or a model id (fetched with ``ModelFactory.get``). Media parameters get
+    Upload and drag-and-drop, audio ones Record, image ones Camera (``MediaCapture``); a file over
+    ``max_media_mb`` megabytes is refused in the browser with a one-line message. Attributes:
     ``response`` (the last ``ModelResponse``), ``history`` (every response of this widget, oldest
     first; ``history[-1] is response``), ``form`` (the controls, by parameter name in
     ``form.controls``), ``progress`` (the ``WidgetProgress``), ``text`` (the streamed text).
@@ -146,7 +148,14 @@ class ModelWidget(w.VBox):
         api_key: str | None = None,
         timeout: float = 300,
         static_copy: bool = True,
+        max_media_mb: float = 25,
     ) -> None:
+        if (
+            not isinstance(max_media_mb, int | float)
+            or isinstance(max_media_mb, bool)
+            or not 0 < max_media_mb < float("inf")
+        ):
+            raise ParameterError(f"max_media_mb must be a positive number of megabytes, not {max_media_mb!r}")
         if isinstance(model, str):
             from aix_jupyter.core.factory import ModelFactory
 
@@ -164,7 +173,7 @@ class ModelWidget(w.VBox):
         self._fallback: tuple[Bundle, dict[str, Any]] | None = None  # the latest result, for other viewers
 
         params = model.model_params if isinstance(model.model_params, ModelParameters) else ModelParameters()
-        self.form = ParameterForm(params)
+        self.form = ParameterForm(params, max_media_bytes=int(max_media_mb * 2**20))
         self.form.observe(self._refresh_buttons)
 
         self.header = w.HTML(value=_STYLE + self._header_html())

@@ -160,6 +160,45 @@ def main() -> None:
             assert done.status == ResponseStatus.SUCCESS and done.data, done
             return done.data
 
+    if os.environ.get("AIX_SDK_WITH_MEDIA") == "1":
+
+        @check("speech synthesis, then recognition of its URL")
+        def _():
+            spoken = ModelFactory.get("local/piper-joe").run("The quick brown fox jumps over the lazy dog.")
+            assert spoken.status == ResponseStatus.SUCCESS and "/files/" in spoken.data, spoken
+            heard = ModelFactory.get("local/whisper-tiny-en").run(spoken.data)
+            assert heard.status == ResponseStatus.SUCCESS, heard
+            assert heard.data.lower().rstrip(".") == "the quick brown fox jumps over the lazy dog", heard
+            assert heard.details["segments"][0]["end"] > 1, heard.details
+            return {"url": spoken.data.split("?")[0], "heard": heard.data}
+
+        @check("OCR of a local image (upload pair)")
+        def _():
+            model = ModelFactory.get("local/ocr-rapidocr")
+            assert model.function == Function.OCR, model.function
+            r = model.run(os.environ["AIX_SDK_TEST_PNG"])
+            assert r.status == ResponseStatus.SUCCESS, r
+            assert r.data == "The quick brown fox jumps over the lazy dog.", r
+            return r.data
+
+        @check("text embedding")
+        def _():
+            model = ModelFactory.get("local/e5-small")
+            assert model.function == Function.TEXT_EMBEDDING, model.function
+            r = model.run("where is the kitty sleeping?", parameters={"mode": "query"})
+            assert r.status == ResponseStatus.SUCCESS and len(r.data) == 384, r
+            return {"dimensions": len(r.data)}
+
+    if os.environ.get("AIX_SDK_WITH_MT") == "1":
+
+        @check("translation")
+        def _():
+            model = ModelFactory.get("local/apertium-en-es")
+            assert model.function == Function.TRANSLATION, model.function
+            r = model.run("The dog sleeps.", parameters={"sourcelanguage": "en", "targetlanguage": "es"})
+            assert r.status == ResponseStatus.SUCCESS and "perro" in r.data, r
+            return r.data
+
     @check("wrong API key")
     def _():
         from aixplain.modules.model import Model

@@ -357,3 +357,37 @@ def test_llm_threads_slots_and_log_level_from_the_environment(monkeypatch):
     for value, level in (("", 0), ("0", 0), ("1", smollm2.RUNTIME_LOG_LEVEL), ("4", 4)):
         monkeypatch.setenv("AIX_LLM_LOG", value)
         assert smollm2.runtime_log_level() == level
+
+
+def test_response_format_becomes_a_closed_grammar_schema():
+    schema = {
+        "type": "object",
+        "properties": {
+            "mood": {"$ref": "#/$defs/Mood"},
+            "stars": {"type": "integer", "minimum": 1, "maximum": 5},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "note": {"type": "string", "default": ""},
+        },
+        "required": ["mood"],
+        "$defs": {"Mood": {"type": "string", "enum": ["happy", "sad"]}},
+    }
+    wrapped = {"type": "json_schema", "json_schema": {"name": "R", "schema": schema}}
+    for given in (schema, wrapped, json.dumps(schema)):
+        closed = smollm2.grammar_schema(given, 100)
+        assert (
+            closed["required"] == ["mood", "stars", "tags", "note"]
+            and closed["additionalProperties"] is False
+        )
+        assert closed["properties"]["note"]["maxLength"] == 50  # a free string is bounded (max_tokens / 2)
+        assert closed["properties"]["tags"]["items"]["maxLength"] == 50
+        assert "maxLength" not in closed["$defs"]["Mood"]  # an enum is bounded already
+        assert closed["properties"]["stars"] == {"type": "integer", "minimum": 1, "maximum": 5}
+    assert (
+        schema["required"] == ["mood"] and "additionalProperties" not in schema
+    )  # the caller's is unchanged
+    assert (
+        smollm2.grammar_schema("json", 64) == {} and smollm2.grammar_schema({"type": "json_object"}, 64) == {}
+    )
+    assert smollm2.grammar_schema(None, 64) is None and smollm2.grammar_schema("text", 64) is None
+    with pytest.raises(ValueError, match="response_format"):
+        smollm2.grammar_schema(42, 64)

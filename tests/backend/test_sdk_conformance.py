@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aix_jupyter.backend.models import smollm2
+from aix_jupyter.backend.models import smollm2, unavailable
 from aix_jupyter.backend.registry import register_model
 from tests.sdk_venv import run_script, sdk_python
 
@@ -39,6 +39,9 @@ def sdk_report(server, tmp_path_factory) -> dict:
         workdir=tmp_path_factory.mktemp("sdk"),
         timeout=600,
         AIX_SDK_WITH_LLM="1" if smollm2.available() else "0",
+        AIX_SDK_WITH_MEDIA="0" if set(unavailable()) & set(MEDIA_MODELS) else "1",
+        AIX_SDK_WITH_MT="0" if "local/apertium-en-es" in unavailable() else "1",
+        AIX_SDK_TEST_PNG=str(Path(__file__).parent.parent / "data" / "text_line.png"),
     )
     report = json.loads(last_line)
     summary = {name: ("ok" if r["ok"] else r["error"]) for name, r in report.items()}
@@ -62,6 +65,13 @@ CHECKS = [
     "wrong API key",
 ]
 LLM_CHECKS = ["LLM run", "run_stream", "LLM run_async + sync_poll"]
+MEDIA_MODELS = ["local/whisper-tiny-en", "local/piper-joe", "local/ocr-rapidocr", "local/e5-small"]
+MEDIA_CHECKS = [
+    "speech synthesis, then recognition of its URL",
+    "OCR of a local image (upload pair)",
+    "text embedding",
+    "translation",
+]
 
 
 @pytest.mark.parametrize("name", CHECKS)
@@ -74,5 +84,15 @@ def test_official_sdk(sdk_report, name):
 @pytest.mark.parametrize("name", LLM_CHECKS)
 def test_official_sdk_llm(sdk_report, name):
     assert smollm2.available(), "the SmolLM2 model is not installed"
+    result = sdk_report[name]
+    assert result["ok"], f"{result['error']}\n{result.get('trace', '')}"
+
+
+@pytest.mark.parametrize("name", MEDIA_CHECKS)
+def test_official_sdk_media_models(sdk_report, name):
+    needed = ["local/apertium-en-es"] if name == "translation" else MEDIA_MODELS
+    missing = [model for model in needed if model in unavailable()]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
     result = sdk_report[name]
     assert result["ok"], f"{result['error']}\n{result.get('trace', '')}"

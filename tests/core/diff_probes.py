@@ -101,6 +101,7 @@ SIGNATURES = {
     "FinetuneStatus": ("__init__", "to_dict", "to_json", "from_dict", "from_json"),
     "ModelResponseStreamer": ("__init__",),
     "ModelFactory": ("get", "list"),
+    "LLM": ("__init__", "run", "run_async"),
 }
 
 MODEL_ATTRS = (
@@ -127,6 +128,7 @@ MODEL_ATTRS = (
 def model_view(model: Any) -> dict[str, Any]:
     out = {f"attr {a}": attempt(lambda a=a: getattr(model, a)) for a in MODEL_ATTRS}
     out["class"] = type(model).__name__
+    out["attr temperature"] = attempt(lambda: getattr(model, "temperature", "<no attribute>"))
     out["api_key is the configured key"] = model.api_key == os.environ["TEAM_API_KEY"]
     out["repr"] = repr(model)
     out["get_parameters() is None"] = model.get_parameters() is None
@@ -558,6 +560,79 @@ def main() -> None:
         chunks = [[norm(c.status), norm(c.data)] for c in streamer]
         return {"class": type(streamer).__name__, "chunks": chunks, "status after": norm(streamer.status)}
 
+    # -- LLM: what its runs send is compared on the server (test_differential records the bodies) --
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+
+    @probe("LLM constructed")
+    def _(api: Any) -> dict[str, Any]:
+        llm = api.LLM("diff/llm", "Tiny", function=api.Function.TEXT_GENERATION, temperature=0.25)
+        return model_view(llm) | {
+            "not text generation": attempt(lambda: api.LLM("x", "X", function="translation"))
+        }
+
+    @probe("LLM run defaults")
+    def _(api: Any) -> dict[str, Any]:
+        return response_view(api.ModelFactory.get("diff/llm").run("hello"))
+
+    @probe("LLM run every argument")
+    def _(api: Any) -> dict[str, Any]:
+        llm = api.ModelFactory.get("diff/llm")
+        r = llm.run(
+            "next",
+            context="Be brief.",
+            prompt="Answer:",
+            history=history,
+            temperature=0.1,
+            max_tokens=20,
+            top_p=0.5,
+        )
+        return response_view(r)
+
+    @probe("LLM run parameters")
+    def _(api: Any) -> dict[str, Any]:
+        llm = api.ModelFactory.get("diff/llm")
+        given = {"temperature": 0.3}
+        r = llm.run("p", temperature=0.9, parameters=given)
+        return {"response": response_view(r), "parameters after": norm(given)}
+
+    @probe("LLM run dict data")
+    def _(api: Any) -> dict[str, Any]:
+        llm = api.ModelFactory.get("diff/llm")
+        data = {"data": "d", "max_tokens": 5, "context": "from data"}
+        r = llm.run(data, context="argument", parameters={"top_p": 0.2})
+        return {"response": response_view(r), "data after": norm(data)}
+
+    @probe("LLM run response_format")
+    def _(api: Any) -> dict[str, Any]:
+        llm = api.ModelFactory.get("diff/llm")
+        schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+        wrapped = {"type": "json_schema", "json_schema": {"name": "A", "schema": schema}}
+        for i, fmt in enumerate(("json", schema, wrapped)):
+            llm.run(f"format {i}", response_format=fmt)
+        return {"schema after": norm(schema)}
+
+    @probe("LLM run response_format class")
+    def _(api: Any) -> dict[str, Any]:
+        import pydantic
+
+        class Answer(pydantic.BaseModel):
+            a: int
+
+        return {
+            "run": attempt(lambda: api.ModelFactory.get("diff/llm").run("c", response_format=Answer).data)
+        }
+
+    @probe("LLM run stream")
+    def _(api: Any) -> dict[str, Any]:
+        streamer = api.ModelFactory.get("diff/llm").run("one two", history=history, stream=True)
+        return {"class": type(streamer).__name__, "text": "".join(str(c.data) for c in streamer)}
+
+    @probe("LLM run_async")
+    def _(api: Any) -> dict[str, Any]:
+        llm = api.ModelFactory.get("diff/llm")
+        started = llm.run_async("later", context="sys", history=history, max_tokens=7)
+        return {"started": response_view(started)}
+
     def finetune(status: Any) -> Any:
         return None if status is None else {**vars(status), "repr": repr(status)}
 
@@ -593,11 +668,13 @@ def load(side: str) -> Any:
         from aixplain.factories import ModelFactory
         from aixplain.modules.finetune.status import FinetuneStatus
         from aixplain.modules.model import Model
+        from aixplain.modules.model.llm_model import LLM
         from aixplain.modules.model.model_parameters import ModelParameters
         from aixplain.modules.model.model_response_streamer import ModelResponseStreamer
         from aixplain.modules.model.response import ModelResponse
     else:
         from aix_jupyter import (
+            LLM,
             AssetStatus,
             FinetuneStatus,
             Function,
@@ -620,6 +697,7 @@ def load(side: str) -> Any:
         FinetuneStatus=FinetuneStatus,
         Function=Function,
         FunctionType=FunctionType,
+        LLM=LLM,
         Language=Language,
         Model=Model,
         ModelFactory=ModelFactory,

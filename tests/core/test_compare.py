@@ -68,9 +68,9 @@ def test_a_model_that_cannot_take_the_input_fails_in_its_own_cell(mode: str, con
 def test_models_may_be_given_as_models_and_run_at_the_same_time(configured: BatchServer):
     configured.latency = 0.3
     models = [Model(name, url=configured.run_url) for name in ("a", "b", "c")]
-    result = compare(models, ["x", "y"], concurrency=2)
+    result = compare(models, ["x", "y"], concurrency=6)
     assert result.ok
-    assert configured.max_open == 6  # two per model, all three models at once
+    assert configured.max_open == 6  # both inputs of all three models at once
 
 
 def test_to_pandas_has_a_row_per_input_and_a_column_per_model(configured: BatchServer):
@@ -103,3 +103,54 @@ def test_to_pandas_without_pandas_says_so(monkeypatch: pytest.MonkeyPatch, confi
 def test_bad_model_lists_are_refused(configured: BatchServer, models: Any, message: str):
     with pytest.raises(ParameterError, match=message):
         compare(models, "hi")
+
+
+# -- concurrency: a bound across all the models (and one per model, by name) ------------------------
+
+
+@pytest.fixture
+def three_slow(monkeypatch: pytest.MonkeyPatch) -> Iterator[BatchServer]:
+    """Three models whose runs take 0.15 s; the server counts the runs in flight, in all and per model."""
+    with BatchServer(latency=0.15) as server:
+        monkeypatch.setenv("AIX_BACKEND_URL", server.url)
+        for model_id in ("plain", "second"):
+            server.models[model_id] = default_metadata(model_id, params=TEXT_ONLY)
+        yield server
+
+
+MODELS = ["echo", "plain", "second"]
+
+
+def test_concurrency_bounds_the_jobs_in_flight_across_all_the_models(mode: str, three_slow: BatchServer):
+    inputs = [f"x{i}" for i in range(8)]
+    result = run(mode, MODELS, inputs, concurrency=4)
+    assert result.ok and all(result.responses[m].data == [f"echo: {x}" for x in inputs] for m in MODELS)
+    assert three_slow.max_open == 4  # reached, never exceeded (per model it alone would allow 12)
+    # shared fairly: every model is under way before any model's inputs have all been sent
+    order = [r.path.rsplit("/", 1)[1] for r in three_slow.seen("POST", "/api/v2/execute/")]
+    assert set(order[:6]) == set(MODELS), order
+
+
+def test_concurrency_per_model_bounds_each_model_as_well(mode: str, three_slow: BatchServer):
+    inputs = [f"x{i}" for i in range(6)]
+    result = run(mode, MODELS, inputs, concurrency=100, concurrency_per_model=2)
+    assert result.ok
+    assert all(three_slow.max_open_by_model[m] == 2 for m in MODELS), three_slow.max_open_by_model
+    assert three_slow.max_open <= 6
+    result = run(mode, MODELS, inputs, concurrency=3, concurrency_per_model=2)
+    assert result.ok and three_slow.max_open <= 6
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"concurrency_per_model": 0}, "concurrency_per_model"),
+        ({"concurrency_per_model": 1.5}, "concurrency_per_model"),
+    ],
+)
+def test_bad_concurrencies_name_the_option(three_slow: BatchServer, options: dict[str, Any], name: str):
+    with pytest.raises(ParameterError) as info:
+        compare(MODELS, "hi", **options)
+    assert str(info.value).startswith(f"{name} must be a whole number >= 1") and info.value.parameter == name
+    assert three_slow.seen("POST") == []

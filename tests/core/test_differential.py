@@ -57,7 +57,22 @@ ASSET_TEXT = (
 FUNCTION_TEXT = (
     "a function given as text becomes the Function enum (equal to the text); the SDK keeps the text"
 )
-LLM_CLASS = "one Model class; the SDK's factory returns its LLM subclass for text-generation models"
+LLM_KEY = (
+    "the SDK's LLM(api_key=None) keeps None as its key; ours reads the configured key when it is used "
+    "(as Model does, see KEY_AT_USE)"
+)
+LLM_FUNCTION = (
+    "LLM(function=<not text generation>) raises a one-line AixError; the SDK's uses assert, which "
+    "python -O removes"
+)
+LLM_MUTATES = (
+    "the SDK's LLM.run writes its arguments (context, prompt, history, max_tokens, ..., data) into the "
+    "caller's parameters dict; ours sends the same body and leaves the dict as it was"
+)
+LLM_CLASS_FORMAT = (
+    "response_format=<pydantic class>: the SDK's LLM.run raises TypeError (it cannot serialise the class); "
+    "ours sends the class's JSON schema (model_json_schema(), as the SDK's agents send expected_output)"
+)
 FACTORY_INFO = (
     "the SDK's factory passes its own constructor arguments (code, parameters, inputs, temperature, "
     "attributes) to Model, where they land in additional_info"
@@ -165,7 +180,6 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("Model.from_dict minimal", "model_params.to_dict()"): NO_PARAMS,
     ("Model.from_dict minimal", "to_dict()"): NO_PARAMS,
     ("Model.from_dict without function", "*"): FROM_DICT_NO_FUNCTION,
-    ("ModelFactory.get *", "class"): LLM_CLASS,
     ("ModelFactory.get *", "attr additional_info"): FACTORY_INFO,
     ("ModelFactory.get *", "attr input_params"): FUNCTION_IO,
     ("ModelFactory.get *", "attr output_params"): FUNCTION_IO,
@@ -173,7 +187,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("ModelFactory.get *", "repr"): SUPPLIER,
     ("ModelFactory.get *", "to_dict()"): f"{TO_DICT}; {FACTORY_INFO}; {FUNCTION_IO}",
     ("ModelFactory.list", "keys"): LIST_ITEMS,
-    ("ModelFactory.list", "result *"): f"{LLM_CLASS}; {SUPPLIER}",
+    ("ModelFactory.list", "result *"): SUPPLIER,
     ("ModelFactory.list arguments", "model_ids *"): LIST_IDS_ERRORS,
     ("ModelFactory.list arguments", "target without translation*"): LIST_DROPPED_FILTER,
     ("ModelFactory.list arguments", "two source languages*"): LIST_DROPPED_FILTER,
@@ -199,6 +213,17 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("run_async + poll echo", "started / attr status"): RESPONSE_STATUS,
     ("run_async + poll echo", "started / to_dict()"): RESPONSE_STATUS,
     ("run_stream echo", "chunks"): STREAM_BLANKS,
+    ("LLM constructed", "api_key is the configured key"): LLM_KEY,
+    ("LLM constructed", "attr supplier"): SUPPLIER,
+    ("LLM constructed", "repr"): SUPPLIER,
+    ("LLM constructed", "model_params.to_dict()"): NO_PARAMS,
+    ("LLM constructed", "to_dict()"): NO_PARAMS,
+    ("LLM constructed", "not text generation"): LLM_FUNCTION,
+    ("LLM run*", "*attr status"): RESPONSE_STATUS,
+    ("LLM run*", "*to_dict()"): RESPONSE_STATUS,
+    ("LLM run parameters", "parameters after"): LLM_MUTATES,
+    ("LLM run response_format class", "run"): LLM_CLASS_FORMAT,
+    ("LLM wire", "/api/v2/execute/diff/llm 'c' / *"): LLM_CLASS_FORMAT,
 }
 
 
@@ -309,10 +334,23 @@ def _list_requests(server: WireServer, start: int) -> dict[str, Any]:
     return out
 
 
+def _wire(server: WireServer, since: int) -> dict[str, Any]:
+    """What one side's LLM runs sent (requests ``since`` on), each by its path and input (every probe
+    sends a different one): its body and content type."""
+    sent = [r for r in server.requests[since:] if r.method == "POST" and "/execute/diff/llm" in r.path]
+    return {
+        f"{r.path} {(r.json() or {}).get('data')!r}": {
+            "body": r.json(),
+            "type": r.headers.get("content-type"),
+        }
+        for r in sent
+    }
+
+
 def _report(
     python: str | Path, side: str, server: WireServer, workdir: Path, pythonpath: str
 ) -> dict[str, Any]:
-    start = len(server.requests)
+    since = len(server.requests)
     last_line = run_script(
         python,
         PROBES,
@@ -329,7 +367,8 @@ def _report(
         DIFF_SCRIPTED_IDS=",".join(SCRIPTED),
     )
     report = json.loads(JOB_URL.sub(r"\1<job>", last_line.replace(server.url, "<server>")))
-    report["ModelFactory.list requests"] = _list_requests(server, start)
+    report["ModelFactory.list requests"] = _list_requests(server, since)
+    report["LLM wire"] = _wire(server, since)
     return report
 
 

@@ -414,6 +414,42 @@ def test_asyncio_cancellation_cancels_the_job(server, model):
     assert len(server.seen("DELETE", "/api/v1/data/")) == 1
 
 
+@pytest.mark.parametrize("how", ["interrupt_main", "SIGINT"])
+def test_ctrl_c_during_the_run_post_returns_at_once_and_its_job_is_cancelled(server, model, how):
+    """Ctrl-C while a run POST made in the caller's thread waits for its reply: KeyboardInterrupt at
+    once, and the job the reply announces is deleted once it arrives (read by a worker)."""
+    import os
+    import signal
+
+    job = server.start_job("echo", "late", seconds=60)
+    server.script(
+        "POST /api/v2/execute",
+        Reply(delay=2, json={"status": "IN_PROGRESS", "data": server.poll_url(job.id)}),
+    )
+    interrupt = (
+        _thread.interrupt_main if how == "interrupt_main" else lambda: os.kill(os.getpid(), signal.SIGINT)
+    )
+    interrupted = when(lambda: server.seen("POST"), interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        model.run("x")
+    assert time.monotonic() - interrupted["at"] < 1.5  # the reply comes 2 s after the POST
+    wait_for(lambda: server.seen("DELETE"))
+    assert server.seen("DELETE")[0].path == f"/api/v1/data/{job.id}" and job.cancelled
+
+
+def test_a_run_without_a_cancel_event_needs_no_worker_thread(server, model, monkeypatch):
+    """The fast path: a run without a cancel event makes its requests in the caller's thread."""
+    from aix_jupyter.core import sync_transport
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a worker thread was used")
+
+    monkeypatch.setattr(sync_transport, "run_in_worker", no_worker)
+    assert model.run("hi").data == "echo: hi"
+    server.job_seconds = 0.3  # a job that goes on: its polls too
+    assert model.run("polled", wait_time=0.05).data == "echo: polled"
+
+
 def test_a_job_started_after_the_cancel_is_cancelled_too(server, model):
     """Cancel while the run POST is still in flight: the job it starts is deleted when it arrives."""
     job = server.start_job("echo", "late", seconds=60)

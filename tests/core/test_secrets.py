@@ -5,6 +5,7 @@ the key back in every place a reply has. The key must reach no response, excepti
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -226,3 +227,65 @@ def test_an_echoed_key_reaches_no_response_error_event_or_log(mode, method, kind
     assert not leaks, leaks[:3]
     if method.shape not in ("delete", "cancel"):  # these answer a bool / nothing: no echo to show
         assert any("***" in t for t in shown), "the echo reached the caller, redacted"
+
+
+# -- a key spelt out across several stream events ---------------------------------------------------
+def _escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def _stream(mode: str, model: Model, events: list[Any]) -> tuple[list[ModelResponse], ModelResponseStreamer]:
+    if mode == "sync":
+        streamer = model.run_stream("x", on_event=events.append)
+        return list(streamer), streamer
+
+    async def go() -> tuple[list[ModelResponse], ModelResponseStreamer]:
+        streamer = await model.arun_stream("x", on_event=events.append)
+        return [chunk async for chunk in streamer], streamer
+
+    return asyncio.run(go())
+
+
+SPLITS = {2: [0, 9, len(KEY)], 3: [0, 3, 16, len(KEY)]}
+
+
+@pytest.mark.parametrize("paced", [False, True], ids=["one read", "one read per event"])
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "JSON-escaped"])
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_key_split_across_stream_events_reaches_no_chunk(mode, parts, escaped, paced):
+    """The server spells the key out across 2 or 3 events: no chunk (nor chunk event) holds the key or
+    ends with a start of it that the next completes, and the chunks put together are the scrubbed text."""
+    cuts = SPLITS[parts]
+    pieces = [KEY[a:b] for a, b in itertools.pairwise(cuts)]
+    texts_sent = ["before s", "k " + pieces[0], *pieces[1:-1], pieces[-1] + " after ", "s", "k-" + KEY]
+    whole = "".join(texts_sent)
+    spell = _escaped if escaped else (lambda t: t)
+    with WireServer() as server:
+        model = Model("echo", url=server.run_url, api_key=KEY, supports_streaming=True)
+        sse = ['{"data": "' + spell(t) + '"}' for t in texts_sent]
+        server.script("POST /api/v2/execute", Reply(sse=sse, sse_delay=0.02 if paced else 0.0))
+        events: list[Any] = []
+        chunks, streamer = _stream(mode, model, events)
+    assert chunks[-1].status.value == "SUCCESS"
+    given = [c.data for c in chunks[:-1]]
+    assert all(KEY not in c for c in given), given
+    assert "".join(given) == whole.replace(KEY, "***") == streamer.text
+    assert [e.chunk for e in events if e.kind == "chunk"] == given
+    assert not any(KEY in t for e in events for t in texts(e))
+
+
+def test_the_carry_over_window_on_any_split_of_the_text():
+    """Every way of cutting a text that holds the key (twice, and starts of it) into events: the chunks
+    never hold the key and always put together the scrubbed text (the streamer alone, no server)."""
+    import random
+
+    rng = random.Random(7)
+    whole = f"a s sk- {KEY}{KEY[:5]} s{KEY}sk-test {KEY[:-1]}"
+    for _ in range(300):
+        cuts = sorted(rng.sample(range(1, len(whole)), rng.randint(1, 12)))
+        pieces = [whole[a:b] for a, b in zip([0, *cuts], [*cuts, len(whole)], strict=True)]
+        batches = [[json.dumps({"data": p}).encode()] for p in pieces] + [[b"[DONE]"]]
+        streamer = ModelResponseStreamer(payloads=iter(batches), secret=KEY)
+        given = [c.data for c in streamer][:-1]
+        assert all(KEY not in c for c in given), (pieces, given)
+        assert "".join(given) == whole.replace(KEY, "***") == streamer.text, (pieces, given)

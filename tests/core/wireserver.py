@@ -25,7 +25,8 @@ Default behaviour (no script):
   ``DELETE /sdk/models/{id}``, ``GET /sdk/finetune/{id}/ml-logs``: from ``models`` /
   ``finetune_logs``.
 * ``POST /sdk/file/upload/temp-url`` -> ``{key, uploadUrl, downloadUrl}``; ``PUT`` stores the
-  bytes in ``uploads``.
+  bytes in ``uploads``; ``GET`` of the download URL answers them (the first bytes of a ``Range: bytes=0-N``
+  request when ``ranges`` is set).
 
 Scripting: ``server.script("POST /api/v2/execute", Reply(...), Reply(...))`` queues replies for
 requests whose "METHOD path" starts with the given prefix; each is used once, in order, before
@@ -134,6 +135,7 @@ class WireServer:
     def __init__(self, *, job_seconds: float = 0.0, hold: bool = True, progress: bool = False) -> None:
         self.job_seconds = job_seconds
         self.hold = hold
+        self.ranges = False  # answer "Range: bytes=0-N" with the first bytes (206)
         self.progress = progress
         self.stream_chunks: list[str] | None = None
         self.models: dict[str, dict[str, Any]] = {"echo": default_metadata("echo")}
@@ -432,6 +434,14 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/upload/") and method == "PUT":
             wire.uploads[segs[-1]] = rec.body
             self._send(200, None, raw=b"")
+            return
+        if path.startswith("/files/") and method == "GET" and segs[-1] in wire.uploads:
+            content = wire.uploads[segs[-1]]
+            wanted = rec.headers.get("range", "")
+            if wire.ranges and wanted.startswith("bytes=0-"):  # the first bytes only
+                self._send(206, None, raw=content[: int(wanted[len("bytes=0-") :]) + 1])
+                return
+            self._send(200, None, raw=content)
             return
         self._send(404, {"error": f"no route {method} {path}"})
 

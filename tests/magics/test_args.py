@@ -232,7 +232,7 @@ def test_completion_of_subcommands_models_and_options():
     assert frag == "--te" and got == ["--temperature"]
     assert "--max_tokens" in complete("%aix run local/x --")[1]
     assert "-o" in complete("%aix run local/x ")[1]
-    assert complete("%aix local/countdown --s")[1] == ["--seconds", "--stream"]
+    assert complete("%aix local/countdown --s")[1] == ["--schema", "--seconds", "--stream"]
     assert complete("%aix run --se", default="local/countdown")[1] == ["--seconds"]
     assert complete("%aix poll h --w")[1] == ["--wait"]
     assert complete("%aix models --f")[1] == ["--function"]
@@ -241,3 +241,51 @@ def test_completion_of_subcommands_models_and_options():
     assert complete("%aix run local/countdown --fail ")[1] == ["false", "true"]
     assert complete("%aix run local/countdown --fail t") == ("t", ["true"])
     assert "--fail" in complete("%aix run local/countdown --seconds ")[1]  # no choices: options again
+
+
+# -- compare: every word before the first option or -- is a model id ------------------------------
+@pytest.mark.parametrize(
+    ("line", "models", "rest"),
+    [
+        ("compare shout my-model -- hi there", ["shout", "my-model"], " -- hi there"),
+        ("compare shout my-model", ["shout", "my-model"], ""),  # %%aix compare: the cell is the input
+        ("compare a b c --temperature 1 -- hi", ["a", "b", "c"], " --temperature 1 -- hi"),
+        (
+            "compare local/x 640b517694bf816d35a59125 x_1 --",
+            ["local/x", "640b517694bf816d35a59125", "x_1"],
+            " --",
+        ),
+        ("compare {m} shout -o out -- hi", ["{m}", "shout"], " -o out -- hi"),
+    ],
+)
+def test_compare_takes_every_word_before_an_option_as_a_model_id(line, models, rest):
+    args = ma.parse_command(line, default_model="local/d")
+    assert args == ma.BatchArgs("compare", models, rest)
+
+
+@pytest.mark.parametrize("line", ["compare shout -- hi", "compare -- hi", "compare --timeout 3 a b -- hi"])
+def test_compare_with_fewer_than_two_models_says_so(line):
+    with pytest.raises(ma.MagicUsageError) as err:
+        ma.parse_command(line)
+    assert "two or more MODEL ids" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_completion_of_compare_offers_plain_ids_and_then_every_models_options():
+    def custom(text: str):
+        return mc.completions(
+            text,
+            model_ids=lambda: ["shout", "my-model", "local/countdown"],
+            parameter_names=lambda m: {"loud": ["true", "false"]} if m == "shout" else {"seconds": []},
+        )
+
+    assert custom("%aix compare sh") == ("sh", ["shout"])
+    assert custom("%%aix compare shout my")[1] == ["my-model"]
+    assert custom("%aix compare shout ")[1] == ["local/countdown", "my-model"]
+    assert {"--loud", "--seconds", "--concurrency", "--"} <= set(custom("%aix compare shout my-model --")[1])
+    assert custom("%aix compare shout my-model --loud ")[1] == ["false", "true"]
+    assert custom("%aix compare shout my-model -- te")[1] == []
+
+
+def test_the_help_says_how_compare_finds_its_models():
+    assert "every word before the first option or -- is a model id" in ma.usage("compare")
+    assert "compare: every word before the first option or -- is a model id" in ma.help_text()

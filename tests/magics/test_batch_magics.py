@@ -217,3 +217,24 @@ def test_ctrl_c_in_compare_keeps_every_models_finished_results(cell, ip, magics,
     assert partial.responses[VADER].data == ["POSITIVE"]  # the model that finished keeps its result
     slow = partial.responses["local/countdown"]
     assert slow.stopped == "interrupted" and slow.failed == [0]
+
+
+def test_compare_takes_a_custom_servers_plain_ids(cell, ip, monkeypatch):
+    """Ids without '/' that are not 24-digit hex (any custom server's) are models of compare too."""
+    from tests.core.wireserver import WireServer, default_metadata
+
+    with WireServer() as server:
+        for model_id in ("shout", "my-model"):
+            server.models[model_id] = default_metadata(model_id)
+        monkeypatch.setenv("AIX_BACKEND_URL", server.url)
+        out = cell("%aix compare shout my-model -o cmp -- hello there")
+        assert out.error is None, out.error
+        assert out.result.model_ids == ["shout", "my-model"] and out.result.ok
+        assert [out.result.responses[m].data for m in ("shout", "my-model")] == [["echo: hello there"]] * 2
+        out = cell("%%aix compare shout my-model --temperature 0.1\nfrom the cell")
+        assert out.error is None, out.error
+        assert out.result.responses["my-model"].data == ["echo: from the cell\n"]
+        assert out.result.responses["shout"].parameters == {"temperature": 0.1}
+        posted = sorted(r.path for r in server.seen("POST", "/api/v2/execute/"))
+    assert posted == ["/api/v2/execute/my-model"] * 2 + ["/api/v2/execute/shout"] * 2
+    one_line_error(cell("%aix compare shout -- hi"), MagicUsageError, "two or more MODEL ids")

@@ -207,3 +207,48 @@ def test_login_reads_the_key_through_the_frontend_and_never_echoes_it(kernel):
         assert secret not in str(shown) and "set_api_key" in str(shown)
     finally:
         run(kc, "from aix_jupyter.core.config import set_api_key; set_api_key(None)", allow_stdin=False)
+
+
+CHAT = "%aix chat local/smollm2-135m --session {session} --max_tokens 12 --temperature 0 {text}"
+
+
+@pytest.mark.slow
+@pytest.mark.llm
+def test_chat_headless_one_static_markdown_output_per_turn_and_the_follow_up_has_the_history(kernel):
+    _, kc = kernel
+    for text in ("My favourite fruit is mango.", "What is my favourite fruit?"):
+        _, msgs = run(kc, CHAT.format(session="headless", text=text), allow_stdin=False)
+        shown = of(msgs, "display_data")
+        assert len(shown) == 1 and not of(msgs, "update_display_data", "execute_result", "clear_output")
+        final = shown[0]["content"]
+        assert final["data"]["text/markdown"].strip() and final["metadata"]["aix_jupyter"]["streamed"] is True
+    assert "mango" in final["data"]["text/plain"].lower()
+    _, msgs = run(
+        kc,
+        "_c = get_ipython().find_magic('aix').__self__.conversations[('local/smollm2-135m', 'headless')]\n"
+        "print(_c.turns, _c.history[0]['content'])",
+        allow_stdin=False,
+    )
+    assert stream_text(msgs, "stdout") == "2 My favourite fruit is mango.\n"
+
+
+@pytest.mark.slow
+@pytest.mark.llm
+def test_chat_live_streams_into_one_output_and_f_code_sets_the_next_input(kernel):
+    _, kc = kernel
+    _, msgs = run(kc, CHAT.format(session="live", text="Say hi"), allow_stdin=True)
+    first, *rest = of(msgs, "display_data", "update_display_data")
+    assert first["msg_type"] == "display_data" and rest
+    assert {m["content"]["transient"]["display_id"] for m in rest} == {
+        first["content"]["transient"]["display_id"]
+    }
+    assert rest[-1]["content"]["data"]["text/markdown"].strip()  # the final state: the Markdown answer
+    reply, _ = run(
+        kc,
+        "%aix run local/smollm2-135m -f code --temperature 0 --max_tokens 40 "
+        "Write a Python function that adds two numbers.",
+        allow_stdin=False,
+    )
+    payload = [p for p in reply["content"]["payload"] if p["source"] == "set_next_input"]
+    assert len(payload) == 1 and payload[0]["replace"] is False
+    assert "def " in payload[0]["text"] and "```" not in payload[0]["text"]

