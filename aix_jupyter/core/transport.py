@@ -18,14 +18,10 @@ ends with it), so a server that keeps sending cannot make the client read on in 
 Deadlines. Every request (streams included) has connect and read timeouts. On top of that, a request made on
 behalf of a run carries the run's deadline, and the caller gets control back at the deadline, at
 once when a ``cancel`` event is set from another thread, and at once on KeyboardInterrupt --
-whatever the server does (never answers, trickles bytes, holds a poll). The sync transport does
-it in one of two ways. Without a ``cancel`` event (and with a small body), the request is made in
-the caller's thread (``_inline``): the sockets of the shared clients wait for data in slices of
-at most ``SIGNAL_SLICE`` (``_SlicedStream``), each bounded by the deadline, so a pending
-KeyboardInterrupt is raised within a slice and the deadline ends a read as it passes. With a
-``cancel`` event, the request runs in a pooled daemon worker thread and the caller waits for it in
-slices. The async transport gets the same from ``asyncio.wait``. An abandoned worker ends on its
-own (its httpx timeouts are bounded by the deadline plus a margin).
+whatever the server does (never answers, trickles bytes, holds a poll): the sync transport by
+sliced reads in the caller's thread or a worker it waits for in slices (``sync_transport``), the
+async one from ``asyncio.wait``. An abandoned worker ends on its own (its httpx timeouts are bounded
+by the deadline plus a margin, ``_timeout`` here).
 
 The API key. ``Transport`` attaches the key only to URLs on the origin (scheme, host, port) of
 the configured run or backend URL (``Endpoints.may_receive_key``). A poll URL on any other
