@@ -375,6 +375,44 @@ def _cache(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _llm(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    st = r.get("structured")
+    if st:
+        fig = (
+            f"{st['valid']}/{st['runs']} valid; tokens/s with the grammar / without {st['ratio']:.3f}x "
+            f"({st['tokens_per_s_grammar']} vs {st['tokens_per_s_free']} tok/s decoding, SmolLM2, "
+            "enum + bounded integer + string, sampled)"
+        )
+        rows.append(("F. structured output, embedded LLM", fig, "all valid; >= 0.8x", _verdict(st["met"])))
+    cv = r.get("conversation")
+    if cv:
+        chat, bare = cv["per_turn_us_conversation"], cv["per_turn_us_bare_run"]
+        fig = (
+            f"{cv['ratio']:.3f}x ({chat:.0f} vs {bare:.0f} us per turn; per-round paired "
+            f"{cv['ratio_paired']:.3f}x; {cv['rounds']} rounds of {cv['turns']} turns)"
+        )
+        rows.append(
+            ("F. conversation turn / bare `LLM.run`, same history", fig, "<= 1.05x", _verdict(cv["met"]))
+        )
+
+
+def _media_models(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for what, m in r["served_vs_raw"].items():
+        times = f"{m['served_s']:.3f} s vs {m['raw_s']:.3f} s per call, median of {m['rounds']}"
+        fig = f"{m['ratio']:.3f}x ({times})"
+        rows.append((f"G. served / raw runtime: {what}", fig, "<= 1.15x", _verdict(m["ratio"] <= 1.15)))
+    rtf = r["asr_real_time_factor"]
+    fig = "; ".join(
+        f"{clip} clip ({v['audio_s']:.1f} s of audio): {v['served_rtf']:.3f} served, {v['raw_rtf']:.3f} raw"
+        for clip, v in rtf.items()
+    )
+    ok = all(v["served_rtf"] < 1 for v in rtf.values())
+    rows.append(("G. speech recognition real-time factor (Whisper tiny.en)", fig, "< 1", _verdict(ok)))
+    return rows
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": _startup,
     "run_overhead": _run_overhead,
@@ -387,6 +425,8 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "batch": _batch,
     "batch_progress": _batch_progress,
     "cache": _cache,
+    "llm": _llm,
+    "media_models": _media_models,
 }
 
 

@@ -29,6 +29,8 @@ SCRIPTS = {
     "batch": "bench_batch.py",
     "batch_progress": "bench_batch_progress.py",
     "cache": "bench_cache.py",
+    "llm": "bench_llm.py",
+    "media_models": "bench_media_models.py",
 }
 
 

@@ -72,6 +72,9 @@ class ModelSpec:
     target_languages: tuple[str, ...] = ()
     #: the price per request (USD), as the wire's ``pricing`` and the price sort show it
     price: float = 0
+    #: False keeps it out of searches (a model whose engine is not installed here): still found by
+    #: its id, so a run of it answers why it cannot run
+    listed: bool = True
 
     def to_wire(self) -> dict[str, Any]:
         """The model's metadata as ``GET /sdk/models/{id}`` answers it."""
@@ -253,7 +256,8 @@ class Catalog:
         found = [
             s
             for s in specs
-            if s.matches(query)
+            if s.listed
+            and s.matches(query)
             and (not wanted or s.function.lower() in wanted)
             and (not io_filter or matches_languages(s, io_filter))
         ]

@@ -322,7 +322,8 @@ class Conversation:
     def _repr_markdown_(self) -> str:
         lines = [f"**Conversation with `{self.model_id}`** ({self.turns} turns)"]
         for role, content in self._messages():
-            quoted = "\n".join(f"> {line}" if line else ">" for line in content.splitlines() or [""])
+            text = html.escape(content, quote=False)  # Markdown renders raw HTML: the text is shown, not run
+            quoted = "\n".join(f"> {line}" if line else ">" for line in text.splitlines() or [""])
             lines.append(f"**{role.capitalize()}:**\n\n{quoted}")
         return "\n\n".join(lines) + "\n"
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import ParameterError
-from aix_jupyter.core.protocol import one_line
+from aix_jupyter.core.protocol import one_line, plain
 from aix_jupyter.core.response import ModelResponse
 
 JSON_WORDS = frozenset({"json", "json_object"})
@@ -63,7 +63,13 @@ class ResponseFormat:
             return value
         model = _pydantic_class(value)
         if model is not None:
-            schema = model.model_json_schema()  # type: ignore[attr-defined]
+            try:
+                schema = model.model_json_schema()  # type: ignore[attr-defined]
+            except Exception as exc:  # pydantic cannot describe a field's type
+                raise ParameterError(
+                    f"response_format: {model.__name__} has no JSON schema ({one_line(exc)})",
+                    parameter="response_format",
+                ) from None
             return cls(schema, schema, True, model)
         if isinstance(value, str):
             if value.strip().lower() in JSON_WORDS:
@@ -76,7 +82,7 @@ class ResponseFormat:
                 return cls(value, _checked_schema(_schema_of(parsed)), True)
             return cls(value)
         if isinstance(value, Mapping):
-            wire = json.loads(json.dumps(value))  # a copy (the caller's dict is never changed)
+            wire = plain(value, "response_format")  # a JSON-ready copy (the caller's dict is never changed)
             kind = wire.get("type")
             if kind == "text" and len(wire) == 1:
                 return cls(wire)

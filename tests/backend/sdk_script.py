@@ -152,6 +152,26 @@ def main() -> None:
             assert chunks[-1].status == ResponseStatus.SUCCESS, chunks[-1]
             return {"chunks": len(texts), "text": "".join(texts)}
 
+        @check("LLM run with context, history and a response_format schema")
+        def _():
+            import json
+
+            llm = ModelFactory.get("local/smollm2-135m")
+            schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}}}
+            history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+            r = llm.run(
+                "Is the sky blue?",
+                context="Answer in JSON.",
+                history=history,
+                response_format=schema,
+                max_tokens=24,
+                temperature=0,
+            )
+            assert r.status == ResponseStatus.SUCCESS, r
+            answer = json.loads(r.data)  # constrained decoding: JSON of the schema
+            assert set(answer) == {"answer"} and answer["answer"] in ("yes", "no"), answer
+            return answer
+
         @check("LLM run_async + sync_poll")
         def _():
             llm = ModelFactory.get("local/smollm2-135m")

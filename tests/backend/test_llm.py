@@ -382,6 +382,7 @@ def test_response_format_becomes_a_closed_grammar_schema():
         assert closed["properties"]["tags"]["items"]["maxLength"] == 50
         assert "maxLength" not in closed["$defs"]["Mood"]  # an enum is bounded already
         assert closed["properties"]["stars"] == {"type": "integer", "minimum": 1, "maximum": 5}
+        assert closed["x-guidance"]["whitespace_flexible"] is False  # compact: no room to wander
     assert (
         schema["required"] == ["mood"] and "additionalProperties" not in schema
     )  # the caller's is unchanged

@@ -64,7 +64,12 @@ CHECKS = [
     "delete",
     "wrong API key",
 ]
-LLM_CHECKS = ["LLM run", "run_stream", "LLM run_async + sync_poll"]
+LLM_CHECKS = [
+    "LLM run",
+    "run_stream",
+    "LLM run with context, history and a response_format schema",
+    "LLM run_async + sync_poll",
+]
 MEDIA_MODELS = ["local/whisper-tiny-en", "local/piper-joe", "local/ocr-rapidocr", "local/e5-small"]
 MEDIA_CHECKS = [
     "speech synthesis, then recognition of its URL",

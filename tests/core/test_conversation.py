@@ -223,6 +223,10 @@ def test_to_dict_from_dict_and_transcripts(llm: LLM):
     html = chat._repr_html_()
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in html and "<b>bold</b>" not in html
     markdown = chat._repr_markdown_()
-    assert "**User:**" in markdown and "> <b>bold</b> & co" in markdown and "**System:**" in markdown
+    assert (
+        "**User:**" in markdown
+        and "> &lt;b&gt;bold&lt;/b&gt; &amp; co" in markdown
+        and "**System:**" in markdown
+    )
     with pytest.raises(ParameterError, match="pairs"):
         Conversation.from_dict({**saved, "history": saved["history"][:1]})

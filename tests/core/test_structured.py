@@ -151,3 +151,11 @@ def test_response_format_of_forms():
     assert ResponseFormat.of("JSON").json is True and ResponseFormat.of("json").schema is None
     fmt = ResponseFormat.of(Review)
     assert fmt is not None and fmt.model is Review and fmt.wire == Review.model_json_schema()
+
+
+def test_a_format_that_cannot_travel_fails_before_sending(llm: LLM, server: WireServer):
+    from aix_jupyter import ParameterError
+
+    with pytest.raises(ParameterError, match="response_format"):
+        llm.run("x", response_format={"type": "object", "default": object()})
+    assert not server.seen("POST")

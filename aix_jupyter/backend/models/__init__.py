@@ -1,7 +1,8 @@
 """Built-in models: real, offline, their data shipped inside PyPI wheels.
 
-Heavy libraries are imported at a model's first run, never at server start. A model whose extra is
-not installed stays listed; its run fails with a one-line install hint (:func:`unavailable` lists them).
+Heavy libraries are imported at a model's first run, never at server start. A model whose Python extra
+is not installed stays listed; its run fails with a one-line install hint (:func:`unavailable` lists
+them). The translation model, whose engine is a Debian package, is listed only where it is installed.
 """
 
 from __future__ import annotations

@@ -123,6 +123,7 @@ def apertium_spec() -> ModelSpec:
         id=MODEL_ID,
         name="Apertium English-Spanish",
         function="translation",
+        listed=bool(installed),  # listed where the engine is; elsewhere a run says how to install it
         runner=run_apertium,
         description=description,
         params=ModelParameters(

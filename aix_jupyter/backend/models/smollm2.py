@@ -299,7 +299,8 @@ def grammar_schema(response_format: Any, max_tokens: int) -> dict[str, Any] | No
 
 def closed_schema(schema: Mapping[str, Any], max_length: int) -> dict[str, Any]:
     """A copy of ``schema`` for the grammar: every object admits exactly its properties (all required,
-    no others), and every free string at most ``max_length`` characters, so that the JSON closes.
+    no others), every free string at most ``max_length`` characters, and no whitespace but one space
+    after a separator, so that the JSON closes.
 
     Any answer this admits also matches ``schema`` (only optional parts are removed).
     """
@@ -321,7 +322,13 @@ def closed_schema(schema: Mapping[str, Any], max_length: int) -> dict[str, Any]:
             out["maxLength"] = max_length
         return out
 
-    return close(dict(schema))  # type: ignore[no-any-return]
+    closed: dict[str, Any] = close(dict(schema))
+    # llama.cpp's JSON grammar (llguidance) allows any run of whitespace between tokens, in which a small
+    # model can wander until max_tokens cuts the JSON off: one space after each separator, no other
+    closed.setdefault(
+        "x-guidance", {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+    )
+    return closed
 
 
 def run_smollm2(inputs: dict[str, Any], ctx: JobContext) -> Iterator[str]:
