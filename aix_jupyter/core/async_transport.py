@@ -147,8 +147,12 @@ class AsyncTransport(Transport):
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
         def wake() -> None:  # in the worker
-            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+            loop.call_soon_threadsafe(settle)
 
         shell = SyncTransport(self.endpoints)
         job, exchange = shell.start(call, deadline, notify=wake)

@@ -43,7 +43,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from aix_jupyter.core.async_transport import AsyncTransport, async_client
 from aix_jupyter.core.batch_result import (
@@ -463,9 +463,10 @@ class Batch:
                     done, _ = await asyncio.wait(
                         waits, timeout=self._wake_in(now), return_when=asyncio.FIRST_COMPLETED
                     )
-                    for task in done:
-                        if task not in tasks:
+                    for finished in done:
+                        if finished not in tasks:
                             continue  # the shared limit changed
+                        task = cast("asyncio.Task[Any]", finished)
                         i, pushes, connects = tasks.pop(task)
                         self.limiter.in_flight -= 1
                         if shared is not None:

@@ -125,7 +125,7 @@ def _slice_reads(client: httpx.Client) -> bool:
 
     _ReadTimeout = httpcore.ReadTimeout
     transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
-    pools = [getattr(t, "_pool", None) for t in transports if t is not None]
+    pools: list[Any] = [getattr(t, "_pool", None) for t in transports if t is not None]
     if not pools or not all(hasattr(pool, "_network_backend") for pool in pools):
         return False
     for pool in pools:
