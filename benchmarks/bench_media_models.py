@@ -109,7 +109,7 @@ def main() -> None:
 
     def raw_tts() -> None:
         with wave.open(io.BytesIO(), "wb") as out:
-            voice.synthesize_wav(SENTENCES[1], out)
+            voice.synthesize_wav(SENTENCES[1], out, syn_config=piper.synthesis_config())
 
     def raw_asr(path: Path) -> Callable[[], Any]:
         return lambda: list(asr.transcribe(str(path), **whisper.TRANSCRIBE_OPTIONS)[0])

@@ -457,6 +457,16 @@ def test_cancel_stops_whisper_between_segments(tmp_path: Path):
 
 
 @needs[TTS]
+def test_the_same_text_is_spoken_the_same_way_every_time():
+    """No sampled noise: the same bytes again, whatever was synthesised in between."""
+    first, _, seconds = piper.synthesize(SENTENCES[0])
+    other, _, _ = piper.synthesize(SENTENCES[1])
+    again, _, _ = piper.synthesize(SENTENCES[0])
+    assert seconds > 1 and other != first
+    assert again == first
+
+
+@needs[TTS]
 def test_cancel_stops_piper_between_sentences(monkeypatch):
     from aix_jupyter.backend.jobs import Job, JobCancelled, JobContext
 

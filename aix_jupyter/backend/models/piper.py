@@ -7,7 +7,15 @@ GPL-3.0-or-later. The pieces are public so that a benchmark can time the raw run
 
     from aix_jupyter.backend.models import piper
     voice = piper.load()
-    voice.synthesize_wav(text, wave_file)
+    voice.synthesize_wav(text, wave_file, syn_config=piper.synthesis_config())
+
+Speech is deterministic: the same text gives the same WAV bytes, run after run and process after
+process. Piper's VITS voice otherwise samples Gaussian noise on every run (``noise_scale`` 0.667 for the
+latent, ``noise_w`` 0.8 for phoneme durations, from the voice's config), from onnxruntime's random
+generator, which ``onnxruntime.set_seed`` seeds only once per session, so a seeded answer would still
+depend on what the process synthesised before. Both noise scales are 0 here instead: the voice speaks
+its mean. Measured with Whisper tiny.en over 12 sentences (83 words), the word error rate is the same
+(7 % with no noise, 5-8 % over three runs with the voice's noise).
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ MAX_CHARACTERS = 20_000
 
 #: espeak-ng (Piper's phonemizer) keeps global state: one synthesis at a time per process
 _synthesis_lock = threading.Lock()
+#: no sampled noise: the same text always sounds (and encodes) the same (see the module's docstring)
+NOISE_SCALE = 0.0
+NOISE_W = 0.0
 
 
 def _load() -> Any:
@@ -53,19 +64,28 @@ def available() -> bool:
     return installed(*MODULES)
 
 
+def synthesis_config() -> Any:
+    """The ``piper.SynthesisConfig`` every synthesis uses (no sampled noise: deterministic speech)."""
+    from piper import SynthesisConfig
+
+    return SynthesisConfig(noise_scale=NOISE_SCALE, noise_w_scale=NOISE_W)
+
+
 def synthesize(text: str, ctx: JobContext | None = None) -> tuple[bytes, int, float]:
     """``text`` spoken as a 16-bit mono WAV: ``(wav bytes, sample rate, seconds)``.
 
-    Piper speaks one sentence at a time; a cancelled run stops before the next sentence.
+    Piper speaks one sentence at a time; a cancelled run stops before the next sentence. The same text
+    always gives the same bytes.
     """
     voice = load()
+    config = synthesis_config()
     buffer = io.BytesIO()
     rate, frames = int(voice.config.sample_rate), 0
     with _synthesis_lock, wave.open(buffer, "wb") as wav:
         wav.setframerate(rate)
         wav.setsampwidth(2)
         wav.setnchannels(1)
-        for chunk in voice.synthesize(text):
+        for chunk in voice.synthesize(text, syn_config=config):
             if ctx is not None:
                 ctx.check()
             data = chunk.audio_int16_bytes
