@@ -7,6 +7,8 @@ ipywidgets are imported only when a name that needs them is first used.
 
 from __future__ import annotations
 
+import importlib as _importlib
+from collections.abc import Callable as _Callable
 from typing import TYPE_CHECKING, Any
 
 from aix_jupyter import _lazy
@@ -44,9 +46,9 @@ _EXPORTS: dict[str, str] = {
     "RequestError": "aix_jupyter.core.errors",
     "UnsafePollURLError": "aix_jupyter.core.errors",
     "RunCancelled": "aix_jupyter.core.errors",
-    "BatchEvent": "aix_jupyter.core.batch",
-    "BatchInterrupted": "aix_jupyter.core.batch",
-    "BatchResult": "aix_jupyter.core.batch",
+    "BatchEvent": "aix_jupyter.core.batch_result",
+    "BatchInterrupted": "aix_jupyter.core.batch_result",
+    "BatchResult": "aix_jupyter.core.batch_result",
     "Comparison": "aix_jupyter.core.compare",
     "ComparisonInterrupted": "aix_jupyter.core.compare",
     "compare": "aix_jupyter.core.compare",
@@ -64,8 +66,8 @@ _EXPORTS: dict[str, str] = {
     "set_cache": "aix_jupyter.core.recall",
     "set_record": "aix_jupyter.core.recall",
     "set_replay": "aix_jupyter.core.recall",
-    "recall_of": "aix_jupyter.core.recall",
-    "RecallMark": "aix_jupyter.core.recall",
+    "recall_of": "aix_jupyter.core.marks",
+    "RecallMark": "aix_jupyter.core.marks",
     # embedded backend: serve your own Python functions as models
     "register_model": "aix_jupyter.backend.registry",
     "unregister_model": "aix_jupyter.backend.registry",
@@ -114,14 +116,29 @@ def _embedded_backend() -> tuple[str, str]:
 _hooks.set_default_backend(_embedded_backend)
 
 
+def _late(module: str, name: str) -> _Callable[..., Any]:
+    """``module.name``, imported when first called."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_importlib.import_module(module), name)(*args, **kwargs)
+
+    return call
+
+
+# The core's upper layers that lower ones call back (``core.hooks``: ``ModelResponse.save``, ``LLM.chat``).
+_hooks.bind_late("download", _late("aix_jupyter.core.media", "download"))
+_hooks.bind_late("adownload", _late("aix_jupyter.core.media", "adownload"))
+_hooks.bind_late("conversation", _late("aix_jupyter.core.conversation", "Conversation"))
+
+
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test checks it matches _EXPORTS
     # ``X as X`` marks an explicit re-export
     from aix_jupyter.backend.registry import RegistrationError as RegistrationError
     from aix_jupyter.backend.registry import register_model as register_model
     from aix_jupyter.backend.registry import unregister_model as unregister_model
-    from aix_jupyter.core.batch import BatchEvent as BatchEvent
-    from aix_jupyter.core.batch import BatchInterrupted as BatchInterrupted
-    from aix_jupyter.core.batch import BatchResult as BatchResult
+    from aix_jupyter.core.batch_result import BatchEvent as BatchEvent
+    from aix_jupyter.core.batch_result import BatchInterrupted as BatchInterrupted
+    from aix_jupyter.core.batch_result import BatchResult as BatchResult
     from aix_jupyter.core.cache import CacheInfo as CacheInfo
     from aix_jupyter.core.cache import CacheWarning as CacheWarning
     from aix_jupyter.core.cache import ResponseCache as ResponseCache
@@ -153,13 +170,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs; a test check
     from aix_jupyter.core.factory import ModelFactory as ModelFactory
     from aix_jupyter.core.finetune import FinetuneStatus as FinetuneStatus
     from aix_jupyter.core.llm import LLM as LLM
+    from aix_jupyter.core.marks import RecallMark as RecallMark
+    from aix_jupyter.core.marks import recall_of as recall_of
     from aix_jupyter.core.media import adownload as adownload
     from aix_jupyter.core.media import download as download
     from aix_jupyter.core.model import Model as Model
     from aix_jupyter.core.parameters import ModelParameters as ModelParameters
     from aix_jupyter.core.parameters import Parameter as Parameter
-    from aix_jupyter.core.recall import RecallMark as RecallMark
-    from aix_jupyter.core.recall import recall_of as recall_of
     from aix_jupyter.core.recall import set_cache as set_cache
     from aix_jupyter.core.recall import set_record as set_record
     from aix_jupyter.core.recall import set_replay as set_replay

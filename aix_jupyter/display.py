@@ -142,10 +142,10 @@ class Provenance:
 
 def recall_mark(response: Any) -> Any:
     """The core's ``RecallMark`` of a response (request key, "cache"/"cassette"/None, credits saved),
-    or None for one that did not pass the cache/cassette seam (``core.recall.recall_of``)."""
-    if response is None or sys.modules.get("aix_jupyter.core.recall") is None:
-        return None  # the seam never ran in this process: nothing is marked
-    from aix_jupyter.core.recall import recall_of
+    or None for one that did not pass the cache/cassette seam (``core.marks.recall_of``)."""
+    if response is None or sys.modules.get("aix_jupyter.core.marks") is None:
+        return None  # no run in this process: nothing is marked
+    from aix_jupyter.core.marks import recall_of
 
     return recall_of(response)
 
@@ -393,7 +393,7 @@ def _fetch(url: str) -> tuple[bytes | None, str]:
             return _fetched[url]
     from aix_jupyter.core.errors import AixError
     from aix_jupyter.core.media import download
-    from aix_jupyter.core.transport import ReplyTooLarge
+    from aix_jupyter.core.wire import ReplyTooLarge
 
     cap = embed_max_bytes()
     try:
@@ -444,7 +444,7 @@ def output_media(data: Any) -> Media | None:
         if named is None:  # a link and why it is not embedded, when it is too large to look at
             return Media("", text, note=f"not embedded: {why}") if why.startswith(OVER_CAP) else None
         return Media(named[0], text, note=f"not embedded: {why}" if why else "")
-    from aix_jupyter.core.media import sniff
+    from aix_jupyter.core.mediatypes import sniff
 
     fmt = sniff(content)
     mime = fmt.mime if fmt is not None else (named[0] if named else "")

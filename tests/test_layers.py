@@ -4,6 +4,7 @@ or under TYPE_CHECKING, and every module named in a string passed to ``importlib
     core    ↛ Jupyter (IPython, ipykernel, ipywidgets, traitlets, jupyter_*), ↛ backend, ↛ notebook layer
     backend ↛ Jupyter, ↛ notebook layer
     display, progress, frontend (the notebook layer without ipywidgets) ↛ widgets, ↛ ipywidgets
+    inside the core: no circle; what is below the I/O drivers ↛ httpx, ↛ them, ↛ what sits on them
 
 and the core works without the backend: a process in which the backend cannot be imported still runs
 a model against a wire server, and without any server says so in one line.
@@ -15,6 +16,7 @@ import ast
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aix_jupyter"
@@ -131,6 +133,145 @@ def test_display_and_progress_do_not_import_widgets():
 def test_widgets_do_not_import_the_magics():
     """Widgets and the magic are siblings: what both need lives in display (e.g. metadata as text)."""
     assert _hits("widgets", ("aix_jupyter.magics",)) == {}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(folder: str) -> dict[str, set[str]]:
+    """Module -> the modules of the same folder it imports (any way ``_modules_named`` sees)."""
+    files = {_module_name(p): p for p in sorted((PACKAGE / folder).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        edges = set()
+        for imported in _modules_named(path):
+            # ``from pkg import mod, Name`` names pkg.mod and pkg.Name: the longest module prefix counts
+            parts = imported.split(".")
+            for end in range(len(parts), 0, -1):
+                if ".".join(parts[:end]) in files:
+                    edges.add(".".join(parts[:end]))
+                    break
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def _cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """One circle of each strongly connected group of modules (Tarjan), as ``[a, b, ..., a]``."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return [_circle_in(graph, group) for group in groups]
+
+
+def _circle_in(graph: Mapping[str, set[str]], group: set[str]) -> list[str]:
+    """A shortest circle through the first module of ``group`` (breadth first, inside the group)."""
+    start = min(group)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for nxt in sorted(graph[node] & group):
+            if nxt == start:
+                return [*paths[node], start]
+            if nxt not in paths:
+                paths[nxt] = [*paths[node], nxt]
+                queue.append(nxt)
+    raise AssertionError(f"no circle in {group}")
+
+
+def _named(cycles: list[list[str]]) -> list[str]:
+    return [" -> ".join(m.removeprefix("aix_jupyter.") for m in cycle) for cycle in cycles]
+
+
+def test_the_core_has_no_import_circle():
+    """Every arrow between the core's modules points one way: a new circle fails, named."""
+    graph = _import_graph("core")
+    assert len(graph) > 20 and "aix_jupyter.core.flows" in graph["aix_jupyter.core.model"]
+    assert _named(_cycles(graph)) == []
+
+
+def test_the_circle_check_sees_a_circle_however_it_is_imported():
+    """The checker itself: circles through function-local and TYPE_CHECKING imports are named."""
+    probes = {
+        "_circle_probe_a": "def f():\n    from aix_jupyter.core import _circle_probe_b\n",
+        "_circle_probe_b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from aix_jupyter.core._circle_probe_c import X\n",
+        "_circle_probe_c": "from ._circle_probe_a import f\n",
+    }
+    for name, text in probes.items():
+        (PACKAGE / "core" / f"{name}.py").write_text(text, encoding="utf-8")
+    try:
+        found = _named(_cycles(_import_graph("core")))
+    finally:
+        for name in probes:
+            (PACKAGE / "core" / f"{name}.py").unlink()
+    assert found == [
+        "core._circle_probe_a -> core._circle_probe_b -> core._circle_probe_c -> core._circle_probe_a"
+    ]
+    assert _named(_cycles({"a": {"b"}, "b": {"c", "d"}, "c": {"a"}, "d": set()})) == ["a -> b -> c -> a"]
+
+
+# The core's layers (README.md's Development layout): the pieces below the I/O drivers know neither
+# httpx nor the drivers (transport, sync_transport, async_transport) nor what sits on them.
+BELOW_THE_DRIVERS = (
+    "wire",
+    "protocol",
+    "polling",
+    "flows",
+    "retries",
+    "streaming",
+    "events",
+    "marks",
+    "workers",
+    "batch_schedule",
+    "batch_result",
+    "mediatypes",
+    "structured",
+)
+DRIVERS_AND_ABOVE = ("transport", "sync_transport", "async_transport", "plans", "recall", "model", "factory")
+DRIVERS_AND_ABOVE += ("batch", "compare", "media", "llm", "conversation")
+
+
+def test_what_is_below_the_io_drivers_imports_none_of_them_nor_the_model():
+    files = [f"core/{name}.py" for name in BELOW_THE_DRIVERS]
+    forbidden = ("httpx", *(f"aix_jupyter.core.{name}" for name in DRIVERS_AND_ABOVE))
+    assert _hits(files, forbidden) == {}
+
+
+def test_batch_knows_the_model_only_by_a_protocol():
+    files = ["core/batch.py", "core/batch_result.py", "core/batch_schedule.py"]
+    forbidden = ("aix_jupyter.core.model", "aix_jupyter.core.factory", "aix_jupyter.core.compare")
+    assert _hits(files, forbidden) == {}
 
 
 CORE_ALONE = """

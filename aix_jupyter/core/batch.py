@@ -8,14 +8,10 @@ on a private event loop in a helper thread, so it works where the calling thread
 loop (a notebook cell), in plain Python and from any thread; its events are handed to
 ``on_event`` in the calling thread.
 
-Back-pressure (``Limiter``, pure and clock-free): an HTTP 429/503 answer to a run request means no
-job was started (the core's rule for retrying a POST), so the item gives its slot back and is
-queued again after the server's ``Retry-After``; no new item starts before then. Each push-back
-halves the effective concurrency (at most once per round of requests: answers to requests sent
-before the last cut do not cut again); each success raises it by 1/limit (about +1 per round),
-never above ``concurrency``. A connection that could not be opened is retried the same way, at
-most ``MAX_ATTEMPTS`` times (the transport's limit), without lowering the concurrency. Nothing
-that may have started a job is ever sent twice.
+Back-pressure: an HTTP 429/503 answer to a run request (no job was started) gives the item's slot
+back and queues it again after the server's ``Retry-After``, and halves the effective concurrency;
+successes raise it again (``batch_schedule``: ``Limiter``, ``guard_run_request``). Nothing that
+may have started a job is ever sent twice.
 
 Stopping. ``timeout`` bounds the whole batch; ``cancel`` (a ``threading.Event``), Ctrl-C and task
 cancellation stop it early. Then no item is started any more, the jobs in flight are cancelled on
@@ -41,39 +37,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import itertools
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from aix_jupyter.core.async_transport import AsyncTransport, async_client
+from aix_jupyter.core.batch_result import (
+    BatchEvent,
+    BatchEventKind,
+    BatchResult,
+    Rerunnable,
+    StopReason,
+    _failed,
+)
+from aix_jupyter.core.batch_result import BatchInterrupted as BatchInterrupted
+from aix_jupyter.core.batch_schedule import MAX_PUSHBACKS as MAX_PUSHBACKS
+from aix_jupyter.core.batch_schedule import MIN_PAUSE, Limiter, PushedBack, SharedLimit, guard_run_request
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError
-from aix_jupyter.core.events import RunEvent, RunOutcome, report_outcome, report_response
-from aix_jupyter.core.recall import recall_of, replaying, spent_credits
+from aix_jupyter.core.events import (
+    EventHook,
+    OutcomeKind,
+    RunEvent,
+    RunOutcome,
+    report_outcome,
+    report_response,
+)
+from aix_jupyter.core.flows import CANCELLED_MESSAGE, drive_async
+from aix_jupyter.core.marks import spent_credits
+from aix_jupyter.core.polling import DEFAULT_MAX_WAIT
+from aix_jupyter.core.protocol import WIRE_KEYS
+from aix_jupyter.core.recall import replaying
 from aix_jupyter.core.response import ModelResponse
 
 if TYPE_CHECKING:
+    from aix_jupyter.core.config import Endpoints
     from aix_jupyter.core.flows import Flow
-    from aix_jupyter.core.model import Model
+    from aix_jupyter.core.parameters import ModelParameters
 
-BatchEventKind = Literal["started", "run", "item_finished", "item_failed", "concurrency", "finished"]
-StopReason = Literal["cancelled", "timeout", "interrupted"]
 BatchHook = Callable[["BatchEvent"], None]
 
-MAX_PUSHBACKS = 50  # 429/503 answers one item may get before its run fails with the server's message
-MIN_PAUSE = 0.05  # seconds: the shortest wait after a push-back (Retry-After: 0 must not spin)
 TICK = 0.05  # seconds: how often the scheduler looks at ``cancel`` and the deadline while waiting
 STOP_BUDGET = 0.9  # seconds an interrupted batch waits for its in-flight jobs' cancellation
 # An item's own run timeout outlasts the batch deadline by this much, so the batch cancels it; a run
 # POST still in flight when the batch stops has this long to answer, so the job it started is cancelled.
 RUN_GRACE = 30.0
-FIRST_ERRORS = 3  # errors shown in a summary
-MEDIA_ROWS = 20  # media outputs a BatchResult shows playable (when the notebook layer renders media)
 SIGNAL_WAIT = 0.1  # seconds: the sync caller waits in slices so that Ctrl-C is noticed at once
 
 _STOP_MESSAGES: dict[str, str] = {
@@ -82,197 +94,27 @@ _STOP_MESSAGES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class BatchEvent:
-    """One event of a batch, with a snapshot of its counts (see the module docstring for kinds)."""
+class BatchModel(Rerunnable, Protocol):
+    """What a batch uses of its model (``core.model.Model`` is one): its id and parameter schema, where
+    its requests go, and the flow of one run."""
 
-    kind: BatchEventKind
-    model_id: str
-    index: int | None  # the item's position in the input (None for batch-wide events)
-    done: int  # items that ended (reused ones included)
-    failed: int  # items that ended FAILED
-    total: int | None  # number of items, when the input has a length
-    in_flight: int  # items holding a slot now
-    concurrency: int  # the effective concurrency now
-    used_credits: float  # credits of the items that ended so far
-    elapsed: float  # seconds since the batch started
-    run: RunEvent | None = None
-    response: ModelResponse | None = None
-    message: str = ""
+    model_params: ModelParameters
 
-    @property
-    def rate(self) -> float:
-        """Items ended per second since the batch started (0 before the first)."""
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+    def endpoints(self, *, start_default: bool = True) -> Endpoints: ...
 
-    @property
-    def eta(self) -> float | None:
-        """Seconds left at the current rate, when the total is known and something has ended."""
-        if self.total is None or not self.done or self.elapsed <= 0:
-            return None
-        return max(0, self.total - self.done) / self.rate
-
-
-class Limiter:
-    """Adaptive concurrency (AIMD) with a pause that honours ``Retry-After``; pure (times are given).
-
-    ``limit`` starts at ``maximum``. ``pushed_back`` halves it (at most once per round: an answer to
-    a request sent before the last cut does not cut again) and pauses new starts for the server's
-    delay; ``succeeded`` adds ``1/limit``, never above ``maximum``. ``effective`` is the integer
-    number of slots, at least 1.
-    """
-
-    __slots__ = ("_last_cut", "in_flight", "limit", "maximum", "paused_until")
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        self.limit = float(maximum)
-        self.in_flight = 0
-        self.paused_until = float("-inf")
-        self._last_cut = float("-inf")
-
-    @property
-    def effective(self) -> int:
-        return max(1, int(self.limit))
-
-    def can_start(self, now: float) -> bool:
-        return self.in_flight < self.effective and now >= self.paused_until
-
-    def pushed_back(self, sent_at: float, now: float, delay: float) -> bool:
-        """A request sent at ``sent_at`` was refused at ``now``; True when ``effective`` changed."""
-        self.paused_until = max(self.paused_until, now + max(delay, MIN_PAUSE))
-        if sent_at < self._last_cut:
-            return False
-        before = self.effective
-        self.limit = max(1.0, self.limit / 2)
-        self._last_cut = now
-        return self.effective != before
-
-    def succeeded(self) -> bool:
-        """An item succeeded; True when ``effective`` changed."""
-        if self.limit >= self.maximum:
-            return False
-        before = self.effective
-        self.limit = min(float(self.maximum), self.limit + 1.0 / self.limit)
-        return self.effective != before
-
-
-class SharedLimit:
-    """At most ``maximum`` jobs in flight across the batches that share it (``compare``'s
-    ``concurrency``), for batches run on one event loop.
-
-    Shared fairly: a free slot goes to the batch holding the fewest among those waiting for one (a
-    batch that did not start yet waits), so M batches under a limit of N hold about N/M each, and a
-    batch with nothing left to start leaves its share to the others. A batch refused a slot awaits
-    ``changed()``, which resolves when a slot is taken or given back, or a batch stops waiting.
-    """
-
-    __slots__ = ("_waiters", "holding", "in_flight", "maximum", "waiting")
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        self.in_flight = 0
-        self.holding: dict[int, int] = {}  # id() of a batch -> the slots it holds
-        self.waiting: set[int] = set()  # id() of the batches refused a slot (or not started yet)
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def join(self, batch: object) -> None:
-        self.holding[id(batch)] = 0
-        self.waiting.add(id(batch))
-
-    def may_start(self, batch: object) -> bool:
-        """May ``batch`` start one more job now? (When not, it counts as waiting for a slot.)"""
-        key = id(batch)
-        mine = self.holding.get(key, 0)
-        if self.in_flight < self.maximum and not any(
-            self.holding.get(other, 0) < mine for other in self.waiting if other != key
-        ):
-            return True
-        self.waiting.add(key)
-        return False
-
-    def take(self, batch: object) -> None:
-        self.in_flight += 1
-        self.holding[id(batch)] = self.holding.get(id(batch), 0) + 1
-        self.waiting.discard(id(batch))
-        self._wake()
-
-    def give(self, batch: object, count: int = 1) -> None:
-        self.in_flight -= count
-        self.holding[id(batch)] = self.holding.get(id(batch), 0) - count
-        self._wake()
-
-    def leave(self, batch: object) -> None:
-        """``batch`` has no item left to start (or stopped)."""
-        if id(batch) in self.waiting:
-            self.waiting.discard(id(batch))
-            self._wake()
-
-    def changed(self) -> asyncio.Future[None]:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        return waiter
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-
-@dataclass(frozen=True, slots=True)
-class PushedBack:
-    """What an item's guarded flow returns when its run request started no job and may be resent."""
-
-    delay: float
-    sent_at: float
-    connect: bool  # the connection could not be opened (not the server pushing back)
-
-
-def guard_run_request(flow: Flow, pushbacks: int, connects: int) -> Flow:
-    """``flow`` with its run POST sent once per attempt, the outcome judged by the core's retry rule.
-
-    The run POST goes out without the transport's own retries. When the core's rule
-    (``transport.retry_delay``) allows resending it -- an HTTP 429/503 answer, or a connection
-    that could not be opened, i.e. no job can have started -- the run flow is closed and a
-    ``PushedBack`` is returned instead, so the scheduler frees the slot and requeues the item.
-    Otherwise the answer goes to the run flow as usual. Every other step passes through untouched.
-    """
-    from aix_jupyter.core.flows import Send
-    from aix_jupyter.core.transport import MAX_ATTEMPTS, TransportFailure, retry_delay
-
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            op = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        if not (isinstance(op, Send) and op.call.method == "POST" and op.call.what == "run"):
-            try:
-                value = yield op
-            except BaseException as exc:  # handed on to the run flow, which decides
-                error = exc
-            continue
-        call = op.call
-        sent_at = time.monotonic()
-        try:
-            value = yield replace(op, retry=False)
-        except TransportFailure as exc:
-            delay = retry_delay(call, connects + 1, error=exc, max_attempts=MAX_ATTEMPTS)
-            if delay is None:
-                error = exc
-                continue
-            flow.close()
-            return PushedBack(delay, sent_at, connect=True)
-        except BaseException as exc:
-            error = exc
-            continue
-        delay = retry_delay(call, pushbacks + 1, reply=value, max_attempts=MAX_PUSHBACKS)
-        if delay is not None:
-            flow.close()
-            return PushedBack(delay, sent_at, connect=False)
+    def _run_flow(
+        self,
+        data: Any,
+        parameters: Mapping[str, Any] | None,
+        timeout: float,
+        wait_time: float,
+        max_wait: float,
+        on_event: EventHook | None,
+        start: float | None = None,
+        *,
+        session: OutcomeKind | None = None,
+        cache: Any = None,
+    ) -> tuple[Flow, Endpoints]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,10 +159,8 @@ def batch_inputs(inputs: Any, where: str = "map") -> tuple[Iterable[Any], list[A
     return inputs, None, total
 
 
-def check_batch_parameters(model: Model, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_batch_parameters(model: BatchModel, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate ``parameters`` once, before anything is sent (names and values; data comes per item)."""
-    from aix_jupyter.core.protocol import WIRE_KEYS
-
     if parameters is None:
         return {}
     if not isinstance(parameters, Mapping):
@@ -346,216 +186,6 @@ def _check_numbers(concurrency: Any, timeout: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# the result
-
-
-def _failed(message: str) -> ModelResponse:
-    from aix_jupyter.core.protocol import failed
-
-    return failed(message)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class BatchResult(Sequence[ModelResponse]):
-    """The responses of a batch, in input order (a ``Sequence[ModelResponse]``).
-
-    For an input with a length there is one response per input; for a generator, one per input
-    consumed (all of them unless the batch was stopped early). ``stopped`` says why a batch ended
-    early ("cancelled", "timeout", "interrupted") or is None; ``input_index`` is the index of a
-    pandas Series input (None otherwise).
-    """
-
-    def __init__(
-        self,
-        responses: Sequence[ModelResponse],
-        inputs: Sequence[Any],
-        *,
-        model: Model | None = None,
-        parameters: Mapping[str, Any] | None = None,
-        index: Sequence[Any] | None = None,
-        wall_time: float = 0.0,
-        concurrency: int = 8,
-        timeout: float = 300,
-        stopped: StopReason | None = None,
-        reused: int = 0,
-    ) -> None:
-        if len(responses) != len(inputs):
-            raise AixError(f"BatchResult: {len(responses)} responses for {len(inputs)} inputs")
-        self._responses = list(responses)
-        self.inputs = list(inputs)
-        self.model = model
-        self.model_id = model.id if model is not None else ""
-        self.parameters = dict(parameters or {})
-        self.input_index = None if index is None else list(index)[: len(self._responses)]
-        self.wall_time = wall_time
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.stopped = stopped
-        self.reused = reused
-
-    # -- Sequence -------------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self._responses)
-
-    @overload
-    def __getitem__(self, i: int) -> ModelResponse: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[ModelResponse]: ...
-
-    def __getitem__(self, i: int | slice) -> ModelResponse | list[ModelResponse]:
-        return self._responses[i]
-
-    def __iter__(self) -> Iterator[ModelResponse]:
-        return iter(self._responses)
-
-    # -- summaries ------------------------------------------------------------------------------
-    @property
-    def ok(self) -> bool:
-        """True when every item succeeded (and the batch was not stopped early)."""
-        return self.stopped is None and all(r.status is ResponseStatus.SUCCESS for r in self._responses)
-
-    @property
-    def failed(self) -> list[int]:
-        """Positions of the items that did not succeed."""
-        return [i for i, r in enumerate(self._responses) if r.status is not ResponseStatus.SUCCESS]
-
-    @property
-    def data(self) -> list[Any]:
-        """The outputs in input order, None for the items that did not succeed."""
-        return [r.data if r.status is ResponseStatus.SUCCESS else None for r in self._responses]
-
-    @property
-    def used_credits(self) -> float:
-        """Credits spent (an answer from the cache or a cassette spent none: see ``saved_credits``)."""
-        return float(sum(spent_credits(r) for r in self._responses))
-
-    @property
-    def recalled(self) -> int:
-        """How many items the cache or a cassette answered (nothing sent for them)."""
-        return sum(1 for r in self._responses if (m := recall_of(r)) is not None and m.source is not None)
-
-    @property
-    def saved_credits(self) -> float:
-        """Credits not spent thanks to the cache or a cassette (what the recorded runs cost)."""
-        return float(sum(m.saved for r in self._responses if (m := recall_of(r)) is not None and m.source))
-
-    @property
-    def errors(self) -> list[tuple[int, str]]:
-        """``(position, message)`` of each failed item."""
-        return [(i, self._responses[i].error_message) for i in self.failed]
-
-    # -- follow-ups -----------------------------------------------------------------------------
-    def _again(self) -> tuple[Model, dict[str, Any]]:
-        if self.model is None:
-            raise AixError(
-                "retry_failed: this BatchResult has no model to run; use model.map(..., resume=it)"
-            )
-        inputs: Any = self.inputs
-        if self.input_index is not None:
-            import pandas  # the index came from a Series, so pandas is there
-
-            inputs = pandas.Series(self.inputs, index=self.input_index, dtype=object)
-        options = {"concurrency": self.concurrency, "timeout": self.timeout, "resume": self}
-        return self.model, {"inputs": inputs, "parameters": self.parameters or None, **options}
-
-    def retry_failed(self, **options: Any) -> BatchResult:
-        """Re-run only the items that did not succeed; a new BatchResult (the successes reused)."""
-        model, kwargs = self._again()
-        return model.map(**{**kwargs, **options})
-
-    async def aretry_failed(self, **options: Any) -> BatchResult:
-        """The async twin of ``retry_failed``."""
-        model, kwargs = self._again()
-        return await model.amap(**{**kwargs, **options})
-
-    def to_pandas(self) -> Any:
-        """A DataFrame: input, status, data, error, credits, run_time (indexed like a Series input)."""
-        try:
-            import pandas
-        except ImportError:
-            raise ImportError(
-                "to_pandas() needs pandas, which is not installed: pip install pandas"
-            ) from None
-        rows = {
-            "input": self.inputs,
-            "status": [str(r.status.value) for r in self._responses],
-            "data": self.data,
-            "error": [r.error_message or None for r in self._responses],
-            "credits": [spent_credits(r) for r in self._responses],
-            "run_time": [float(r.run_time or 0) for r in self._responses],
-        }
-        return pandas.DataFrame(rows, index=self.input_index)
-
-    # -- display --------------------------------------------------------------------------------
-    def _counts(self) -> str:
-        failed = len(self.failed)
-        text = f"{len(self)} items, {len(self) - failed} succeeded, {failed} failed"
-        if self.reused:
-            text += f" ({self.reused} reused)"
-        if self.recalled:
-            text += f", {self.recalled} cached (saved {self.saved_credits:.4g} credits)"
-        if self.stopped:
-            text += f", stopped: {self.stopped}"
-        return f"{text} · {self.used_credits:.4g} credits · {self.wall_time:.2f} s"
-
-    def __repr__(self) -> str:
-        who = f" of {self.model_id}" if self.model_id else ""
-        lines = [f"BatchResult{who}: {self._counts()}"]
-        lines += [f"  [{i}] {_short(message, 120)}" for i, message in self.errors[:FIRST_ERRORS]]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        return self.html()
-
-    def html(self, media: Callable[[Any], str | None] | None = None, rows: int = MEDIA_ROWS) -> str:
-        """The counts and first errors as HTML; ``media(data)`` (the notebook layer's) may give the HTML
-        of an output that is media, and then the first ``rows`` media outputs are shown, playable."""
-        who = f" of <code>{html.escape(self.model_id)}</code>" if self.model_id else ""
-        errors = "".join(
-            f"<li>[{i}] {html.escape(_short(message, 160))}</li>" for i, message in self.errors[:FIRST_ERRORS]
-        )
-        more = f"<ul>{errors}</ul>" if errors else ""
-        shown = []
-        for i, (data, response) in enumerate(zip(self.inputs, self, strict=False)):
-            cell = media(response.data) if media is not None and response.ok else None
-            if cell is not None:
-                shown.append(f"<tr><td>{i}</td><td>{html.escape(_short(data, 40))}</td><td>{cell}</td></tr>")
-                if len(shown) >= rows:
-                    break
-        table = (
-            "<table class='aix-batch-media'><thead><tr><th>#</th><th>input</th><th>output</th></tr></thead>"
-            f"<tbody>{''.join(shown)}</tbody></table>"
-            if shown
-            else ""
-        )
-        counts = html.escape(self._counts())
-        return f"<div class='aix-batch'><b>BatchResult</b>{who}: {counts}{more}{table}</div>"
-
-
-class BatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a sync ``map``; ``.results`` is the partial ``BatchResult`` (nothing finished lost).
-
-    ``.batches`` holds the partial result of every batch stopped together (``results`` is the first).
-    """
-
-    def __init__(self, results: BatchResult, batches: Sequence[BatchResult] | None = None) -> None:
-        done = len(results) - sum(1 for r in results if _never_ran(r))
-        super().__init__(f"batch interrupted with {done} of {len(results)} items ended; see .results")
-        self.results = results
-        self.batches: list[BatchResult] = list(batches) if batches is not None else [results]
-
-
-def _never_ran(response: ModelResponse) -> bool:
-    return response.error_message.startswith("Not run:")
-
-
-# ---------------------------------------------------------------------------------------------
 # the scheduler
 
 
@@ -564,7 +194,7 @@ class Batch:
 
     def __init__(
         self,
-        model: Model,
+        model: BatchModel,
         inputs: Any,
         parameters: Mapping[str, Any] | None = None,
         *,
@@ -578,8 +208,6 @@ class Batch:
         max_wait: float | None = None,
         shared: SharedLimit | None = None,
     ) -> None:
-        from aix_jupyter.core.polling import DEFAULT_MAX_WAIT
-
         _check_numbers(concurrency, timeout)
         if resume is not None and not isinstance(resume, BatchResult):
             raise ParameterError(
@@ -704,8 +332,6 @@ class Batch:
 
     def _stopped_message(self, response: ModelResponse) -> ModelResponse:
         """An in-flight item cut by the batch deadline says so (it was cancelled on the server)."""
-        from aix_jupyter.core.flows import CANCELLED_MESSAGE
-
         if self.stopped == "timeout" and CANCELLED_MESSAGE in response.error_message:
             response.error_message = (
                 f"No result within the batch timeout of {self.timeout:g} s; the run was cancelled."
@@ -736,8 +362,6 @@ class Batch:
 
     # -- one item -------------------------------------------------------------------------------
     async def _item(self, transport: Any, i: int, pushes: int, connects: int) -> ModelResponse | PushedBack:
-        from aix_jupyter.core.flows import drive_async
-
         left = max(0.05, self.deadline - time.monotonic()) + RUN_GRACE
         try:
             flow, _ = self.model._run_flow(  # the flow a Model builds for one run (validates the input)
@@ -805,8 +429,6 @@ class Batch:
         return self.stopped is None and not (self._exhausted and not self._requeued)
 
     async def run(self) -> BatchResult:
-        from aix_jupyter.core.transport import AsyncTransport, async_client
-
         ep = self.model.endpoints(start_default=not replaying())  # replayed: nothing is sent
         report_outcome(RunOutcome("batch", self.model.id, "STARTED"))
         self.emit("started")
@@ -841,9 +463,10 @@ class Batch:
                     done, _ = await asyncio.wait(
                         waits, timeout=self._wake_in(now), return_when=asyncio.FIRST_COMPLETED
                     )
-                    for task in done:
-                        if task not in tasks:
+                    for finished in done:
+                        if finished not in tasks:
                             continue  # the shared limit changed
+                        task = cast("asyncio.Task[Any]", finished)
                         i, pushes, connects = tasks.pop(task)
                         self.limiter.in_flight -= 1
                         if shared is not None:

@@ -15,20 +15,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from aix_jupyter.core.batch import (
-    Batch,
-    BatchHook,
-    BatchInterrupted,
-    BatchResult,
-    SharedLimit,
-    _check_numbers,
-    _is_pandas,
-    _never_ran,
-    _short,
-    run_batches,
-)
+from aix_jupyter.core.batch import Batch, BatchHook, _check_numbers, _is_pandas, run_batches
+from aix_jupyter.core.batch_result import BatchInterrupted, BatchResult, _never_ran, _short
+from aix_jupyter.core.batch_schedule import SharedLimit
 from aix_jupyter.core.errors import ParameterError
-from aix_jupyter.core.recall import recall_of, spent_credits
+from aix_jupyter.core.marks import recall_of, spent_credits
 
 if TYPE_CHECKING:
     from aix_jupyter.core.model import Model

@@ -16,7 +16,7 @@ from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ParameterError
-from aix_jupyter.core.llm import LLM
+from aix_jupyter.core.llm import LLM, Chat
 from aix_jupyter.core.model import Model
 from aix_jupyter.core.protocol import MAX_MESSAGE, one_line
 from aix_jupyter.core.response import ModelResponse
@@ -344,3 +344,7 @@ def _text(value: Any) -> str:
     import json
 
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def _is_a_chat(conversation: Conversation) -> Chat:
+    return conversation  # (for type checkers: a Conversation is what ``LLM.chat`` promises)

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from aix_jupyter.core.marks import recall_of, spent_credits
+
 if TYPE_CHECKING:
     from aix_jupyter.core.response import ModelResponse
 
@@ -109,8 +111,6 @@ def report_response(
     """Report how a run ended, from its final (or, for a job that goes on, its latest) response."""
     if not _observers:
         return
-    from aix_jupyter.core.recall import recall_of, spent_credits
-
     status = getattr(response.status, "value", response.status)
     mark = recall_of(response)
     recalled = mark.source if mark is not None else None

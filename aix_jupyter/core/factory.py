@@ -11,11 +11,11 @@ from aix_jupyter.core import flows, recall
 from aix_jupyter.core.config import Endpoints, resolve_endpoints
 from aix_jupyter.core.enums import Function, Language, SortBy, SortOrder, member_of
 from aix_jupyter.core.errors import AixError, ParameterError, RequestError
-from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.llm import LLM, default_temperature
 from aix_jupyter.core.model import Model
+from aix_jupyter.core.plans import Plan, async_api, sync_api
 from aix_jupyter.core.protocol import model_kwargs_from_metadata, model_path
-from aix_jupyter.core.transport import Call
+from aix_jupyter.core.wire import Call
 
 
 def _get_call(ep: Endpoints, model_id: str | None, name: str | None) -> tuple[Call, str]:

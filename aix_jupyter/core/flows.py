@@ -3,12 +3,11 @@
 Each flow is a generator that *describes* the I/O it needs -- it yields operations (``Send``,
 ``Sleep``, ``Open``, ``ReadRest``) and receives their results -- and holds all the protocol
 decisions: uploads, reply mapping, the poll schedule, events, cancellation (the retry policy of one
-``Send`` is a flow too: ``transport.attempts``). Two small drivers execute the operations:
+``Send`` is a flow too: ``retries.attempts``). Two small drivers execute the operations:
 ``drive_sync`` (``SyncTransport``: threads, ``time``) and ``drive_async`` (``AsyncTransport``:
 asyncio); every operation calls the transport method of the same name, so the drivers differ only by
-an ``await``. A ``Plan`` is one public operation ready to run (its flow, its endpoints, what to make
-of the flow's result); the public sync and async methods are both made from one plan method
-(``sync_api`` / ``async_api``).
+an ``await``. Nothing here imports a transport: the flows, their operations and the drivers are
+sans I/O, and the transports are handed in (``plans`` makes the public methods of them).
 
 Time. A flow reads the time only from its run's clock (``Emitter.clock``, ``PollSchedule.clock``;
 ``time.monotonic`` unless a test gives a fake one) and waits only by yielding ``Sleep``, so a
@@ -22,13 +21,11 @@ driver re-raises the original interrupt).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import RequestError
@@ -48,11 +45,10 @@ from aix_jupyter.core.protocol import (
     retry_after_seconds,
 )
 from aix_jupyter.core.response import ModelResponse
-from aix_jupyter.core.transport import Call, Cancelled, DeadlineExceeded, Opened, TransportFailure
+from aix_jupyter.core.wire import Call, Cancelled, DeadlineExceeded, Opened, TransportFailure
 
 if TYPE_CHECKING:
-    from aix_jupyter.core.config import Endpoints
-    from aix_jupyter.core.media import LocalMedia
+    from aix_jupyter.core.mediatypes import LocalMedia
 
 CANCEL_BUDGET = 0.5  # seconds a cancel (DELETE) may take before control returns anyway
 CANCELLED_MESSAGE = "Run cancelled."
@@ -517,88 +513,3 @@ async def drive_async(flow: Flow, transport: Any, cancel: threading.Event | None
     while driving.op is not None:
         driving.advance(*await _aperform(driving.op, transport, cancel))
     return driving.result
-
-
-# ---------------------------------------------------------------------------------------------
-# plans: a public operation ready to run, and the sync and async methods made from one
-
-R = TypeVar("R")
-P = ParamSpec("P")
-S = TypeVar("S")
-
-
-@dataclass
-class Plan(Generic[R]):
-    """One public operation ready to run.
-
-    ``flow`` does the work against ``endpoints`` (None: a flow that asks for no I/O, such as an
-    answer the cache holds); ``finish(result, transport)`` (when given) makes
-    what the caller gets of the flow's result -- with the transport that ran it, so that a
-    stream is read by the same kind of I/O that opened it.
-    """
-
-    flow: Flow
-    endpoints: Endpoints | None
-    cancel: threading.Event | None = None
-    finish: Callable[[Any, Any], R] | None = None
-
-
-def run_sync(plan: Plan[R]) -> R:
-    """Run ``plan`` with blocking I/O."""
-    from aix_jupyter.core.transport import SyncTransport
-
-    transport = None if plan.endpoints is None else SyncTransport(plan.endpoints)
-    result = drive_sync(plan.flow, transport, plan.cancel)
-    return result if plan.finish is None else plan.finish(result, transport)
-
-
-async def run_async(plan: Plan[R]) -> R:
-    """Run ``plan`` with asyncio I/O (its requests share one client)."""
-    from aix_jupyter.core.transport import AsyncTransport
-
-    transport = None if plan.endpoints is None else AsyncTransport(plan.endpoints)
-    try:
-        result = await drive_async(plan.flow, transport, plan.cancel)
-    finally:
-        if transport is not None:
-            await transport.aclose()
-    return result if plan.finish is None else plan.finish(result, transport)
-
-
-def _public(method: Any, planner: Any, name: str, doc: str) -> Any:
-    method.__name__ = name
-    owner = planner.__qualname__.rpartition(".")[0]
-    method.__qualname__ = f"{owner}.{name}" if owner else name
-    method.__doc__ = doc
-    signature = inspect.signature(planner)
-    returns = signature.return_annotation
-    if isinstance(returns, str) and returns.startswith("Plan[") and returns.endswith("]"):
-        returns = returns[5:-1]
-    method.__signature__ = signature.replace(return_annotation=returns)
-    return method
-
-
-def sync_api(planner: Callable[Concatenate[S, P], Plan[R]]) -> Callable[Concatenate[S, P], R]:
-    """The blocking public method made from ``planner`` (``_run`` gives ``run``), which makes the plan."""
-
-    @functools.wraps(planner)
-    def method(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
-        return run_sync(planner(self, *args, **kwargs))
-
-    return _public(method, planner, planner.__name__.lstrip("_"), planner.__doc__ or "")
-
-
-def async_api(
-    planner: Callable[Concatenate[S, P], Plan[R]], name: str
-) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
-    """The async twin ``name`` of the public method ``sync_api(planner)``, made from the same plan."""
-
-    @functools.wraps(planner)
-    async def method(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await run_async(planner(self, *args, **kwargs))
-
-    sync_name = planner.__name__.lstrip("_")
-    doc = f"The async twin of ``{sync_name}``: the same arguments, awaited.\n\n" + inspect.cleandoc(
-        planner.__doc__ or ""
-    )
-    return _public(method, planner, name, doc)

@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from aix_jupyter.core import flows
 from aix_jupyter.core.enums import Function, FunctionType, ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import EventHook
-from aix_jupyter.core.flows import Plan, async_api, sync_api
+from aix_jupyter.core.hooks import late
 from aix_jupyter.core.model import Model
+from aix_jupyter.core.plans import Plan, async_api, sync_api
 from aix_jupyter.core.polling import DEFAULT_MAX_WAIT
 from aix_jupyter.core.protocol import RunRequest, run_request
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.core.streaming import ModelResponseStreamer
 from aix_jupyter.core.structured import ResponseFormat
-
-if TYPE_CHECKING:
-    from aix_jupyter.core.conversation import Conversation
 
 #: the LLM's own request keys, sent even when the model's parameters do not list them (as the SDK)
 LLM_KEYS = frozenset(
@@ -84,6 +81,43 @@ def llm_request(
         if key not in merged and key not in given:
             merged[key] = value
     return data, merged
+
+
+class Chat(Protocol):
+    """What ``LLM.chat`` returns: a ``conversation.Conversation``, typed here by its public API (the
+    conversation module is above this one: it fetches a model id with ``ModelFactory.get``)."""
+
+    system: str | None
+    parameters: dict[str, Any]
+    max_turns: int | None
+
+    @property
+    def model(self) -> LLM: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def history(self) -> list[dict[str, str]]: ...
+
+    @property
+    def turns(self) -> int: ...
+
+    def reset(self) -> None: ...
+
+    def undo(self) -> list[dict[str, str]]: ...
+
+    def size(self) -> tuple[int, int]: ...
+
+    def send(self, text: str, **parameters: Any) -> ModelResponse: ...
+
+    async def asend(self, text: str, **parameters: Any) -> ModelResponse: ...
+
+    def stream(self, text: str, **parameters: Any) -> ModelResponseStreamer: ...
+
+    async def astream(self, text: str, **parameters: Any) -> ModelResponseStreamer: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class LLM(Model):
@@ -152,11 +186,10 @@ class LLM(Model):
         parameters: Mapping[str, Any] | None = None,
         *,
         max_turns: int | None = None,
-    ) -> Conversation:
+    ) -> Chat:
         """A new ``Conversation`` with this model (``system``: its system message)."""
-        from aix_jupyter.core.conversation import Conversation
-
-        return Conversation(self, system, parameters, max_turns=max_turns)
+        chat: Chat = late("conversation")(self, system, parameters, max_turns=max_turns)
+        return chat
 
     # -- building blocks ------------------------------------------------------------------------
     def _request(self, data: Any, parameters: Mapping[str, Any] | None, stream: bool = False) -> RunRequest:
@@ -292,4 +325,4 @@ def _checked_stream(
         streamer.watch(watch)
         return streamer
 
-    return flows.Plan(plan.flow, plan.endpoints, plan.cancel, checked)
+    return Plan(plan.flow, plan.endpoints, plan.cancel, checked)

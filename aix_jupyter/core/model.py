@@ -25,28 +25,19 @@ from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, Response
 from aix_jupyter.core.errors import AixError, RequestError
 from aix_jupyter.core.events import EventHook, OutcomeKind, report_response
 from aix_jupyter.core.finetune import FinetuneStatus, finetune_status_from_logs
-from aix_jupyter.core.flows import Plan, async_api, sync_api
 from aix_jupyter.core.parameters import ModelParameters
+from aix_jupyter.core.plans import Plan, async_api, sync_api
 from aix_jupyter.core.polling import DEFAULT_MAX_WAIT, PollSchedule
 from aix_jupyter.core.requestkey import request_key
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.core.streaming import ModelResponseStreamer
-from aix_jupyter.core.transport import Call, Opened, Transport
+from aix_jupyter.core.transport import Transport
+from aix_jupyter.core.wire import Call, Opened
 
 if TYPE_CHECKING:
-    from typing import TypedDict, Unpack
+    from typing import Unpack
 
-    from aix_jupyter.core.batch import BatchEvent, BatchResult
-
-    class BatchOptions(TypedDict, total=False):
-        """The keyword options of ``Model.map`` / ``amap``."""
-
-        concurrency: int
-        timeout: float
-        on_event: Callable[[BatchEvent], None] | None
-        cancel: threading.Event | None
-        resume: BatchResult | None
-        cache: Any
+    from aix_jupyter.core.batch_result import BatchOptions, BatchResult
 
 
 _UNSET: Any = object()
@@ -274,7 +265,7 @@ class Model:
             )
 
     # -- operations: each public method and its async twin are made from one plan --------------
-    # (flows.sync_api / flows.async_api): the plan checks the input, then describes the I/O.
+    # (plans.sync_api / plans.async_api): the plan checks the input, then describes the I/O.
 
     def _run(
         self,

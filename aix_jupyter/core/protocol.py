@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Any, TypeGuard
 from urllib.parse import quote
 
-from aix_jupyter.core import media
+from aix_jupyter.core import mediatypes
 from aix_jupyter.core.enums import AssetStatus, Function, FunctionType, ResponseStatus
 from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.response import ModelResponse
@@ -231,16 +231,16 @@ def validate_parameters(
 @dataclass(frozen=True)
 class RunRequest:
     """A run's request, checked and built before anything is sent: its body, and the local media it
-    holds (``media.LocalMedia``; the body holds their refs until their uploaded links replace them)."""
+    holds (``mediatypes.LocalMedia``; the body holds their refs until their uploaded links replace them)."""
 
     body: dict[str, Any]
-    files: tuple[media.LocalMedia, ...] = ()
+    files: tuple[mediatypes.LocalMedia, ...] = ()
 
     def body_with(self, links: Mapping[str, str]) -> dict[str, Any]:
         """The body with each media ref replaced by its uploaded link."""
         if not links:
             return self.body
-        return {k: media.with_links(v, links) for k, v in self.body.items()}
+        return {k: mediatypes.with_links(v, links) for k, v in self.body.items()}
 
 
 def run_request(
@@ -250,11 +250,13 @@ def run_request(
     stream: bool = False,
     unchecked: Collection[str] = (),
 ) -> RunRequest:
-    """THE request builder of a run: media inputs read and checked (``media.prepare``: paths, bytes,
+    """THE request builder of a run: media inputs read and checked (``mediatypes.prepare``: paths, bytes,
     media objects, URLs), parameters checked against ``schema`` (``validate_parameters``; ``unchecked``:
     its names that the schema does not define are sent as given), the body built (``build_payload``:
     anything JSON cannot carry raises here, so nothing is sent on bad input)."""
-    prepared = media.prepare(schema, data, parameters, WIRE_KEYS.union(unchecked) if unchecked else WIRE_KEYS)
+    prepared = mediatypes.prepare(
+        schema, data, parameters, WIRE_KEYS.union(unchecked) if unchecked else WIRE_KEYS
+    )
     checked = validate_parameters(schema, prepared.data, prepared.parameters, unchecked)
     return RunRequest(build_payload(prepared.data, checked, stream), prepared.files)
 

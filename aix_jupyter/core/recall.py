@@ -13,7 +13,8 @@ A run asks "is this request key known?" before any I/O, and keeps its final resp
 ``run``, ``run_async`` + ``poll``/``sync_poll``, ``run_stream`` and ``map`` (through the run flow
 a ``Model`` builds) all pass here, sync and async alike: the seam wraps the flows, so the drivers
 do not know it exists. An answer from a store is marked (``recall_of``): the request key, where it
-came from, and the credits it saved; the session observers count it as spent 0.
+came from, and the credits it saved (``marks``, re-exported here); the session observers count it
+as spent 0.
 
 A ``run_async`` answered from a store returns IN_PROGRESS with a handle ``aix-recall:<key>`` as its
 poll URL, so the usual ``sync_poll(response.url)`` that follows gets the recorded response.
@@ -31,10 +32,15 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError, ConfigurationError, ReplayMiss
+from aix_jupyter.core.marks import RecallMark as RecallMark
+from aix_jupyter.core.marks import Source, _mark
+from aix_jupyter.core.marks import carry as carry
+from aix_jupyter.core.marks import recall_of as recall_of
+from aix_jupyter.core.marks import spent_credits as spent_credits
 from aix_jupyter.core.requestkey import Recorded, RequestKey, endpoint_origin, meta_key
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.core.secrets import scrub_deep, scrub_text
@@ -44,57 +50,11 @@ if TYPE_CHECKING:
     from aix_jupyter.core.cassette import Cassette
     from aix_jupyter.core.config import Endpoints
     from aix_jupyter.core.flows import Emitter, Flow
-    from aix_jupyter.core.transport import Call
+    from aix_jupyter.core.wire import Call
 
-Source = Literal["cache", "cassette"]
-STORED_WORDS: dict[str, str] = {"cache": "cached", "cassette": "replayed"}
 RECALL_SCHEME = "aix-recall:"
 HELD_LIMIT = 10_000  # handles of run_async answers kept for their poll
 PENDING_LIMIT = 10_000  # jobs started by run_async whose end is to be kept
-
-
-@dataclass(frozen=True, slots=True)
-class RecallMark:
-    """What the seam knows of a response: its request key, where it came from (None: the server),
-    and the credits a stored answer saved (its recorded credits)."""
-
-    key: str
-    source: Source | None = None
-    saved: float = 0.0
-
-    @property
-    def word(self) -> str | None:
-        """How a display says where the answer came from: ``cached``, ``replayed``, None (the server)."""
-        return None if self.source is None else STORED_WORDS[self.source]
-
-
-def recall_of(response: Any) -> RecallMark | None:
-    """The ``RecallMark`` of a response that passed the seam, else None."""
-    return getattr(response, "_recall", None)
-
-
-def _mark(response: ModelResponse, key: str, source: Source | None, saved: float = 0.0) -> ModelResponse:
-    response._recall = RecallMark(key, source, saved)  # type: ignore[attr-defined]
-    return response
-
-
-def carry(response: ModelResponse, mark: RecallMark | None) -> ModelResponse:
-    """``response`` marked with ``mark`` (a response made from another one, e.g. a stream's whole text)."""
-    if mark is not None:
-        response._recall = mark  # type: ignore[attr-defined]
-    return response
-
-
-def spent_credits(response: Any) -> float:
-    """The credits a response cost: 0 for an answer from the cache or a cassette."""
-    mark = recall_of(response)
-    if mark is not None and mark.source is not None:
-        return 0.0
-    try:
-        return float(getattr(response, "used_credits", 0) or 0)
-    except (TypeError, ValueError):
-        return 0.0
-
 
 # ---------------------------------------------------------------------------------------------
 # settings: set in this process (the magics), else read from the environment at use time

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
+from aix_jupyter.core.hooks import late
 
 FIELDS: tuple[str, ...] = (
     "status",
@@ -207,16 +208,13 @@ class ModelResponse:
     def save(self, path: str | os.PathLike[str], *, timeout: float = 300) -> Path:
         """Fetch the output file this response's ``data`` links to and write it to ``path`` (a file, or a
         folder: the URL's file name); the written ``Path``. ``core.media.download``'s deadline, size cap
-        and key rules; RequestError when ``data`` is not a file URL or the fetch fails."""
-        from aix_jupyter.core.media import download
-
-        return Path(download(self, path, timeout=timeout))  # type: ignore[arg-type]
+        and key rules; RequestError when ``data`` is not a file URL or the fetch fails. (``media`` is
+        above this module: it is reached through ``hooks.late``.)"""
+        return Path(late("download")(self, path, timeout=timeout))
 
     async def asave(self, path: str | os.PathLike[str], *, timeout: float = 300) -> Path:
         """The async twin of ``save``: the same arguments, awaited."""
-        from aix_jupyter.core.media import adownload
-
-        return Path(await adownload(self, path, timeout=timeout))  # type: ignore[arg-type]
+        return Path(await late("adownload")(self, path, timeout=timeout))
 
 
 def _short(value: Any, limit: int = 200, *, quote: bool = False) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import AixError
 from aix_jupyter.core.events import EventHook, RunEvent, report_response
+from aix_jupyter.core.marks import carry
 from aix_jupyter.core.protocol import (
     NO_RESPONSE,
     REDACTED,
@@ -31,7 +32,6 @@ from aix_jupyter.core.protocol import (
     scrub_value,
     secret_byte_forms,
 )
-from aix_jupyter.core.recall import carry
 from aix_jupyter.core.response import ModelResponse
 
 DONE = b"[DONE]"
@@ -245,7 +245,7 @@ class ModelResponseStreamer:
         # keeping the stream (cache, cassette): each chunk's time since the start, for its replay
         self._recorder = recorder
         self._times: list[float] | None = [] if recorder is not None else None
-        self._recall = recall  # the RecallMark of this stream's request (core.recall.recall_of), or None
+        self._recall = recall  # the RecallMark of this stream's request (core.marks.recall_of), or None
         # the hot path applies while nothing special can happen between two chunks
         self._plain = failure is None and cancel is None and recorder is None
         self.chunks = 0
@@ -413,7 +413,7 @@ class ModelResponseStreamer:
 
     def _read_failed(self, exc: BaseException) -> ModelResponse:
         """The terminal response for what reading the next batch raised (or re-raise it)."""
-        from aix_jupyter.core.transport import Cancelled, DeadlineExceeded
+        from aix_jupyter.core.wire import Cancelled, DeadlineExceeded
 
         if isinstance(exc, StopIteration | StopAsyncIteration):
             return self._fail(EARLY_EOF)

@@ -93,7 +93,7 @@ def resolve_input(raw: str | None, namespace: Mapping[str, Any]) -> RunInput:
 
 
 def _is_media(value: Any) -> bool:
-    from aix_jupyter.core.media import is_media_object
+    from aix_jupyter.core.mediatypes import is_media_object
 
     return is_media_object(value)
 

@@ -403,7 +403,7 @@ class AixMagics(Magics):
         return make_batch_progress(label, mode=self.progress)
 
     def _map(self, args: ma.BatchArgs) -> aix_display.Table:
-        from aix_jupyter.core.batch import BatchInterrupted, _never_ran
+        from aix_jupyter.core.batch_result import BatchInterrupted, _never_ran
 
         model_id = mi.interpolate(args.model_ids[0], self._ns)
         model = self._get_model(model_id)
@@ -708,7 +708,7 @@ BATCH_ROWS = 20  # items a %aix map summary table lists
 
 def batch_table(result: Any, rows: int = BATCH_ROWS) -> aix_display.Table:
     """The summary of a ``BatchResult``: its counts, and its first items with output or error."""
-    from aix_jupyter.core.batch import _short
+    from aix_jupyter.core.batch_result import _short
 
     index = result.input_index if result.input_index is not None else range(len(result))
     lines = []
@@ -751,7 +751,7 @@ def _table_html(table: Any) -> str:
 
 
 _TABLE_TYPES = {
-    ("aix_jupyter.core.batch", "BatchResult"): _table_html,
+    ("aix_jupyter.core.batch_result", "BatchResult"): _table_html,
     ("aix_jupyter.core.compare", "Comparison"): _table_html,
 }
 

@@ -18,7 +18,7 @@ from aix_jupyter.core.errors import ParameterError
 from aix_jupyter.core.factory import ModelFactory
 from aix_jupyter.core.flows import drive_sync, upload_flow
 from aix_jupyter.core.parameters import ModelParameters
-from aix_jupyter.core.transport import SyncTransport
+from aix_jupyter.core.sync_transport import SyncTransport
 from tests.backend.conftest import TOKEN
 from tests.core.media_files import png_bytes, wav_bytes
 

@@ -439,12 +439,12 @@ def test_ctrl_c_during_the_run_post_returns_at_once_and_its_job_is_cancelled(ser
 
 def test_a_run_without_a_cancel_event_needs_no_worker_thread(server, model, monkeypatch):
     """The fast path: a run without a cancel event makes its requests in the caller's thread."""
-    from aix_jupyter.core import transport
+    from aix_jupyter.core import sync_transport
 
     def no_worker(*args, **kwargs):
         raise AssertionError("a worker thread was used")
 
-    monkeypatch.setattr(transport, "run_in_worker", no_worker)
+    monkeypatch.setattr(sync_transport, "run_in_worker", no_worker)
     assert model.run("hi").data == "echo: hi"
     server.job_seconds = 0.3  # a job that goes on: its polls too
     assert model.run("polled", wait_time=0.05).data == "echo: polled"
