@@ -395,6 +395,7 @@ def _llm(r: dict[str, Any]) -> list[Row]:
         rows.append(
             ("F. conversation turn / bare `LLM.run`, same history", fig, "<= 1.05x", _verdict(cv["met"]))
         )
+    return rows
 
 
 def _media_models(r: dict[str, Any]) -> list[Row]:
