@@ -90,13 +90,14 @@ def _filters(
     body: dict[str, Any] = {}
     if is_finetunable is not None:
         body["isFineTunable"] = is_finetunable
-    if function is not None:
-        body["functions"] = [str(getattr(function, "value", function))]
+    function_id = None if function is None else str(getattr(function, "value", function))
+    if function_id is not None:
+        body["functions"] = [function_id]
     if suppliers is not None:
         body["suppliers"] = suppliers
     if ownership is not None:
         body["ownership"] = ownership
-    translation = function is not None and str(getattr(function, "value", function)) == "translation"
+    translation = function_id == "translation"
     io_filter: list[dict[str, str]] = []
     if source_languages is not None:
         source = _one_language(source_languages, "source_languages").value

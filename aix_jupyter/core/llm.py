@@ -46,43 +46,6 @@ def default_temperature(model_params: Any) -> float | None:
     return None
 
 
-def llm_request(
-    data: Any,
-    parameters: Mapping[str, Any] | None,
-    *,
-    context: str | None,
-    prompt: str | None,
-    history: list[dict[str, Any]] | None,
-    temperature: float | None,
-    max_tokens: int,
-    top_p: float | None,
-    response_format: ResponseFormat | None,
-) -> tuple[Any, dict[str, Any]]:
-    """The SDK's merge of an LLM run's arguments: ``(data, parameters)`` to send, new objects.
-
-    The caller's ``parameters`` win, then the keys of a dict ``data``, then the arguments (each set
-    only where neither has it: the SDK's ``setdefault``); ``temperature`` and ``top_p`` only when
-    not None, the others always (None is sent as null, as the SDK sends it).
-    """
-    merged = dict(parameters or {})
-    given: Mapping[str, Any] = {}
-    if isinstance(data, Mapping):
-        given = data
-        if "data" not in data:  # the SDK sends data.get("data", "")
-            data = {"data": "", **data}
-    arguments: dict[str, Any] = {"context": context, "prompt": prompt, "history": history}
-    if temperature is not None:
-        arguments["temperature"] = temperature
-    arguments["max_tokens"] = max_tokens
-    if top_p is not None:
-        arguments["top_p"] = top_p
-    arguments["response_format"] = None if response_format is None else response_format.wire
-    for key, value in arguments.items():
-        if key not in merged and key not in given:
-            merged[key] = value
-    return data, merged
-
-
 class Chat(Protocol):
     """What ``LLM.chat`` returns: a ``conversation.Conversation``, typed here by its public API (the
     conversation module is above this one: it fetches a model id with ``ModelFactory.get``)."""
@@ -208,17 +171,32 @@ class LLM(Model):
         top_p: float | None,
         response_format: ResponseFormat | None,
     ) -> tuple[Any, dict[str, Any]]:
-        return llm_request(
-            data,
-            parameters,
-            context=context,
-            prompt=prompt,
-            history=history,
-            temperature=temperature if temperature is not None else self.temperature,
-            max_tokens=max_tokens,
-            top_p=top_p,
-            response_format=response_format,
-        )
+        """The SDK's merge of an LLM run's arguments: ``(data, parameters)`` to send, new objects.
+
+        The caller's ``parameters`` win, then the keys of a dict ``data``, then the arguments (each set
+        only where neither has it: the SDK's ``setdefault``); ``temperature`` (None: this LLM's
+        ``temperature``) and ``top_p`` only when not None, the others always (None is sent as null,
+        as the SDK sends it).
+        """
+        if temperature is None:
+            temperature = self.temperature
+        merged = dict(parameters or {})
+        given: Mapping[str, Any] = {}
+        if isinstance(data, Mapping):
+            given = data
+            if "data" not in data:  # the SDK sends data.get("data", "")
+                data = {"data": "", **data}
+        arguments: dict[str, Any] = {"context": context, "prompt": prompt, "history": history}
+        if temperature is not None:
+            arguments["temperature"] = temperature
+        arguments["max_tokens"] = max_tokens
+        if top_p is not None:
+            arguments["top_p"] = top_p
+        arguments["response_format"] = None if response_format is None else response_format.wire
+        for key, value in arguments.items():
+            if key not in merged and key not in given:
+                merged[key] = value
+        return data, merged
 
     # -- operations (each public method and its async twin from one plan, as Model's) ------------
     def _run(  # type: ignore[override]

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 EMBEDDED_ORIGIN = "embedded"
 PREVIEW = 80  # characters of the input kept beside a key, for people (ReplayMiss, a cassette line)
-FILE_BLOCK = 1 << 20
 
 
 def _canon(value: Any) -> Any:
@@ -60,15 +59,6 @@ def canonical_json(value: Any) -> str:
 def digest(value: Any) -> str:
     """SHA-256 (hex) of the canonical JSON of ``value``."""
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
-
-
-def file_digest(path: str) -> str:
-    """``sha256:<hex>`` of a file's content, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(FILE_BLOCK):
-            h.update(block)
-    return f"sha256:{h.hexdigest()}"
 
 
 def endpoint_origin(url: str, embedded: bool = False) -> str:
@@ -232,7 +222,6 @@ __all__ = [
     "canonical_json",
     "digest",
     "endpoint_origin",
-    "file_digest",
     "key_body",
     "meta_key",
     "preview",

@@ -26,6 +26,7 @@ from typing import Any
 
 from aix_jupyter.core.enums import ResponseStatus
 from aix_jupyter.core.errors import ParameterError
+from aix_jupyter.core.marks import carry, recall_of
 from aix_jupyter.core.protocol import one_line, plain
 from aix_jupyter.core.response import ModelResponse
 
@@ -188,7 +189,4 @@ def _failed(response: ModelResponse, text: Any, message: str) -> ModelResponse:
         **{name: getattr(response, name) for name in UNCHANGED_FIELDS},
         **response.additional_fields,
     )
-    mark = getattr(response, "_recall", None)
-    if mark is not None:
-        out._recall = mark  # type: ignore[attr-defined]
-    return out
+    return carry(out, recall_of(response))

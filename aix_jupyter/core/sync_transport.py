@@ -222,6 +222,8 @@ def _close_clients() -> None:
     with _clients_lock:
         clients = list(_clients.values())
         _clients.clear()
+        _sliced.clear()  # keyed by id(): a later client may get a closed one's id
+        _direct.clear()
     for client in clients:
         client.close()
 

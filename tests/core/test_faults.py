@@ -450,6 +450,26 @@ def test_a_run_without_a_cancel_event_needs_no_worker_thread(server, model, monk
     assert model.run("polled", wait_time=0.05).data == "echo: polled"
 
 
+def test_closing_the_shared_clients_forgets_them_and_a_new_one_runs_in_the_callers_thread_again(
+    server, model, monkeypatch
+):
+    """The fast path's tables are keyed by the shared client's id(): closing the clients clears them,
+    so a later client (which may reuse a closed one's id) is never sent to a closed one's transport."""
+    from aix_jupyter.core import sync_transport
+
+    assert model.run("before").data == "echo: before"
+    sync_transport._close_clients()
+    assert not sync_transport._sliced and not sync_transport._direct
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a worker thread was used")
+
+    monkeypatch.setattr(sync_transport, "run_in_worker", no_worker)
+    assert model.run("after").data == "echo: after"
+    client = sync_transport.sync_client(server.run_url)
+    assert sync_transport._sliced == {id(client)} and set(sync_transport._direct) == {id(client)}
+
+
 def test_a_job_started_after_the_cancel_is_cancelled_too(server, model):
     """Cancel while the run POST is still in flight: the job it starts is deleted when it arrives."""
     job = server.start_job("echo", "late", seconds=60)
