@@ -106,8 +106,10 @@ def download_flow(
 
 
 def _shown_url(url: str) -> str:
+    """The URL as an error message shows it: no query, and no user or password in its host part."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:120]
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"[:120]
 
 
 def _target(path: str | os.PathLike[str], url: str, content: bytes) -> Path:

@@ -273,6 +273,14 @@ def test_an_http_error_or_a_non_url_is_a_request_error(server):
         media.download("ftp://example.com/x.wav")
 
 
+def test_an_error_never_shows_a_urls_user_or_password(server):
+    url = server.url.replace("://", "://ada:s3cret-pw@") + "/files/nothing?sig=s3cret-sig"
+    shown = r"download of http://127\.0\.0\.1:\d+/files/nothing failed"
+    with pytest.raises(RequestError, match=shown) as info:
+        media.download(url)
+    assert "s3cret" not in str(info.value) and "ada" not in str(info.value)
+
+
 def test_a_data_uri_is_decoded_without_a_request(tmp_path):
     import base64
 
