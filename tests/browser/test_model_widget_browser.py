@@ -387,7 +387,7 @@ def test_batch_progress_advances_and_ends_coloured_by_outcome(notebook: Notebook
         bars = cell.locator(".aix-batch")
         first = bars.first
         first.wait_for()
-        first.scroll_into_view_if_needed()
+        cell.scroll_into_view_if_needed()  # the cell, not the bar: each repaint replaces the bar's node
         samples: list[tuple[int, str, str]] = []
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # sampling the page (what a person sees), not a wait
