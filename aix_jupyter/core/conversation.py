@@ -21,6 +21,7 @@ from aix_jupyter.core.model import Model
 from aix_jupyter.core.protocol import MAX_MESSAGE, one_line
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.core.streaming import ModelResponseStreamer
+from aix_jupyter.core.streaming import _as_text as _text  # an answer as the history's text (None: empty)
 
 UNCHANGED = "the conversation's history is unchanged"
 #: keywords of a turn that go to ``LLM.run`` itself; any other keyword is a model parameter
@@ -336,14 +337,6 @@ class Conversation:
         title = f"Conversation with <code>{html.escape(self.model_id)}</code>"
         head = f"<div><b>{title}</b> ({self.turns} turns)</div>"
         return f'<div class="aix-conversation">{head}{"".join(rows)}</div>'
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    import json
-
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 def _is_a_chat(conversation: Conversation) -> Chat:

@@ -71,6 +71,13 @@ def test_max_turns_keeps_the_last_exchanges(llm: LLM, server: WireServer):
     assert [m["content"] for m in last_body(server)["history"]] == ["b", "echo: b", "c", "echo: c"]
 
 
+def test_an_answer_with_no_data_enters_the_history_as_empty_text(llm: LLM, server: WireServer):
+    chat = Conversation(llm)
+    server.script("POST /api/v2/execute", Reply(json={"status": "SUCCESS", "completed": True, "data": None}))
+    assert chat.send("anything?").status is ResponseStatus.SUCCESS
+    assert chat.history[-1] == {"role": "assistant", "content": ""}  # not the word "None"
+
+
 def test_a_failed_turn_leaves_the_history_and_says_so(llm: LLM, server: WireServer):
     chat = Conversation(llm)
     chat.send("kept")
