@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
-from aix_jupyter.backend.jobs import JobCancelled, JobContext
+from aix_jupyter.backend.jobs import JobContext
 from aix_jupyter.backend.models.engine import ModelUnavailable
 from aix_jupyter.core.parameters import ModelParameters
 
@@ -76,8 +76,8 @@ def translate(text: str, source: str, target: str, ctx: JobContext | None = None
             except subprocess.TimeoutExpired:
                 data = None  # (sent on the first call; later calls carry on with it)
                 waited += _POLL
-                if ctx is not None and ctx.cancelled:
-                    raise JobCancelled("Run cancelled by the client.") from None
+                if ctx is not None:
+                    ctx.check()  # JobCancelled when the run was cancelled
                 if waited >= TIMEOUT:
                     raise TimeoutError(
                         f"Apertium took more than {TIMEOUT:g} s; the text may be too long"
