@@ -47,7 +47,7 @@ from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.display import Bundle, Provenance, mark_shown, redact, remember
 from aix_jupyter.widgets.form import ParameterForm
-from aix_jupyter.widgets.model_widget import _Coalescer
+from aix_jupyter.widgets.model_widget import _Coalescer, close_tree
 from aix_jupyter.widgets.progress import WidgetProgress
 from aix_jupyter.widgets.stream_text import StreamText
 
@@ -339,7 +339,7 @@ class ChatWidget(w.VBox):
         old = list(self.transcript.children)
         self.transcript.children = ()
         for child in old:
-            _close_tree(child)
+            close_tree(child)
         self.meta.value = ""
         self.progress.reset()
         self.response = None
@@ -470,19 +470,8 @@ class ChatWidget(w.VBox):
             self.stop()
             self.progress.close()
             for child in list(self.children):
-                _close_tree(child)
+                close_tree(child)
         super().close()
-
-
-def _close_tree(widget: Any) -> None:
-    stack = [widget]
-    while stack:
-        child = stack.pop()
-        stack.extend(getattr(child, "children", ()) or ())
-        layout = getattr(child, "layout", None)
-        child.close()
-        if isinstance(layout, w.Widget):
-            layout.close()
 
 
 __all__ = ["ChatInput", "ChatWidget"]

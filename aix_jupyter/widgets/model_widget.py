@@ -577,15 +577,21 @@ class ModelWidget(w.VBox):
             return
         self.cancel()
         self.progress.close()
-        stack: list[w.Widget] = list(self.children)
-        while stack:
-            child = stack.pop()
-            stack.extend(getattr(child, "children", ()) or ())
-            layout = getattr(child, "layout", None)
-            child.close()
-            if isinstance(layout, w.Widget):
-                layout.close()
+        for child in list(self.children):
+            close_tree(child)
         super().close()
+
+
+def close_tree(widget: Any) -> None:
+    """Close ``widget``, every widget inside it and their layouts."""
+    stack = [widget]
+    while stack:
+        child = stack.pop()
+        stack.extend(getattr(child, "children", ()) or ())
+        layout = getattr(child, "layout", None)
+        child.close()
+        if isinstance(layout, w.Widget):
+            layout.close()
 
 
 def _jsonable(value: Any) -> Any:
