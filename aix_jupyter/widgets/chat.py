@@ -268,7 +268,7 @@ class ChatWidget(w.VBox):
         )
 
     def _add_turn(self, role: str, text: str, *, final: bool) -> StreamText:
-        view = StreamText(value=text, markdown=final, layout=w.Layout(width="100%"))
+        view = StreamText(value=redact(text), markdown=final, layout=w.Layout(width="100%"))
         who = "you" if role == "user" else html.escape(role)
         label = w.HTML(value=f'<span class="aix-role">{who}</span>')
         turn = w.VBox([label, view], layout=w.Layout(width="auto"))
@@ -382,7 +382,7 @@ class ChatWidget(w.VBox):
     def _work(self, turn: _Turn, view: StreamText) -> None:
         error: BaseException | None = None
         response: Any = None
-        painter = _Coalescer(view.show, self.stream_interval)
+        painter = _Coalescer(lambda text: view.show(redact(text)), self.stream_interval)  # what it echoes
         text = ""
         try:
             if getattr(self.model, "supports_streaming", False):

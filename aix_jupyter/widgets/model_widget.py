@@ -484,7 +484,7 @@ class ModelWidget(w.VBox):
 
     def _paint_stream(self, text: str) -> None:
         self._text = text
-        self.stream_view.show(text)  # only what is new goes to the browser
+        self.stream_view.show(redact(text))  # only what is new goes to the browser (never a key it echoes)
 
     # -- results --------------------------------------------------------------------------------
     def _provenance(self, job: _Job) -> Any:
