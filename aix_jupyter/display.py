@@ -558,9 +558,12 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
     data = getattr(response, "data", None)
     bundle: Bundle = {}
     meta_json: dict[str, Any] = {}
+    output_format = provenance.output_format if provenance is not None else None
     if status == "FAILED":
         message = getattr(response, "error_message", "") or "the run failed"
         bundle["text/plain"] = f"FAILED: {message}"
+    elif output_format and isinstance(data, str):  # -f: shown as asked (a media link is not fetched)
+        bundle, meta_json = format_bundle(data, output_format)
     elif status == "IN_PROGRESS" and not getattr(response, "completed", False):
         bundle["text/plain"] = _running_line(provenance.model_id if provenance else "model", response)
     elif isinstance(data, str):
@@ -585,8 +588,6 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
         bundle["text/plain"] = ""
     else:
         bundle["text/plain"] = json.dumps(_jsonable(data), ensure_ascii=False)
-    if provenance is not None and provenance.output_format and status != "FAILED" and isinstance(data, str):
-        bundle, meta_json = format_bundle(data, provenance.output_format)
     bundle = redact(bundle, secrets, by_name=False)  # a model's output may have a "token" field
     metadata: dict[str, Any] = dict(meta_json)
     if provenance is not None:

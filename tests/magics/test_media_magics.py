@@ -113,6 +113,14 @@ def test_a_file_over_the_cap_is_not_downloaded_again_for_each_display(server, mo
     assert len(server.seen("GET", "/files/tone.wav")) == 1
 
 
+def test_a_format_asked_for_shows_the_link_as_text_without_fetching_it(server):
+    url = f"{server.url}/files/tone"
+    provenance = aix_display.Provenance(model_id="tts", output_format="text")
+    bundle, _ = aix_display.response_bundle(ModelResponse("SUCCESS", data=url), provenance)
+    assert bundle == {"text/plain": url}
+    assert server.seen("GET", "/files/tone") == []
+
+
 def test_a_foreign_url_is_only_fetched_when_its_name_says_media(server):
     with WireServer() as foreign:
         foreign.uploads["x"] = WAV
