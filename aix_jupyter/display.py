@@ -318,7 +318,8 @@ def _media_kind(data: str) -> tuple[str, str] | None:
 EMBED_MAX_BYTES = 10 * 1024 * 1024  # AIX_EMBED_MAX_BYTES / AixMagics.embed_max_bytes
 FETCH_TIMEOUT = 60.0  # seconds a media output may take to fetch for display
 _embed_max: int | None = None
-_fetched: OrderedDict[str, tuple[bytes | None, str]] = OrderedDict()  # url -> (bytes, why not)
+#: (url, cap) -> (bytes, why not): a change of the cap fetches again (and never embeds past the new cap)
+_fetched: OrderedDict[tuple[str, int], tuple[bytes | None, str]] = OrderedDict()
 _FETCHED_KEPT = 8
 _fetch_lock = threading.Lock()
 
@@ -386,26 +387,27 @@ def _may_fetch(url: str) -> bool:
 
 
 def _fetch(url: str) -> tuple[bytes | None, str]:
-    """The bytes of an output file (or None and why not), fetched once by the core's ``download``."""
+    """The bytes of an output file (or None and why not), fetched once per cap by the core's ``download``."""
+    cap = embed_max_bytes()
+    key = (url, cap)
     with _fetch_lock:
-        if url in _fetched:
-            _fetched.move_to_end(url)
-            return _fetched[url]
+        if key in _fetched:
+            _fetched.move_to_end(key)
+            return _fetched[key]
     from aix_jupyter.core.errors import AixError
     from aix_jupyter.core.media import download
     from aix_jupyter.core.wire import ReplyTooLarge
 
-    cap = embed_max_bytes()
     try:
         content = download(url, timeout=FETCH_TIMEOUT, max_bytes=cap)
         outcome: tuple[bytes | None, str] = (content, "") if isinstance(content, bytes) else (None, "")
-    except ReplyTooLarge:  # over the cap: not read past it
-        return None, _over_cap(cap)
+    except ReplyTooLarge:  # over the cap: not read past it (and not read again while the cap stays)
+        outcome = (None, _over_cap(cap))
     except AixError as exc:
         outcome = (None, str(exc))
     if outcome[0] is None or len(outcome[0]) <= cap:  # what is not embedded is not kept
         with _fetch_lock:
-            _fetched[url] = outcome
+            _fetched[key] = outcome
             while len(_fetched) > _FETCHED_KEPT:
                 _fetched.popitem(last=False)
     return outcome
@@ -556,9 +558,12 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
     data = getattr(response, "data", None)
     bundle: Bundle = {}
     meta_json: dict[str, Any] = {}
+    output_format = provenance.output_format if provenance is not None else None
     if status == "FAILED":
         message = getattr(response, "error_message", "") or "the run failed"
         bundle["text/plain"] = f"FAILED: {message}"
+    elif output_format and isinstance(data, str):  # -f: shown as asked (a media link is not fetched)
+        bundle, meta_json = format_bundle(data, output_format)
     elif status == "IN_PROGRESS" and not getattr(response, "completed", False):
         bundle["text/plain"] = _running_line(provenance.model_id if provenance else "model", response)
     elif isinstance(data, str):
@@ -583,8 +588,6 @@ def response_bundle(response: Any, provenance: Provenance | None = None) -> tupl
         bundle["text/plain"] = ""
     else:
         bundle["text/plain"] = json.dumps(_jsonable(data), ensure_ascii=False)
-    if provenance is not None and provenance.output_format and status != "FAILED" and isinstance(data, str):
-        bundle, meta_json = format_bundle(data, provenance.output_format)
     bundle = redact(bundle, secrets, by_name=False)  # a model's output may have a "token" field
     metadata: dict[str, Any] = dict(meta_json)
     if provenance is not None:

@@ -54,6 +54,8 @@ def conversation(magics: AixMagics, model: Any, session: str, system: str | None
 
 def handle(magics: AixMagics, args: ma.RunArgs, cell: str | None) -> Any:
     """Run one ``%aix chat`` command: a turn, ``--reset``, ``--history`` or the widget."""
+    from aix_jupyter.magics.magic import _take_cell
+
     model_id = mi.interpolate(args.model_id, magics._ns)
     model = magics._get_model(model_id)
     opts = ma.parse_run_options(
@@ -65,12 +67,7 @@ def handle(magics: AixMagics, args: ma.RunArgs, cell: str | None) -> Any:
     )
     if opts.help:
         return magics._info(model_id, model=model)
-    if cell is not None:
-        if opts.input_text is not None:
-            raise MagicUsageError(
-                f"message given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
-            )
-        opts.input_text = cell
+    _take_cell(opts, cell, "message")
     session = opts.session or DEFAULT_SESSION
     conv = conversation(magics, model, session, opts.system)
     where = model.id if session == DEFAULT_SESSION else f"{model.id} (session {session})"
@@ -94,12 +91,9 @@ def handle(magics: AixMagics, args: ma.RunArgs, cell: str | None) -> Any:
 
 def _turn(magics: AixMagics, conv: Conversation, model: Any, text: str, opts: ma.RunOptions) -> Any:
     """Send one message: streamed when the model streams (and no ``--schema``), else waited for."""
-    provenance = dict(
-        model_id=model.id,
-        version=model.version,
-        parameters=dict(opts.parameters),
-        output_format=opts.output_format,
-    )
+    from aix_jupyter.magics.magic import run_provenance
+
+    provenance = run_provenance(model, opts)
     response_format = magics.response_format(opts, model)
 
     def send(data: str, *, parameters: dict[str, Any], **kwargs: Any) -> Any:

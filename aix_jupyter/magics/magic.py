@@ -180,12 +180,7 @@ class AixMagics(Magics):
         run_input = mi.resolve_input(opts.input_text, self._ns)
         data = self._prepare_data(run_input, schema)
         schema.validate_request(opts.parameters, data_given=data is not None)
-        provenance = dict(
-            model_id=model.id,
-            version=model.version,
-            parameters=dict(opts.parameters),
-            output_format=opts.output_format,
-        )
+        provenance = run_provenance(model, opts)
         response_format = self.response_format(opts, model)
         stream = (opts.stream or args.command == "stream") and response_format is None
         if stream and not getattr(model, "supports_streaming", False):
@@ -680,15 +675,26 @@ class AixMagics(Magics):
         print(f"API key set for this kernel only; runs go to {info.get('run_url') or info.get('mode')}")
 
 
-def _take_cell(opts: ma.RunOptions, cell: str | None) -> None:
-    """A ``%%aix`` cell body is the input; an input on the line too is an error."""
+def _take_cell(opts: ma.RunOptions, cell: str | None, what: str = "input") -> None:
+    """A ``%%aix`` cell body is the input (``what``: how errors name it); an input on the line too is an
+    error."""
     if cell is None:
         return
     if opts.input_text is not None:
         raise MagicUsageError(
-            f"input given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
+            f"{what} given twice: {opts.input_text!r} on the %%aix line and the cell body; keep one"
         )
     opts.input_text = cell
+
+
+def run_provenance(model: Any, opts: ma.RunOptions) -> dict[str, Any]:
+    """The ``Provenance`` fields of a run or a chat turn of ``model`` with ``opts``."""
+    return dict(
+        model_id=model.id,
+        version=model.version,
+        parameters=dict(opts.parameters),
+        output_format=opts.output_format,
+    )
 
 
 def _takes_response_format(model: Any) -> bool:

@@ -179,7 +179,9 @@ class ModelBrowser(w.VBox):
         self.detail = w.VBox(layout=w.Layout(width="100%"))
         self.detail.add_class("aix-browse-detail")
 
-        self._quiet = False  # set while the code itself changes a control (no search then)
+        # set while the code itself changes a control (no search then): per thread, as observers run in
+        # the thread that made the change, so a worker's quiet change never hides the user's typing
+        self._quiet_here = threading.local()
         self.search_box.observe(self._typed, names="value")
         self.source_filter.observe(self._typed, names="value")
         self.target_filter.observe(self._typed, names="value")
@@ -208,6 +210,15 @@ class ModelBrowser(w.VBox):
         self._start(self._first_page, self._generation, self._arguments(0))
 
     # -- state ----------------------------------------------------------------------------------
+    @property
+    def _quiet(self) -> bool:
+        """Whether this thread is changing a control itself (its observers then do not search)."""
+        return bool(getattr(self._quiet_here, "on", False))
+
+    @_quiet.setter
+    def _quiet(self, value: bool) -> None:
+        self._quiet_here.on = value
+
     @property
     def query(self) -> str:
         """The search box's text."""

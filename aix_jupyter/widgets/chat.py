@@ -47,7 +47,7 @@ from aix_jupyter.core.parameters import ModelParameters
 from aix_jupyter.core.response import ModelResponse
 from aix_jupyter.display import Bundle, Provenance, mark_shown, redact, remember
 from aix_jupyter.widgets.form import ParameterForm
-from aix_jupyter.widgets.model_widget import _Coalescer
+from aix_jupyter.widgets.model_widget import _Coalescer, close_tree
 from aix_jupyter.widgets.progress import WidgetProgress
 from aix_jupyter.widgets.stream_text import StreamText
 
@@ -268,7 +268,7 @@ class ChatWidget(w.VBox):
         )
 
     def _add_turn(self, role: str, text: str, *, final: bool) -> StreamText:
-        view = StreamText(value=text, markdown=final, layout=w.Layout(width="100%"))
+        view = StreamText(value=redact(text), markdown=final, layout=w.Layout(width="100%"))
         who = "you" if role == "user" else html.escape(role)
         label = w.HTML(value=f'<span class="aix-role">{who}</span>')
         turn = w.VBox([label, view], layout=w.Layout(width="auto"))
@@ -339,7 +339,7 @@ class ChatWidget(w.VBox):
         old = list(self.transcript.children)
         self.transcript.children = ()
         for child in old:
-            _close_tree(child)
+            close_tree(child)
         self.meta.value = ""
         self.progress.reset()
         self.response = None
@@ -382,7 +382,7 @@ class ChatWidget(w.VBox):
     def _work(self, turn: _Turn, view: StreamText) -> None:
         error: BaseException | None = None
         response: Any = None
-        painter = _Coalescer(view.show, self.stream_interval)
+        painter = _Coalescer(lambda text: view.show(redact(text)), self.stream_interval)  # what it echoes
         text = ""
         try:
             if getattr(self.model, "supports_streaming", False):
@@ -470,19 +470,8 @@ class ChatWidget(w.VBox):
             self.stop()
             self.progress.close()
             for child in list(self.children):
-                _close_tree(child)
+                close_tree(child)
         super().close()
-
-
-def _close_tree(widget: Any) -> None:
-    stack = [widget]
-    while stack:
-        child = stack.pop()
-        stack.extend(getattr(child, "children", ()) or ())
-        layout = getattr(child, "layout", None)
-        child.close()
-        if isinstance(layout, w.Widget):
-            layout.close()
 
 
 __all__ = ["ChatInput", "ChatWidget"]

@@ -484,7 +484,7 @@ class ModelWidget(w.VBox):
 
     def _paint_stream(self, text: str) -> None:
         self._text = text
-        self.stream_view.show(text)  # only what is new goes to the browser
+        self.stream_view.show(redact(text))  # only what is new goes to the browser (never a key it echoes)
 
     # -- results --------------------------------------------------------------------------------
     def _provenance(self, job: _Job) -> Any:
@@ -577,15 +577,21 @@ class ModelWidget(w.VBox):
             return
         self.cancel()
         self.progress.close()
-        stack: list[w.Widget] = list(self.children)
-        while stack:
-            child = stack.pop()
-            stack.extend(getattr(child, "children", ()) or ())
-            layout = getattr(child, "layout", None)
-            child.close()
-            if isinstance(layout, w.Widget):
-                layout.close()
+        for child in list(self.children):
+            close_tree(child)
         super().close()
+
+
+def close_tree(widget: Any) -> None:
+    """Close ``widget``, every widget inside it and their layouts."""
+    stack = [widget]
+    while stack:
+        child = stack.pop()
+        stack.extend(getattr(child, "children", ()) or ())
+        layout = getattr(child, "layout", None)
+        child.close()
+        if isinstance(layout, w.Widget):
+            layout.close()
 
 
 def _jsonable(value: Any) -> Any:

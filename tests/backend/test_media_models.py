@@ -509,3 +509,14 @@ def test_concurrent_speech_and_ocr_runs(client):
     assert [wer("the quick brown fox jumps over the lazy dog", text) for text in results[ASR]] == [0, 0]
     assert results[OCR] == ["The quick brown fox jumps over the lazy dog."] * 2
     assert whisper.load() is whisper.load() and ocr.load() is ocr.load()
+
+
+@pytest.mark.parametrize("engine", [whisper, piper, ocr, e5])
+def test_an_uninstalled_model_says_how_to_install_it_first(engine, monkeypatch):
+    spec = getattr(engine, engine.__name__.rsplit(".", 1)[1] + "_spec")
+    installed_text = spec().description if engine.available() else None
+    monkeypatch.setattr(engine, "available", lambda: False)
+    text = spec().description
+    assert text.startswith(f"Not installed here ({engine.INSTALL_HINT}). ")
+    if installed_text is not None:
+        assert text == f"Not installed here ({engine.INSTALL_HINT}). {installed_text}"

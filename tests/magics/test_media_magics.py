@@ -95,6 +95,32 @@ def test_over_the_cap_without_ranges_a_link_and_a_note(server, monkeypatch):
     assert named is not None and named.mime == "audio/x-wav" and not named.embedded
 
 
+def test_a_lowered_cap_applies_to_a_file_already_shown(server):
+    url = f"{server.url}/files/tone"
+    assert aix_display.output_media(url).embedded
+    aix_display.set_embed_max_bytes(100)  # no cache clearing: the bytes kept are not embedded past it
+    shown = aix_display.output_media(url)
+    assert shown is not None and not shown.embedded and "over the 100 bytes cap" in shown.note
+
+
+def test_a_file_over_the_cap_is_not_downloaded_again_for_each_display(server, monkeypatch):
+    monkeypatch.setenv("AIX_EMBED_MAX_BYTES", "100")
+    server.uploads["tone.wav"] = WAV  # a name that says audio: nothing else is fetched to tell
+    url = f"{server.url}/files/tone.wav"
+    for _ in range(3):
+        shown = aix_display.output_media(url)
+        assert shown is not None and not shown.embedded and "over the 100 bytes cap" in shown.note
+    assert len(server.seen("GET", "/files/tone.wav")) == 1
+
+
+def test_a_format_asked_for_shows_the_link_as_text_without_fetching_it(server):
+    url = f"{server.url}/files/tone"
+    provenance = aix_display.Provenance(model_id="tts", output_format="text")
+    bundle, _ = aix_display.response_bundle(ModelResponse("SUCCESS", data=url), provenance)
+    assert bundle == {"text/plain": url}
+    assert server.seen("GET", "/files/tone") == []
+
+
 def test_a_foreign_url_is_only_fetched_when_its_name_says_media(server):
     with WireServer() as foreign:
         foreign.uploads["x"] = WAV

@@ -177,3 +177,37 @@ def test_a_bad_language_typed_is_one_inline_line(server):
     assert "unknown language 'xx'" in b.error and "\n" not in b.error
     with pytest.raises(ValueError, match="ModelBrowser: sort_by must be one of SortBy"):
         ModelBrowser(sort_by="rating")
+
+
+def test_typing_while_a_worker_fills_the_filter_still_searches(server, monkeypatch):
+    """A worker's quiet change of the function filter does not silence the user's typing meanwhile."""
+    timers: list[Any] = []
+
+    class Timer:
+        def __init__(self, delay: float, callback: Any) -> None:
+            timers.append(callback)
+
+        def start(self) -> None:
+            pass
+
+        def cancel(self) -> None:
+            pass
+
+    inside, go_on = threading.Event(), threading.Event()
+    original = ModelBrowser._function_options
+
+    def options(slugs: list[str]) -> list[tuple[str, str]]:
+        if threading.current_thread() is not threading.main_thread():
+            inside.set()  # the worker is inside its quiet change of the filter
+            assert go_on.wait(BOUND)
+        return original(slugs)
+
+    monkeypatch.setattr(ModelBrowser, "_function_options", staticmethod(options))
+    try:
+        b = ModelBrowser(api_key=KEY, timer=Timer)
+        assert inside.wait(BOUND)
+        b.search_box.value = "new"  # the user types meanwhile
+        assert len(timers) == 1  # a search is scheduled
+    finally:
+        go_on.set()
+    b.wait(BOUND)

@@ -207,3 +207,19 @@ def test_close_releases_every_inner_widget():
     inner = [chat.input, chat.send_button, chat.form.controls["count"].input, *chat.transcript.children]
     chat.close()
     assert chat.comm is None and all(widget.comm is None for widget in inner)
+
+
+def test_a_secret_echoed_by_the_model_never_reaches_widget_state(comms, monkeypatch):
+    from aix_jupyter import display as aix_display
+
+    secret = "sk-chat-secret-0123456789"
+    monkeypatch.setattr(aix_display, "_secrets", {secret})
+    chat = ChatWidget(PARROT)
+    reply = chat.send(f"my key is {secret}")
+    assert reply.status is ResponseStatus.SUCCESS and secret in reply.data  # the Python object keeps it
+    assert _turn_texts(chat) == [
+        ("user", "my key is ***"),
+        ("assistant", "**my key is ***** (0 earlier; first: -) w0 w1 w2"),
+    ]
+    assert comms and all(secret not in repr(data) for _, data in comms)
+    assert secret not in repr(chat.transcript_bundle())

@@ -265,3 +265,16 @@ def test_unknown_model_fails_in_init_and_is_collected_cleanly():
     finally:
         sys.unraisablehook = old_hook
     assert unraisable == []
+
+
+def test_a_secret_echoed_in_a_stream_never_reaches_the_stream_view(comms, words_model, monkeypatch):
+    from aix_jupyter import display as aix_display
+
+    secret = "sk-widget-secret-0123456789"
+    monkeypatch.setattr(aix_display, "_secrets", {secret})
+    w = ModelWidget(words_model)
+    view_id = w.stream_view.comm.comm_id
+    response = w.stream(text=secret, count=3, delay=0.0)
+    assert response.data == "".join(f"{secret}{i} " for i in range(3))  # the Python object keeps it
+    assert w.stream_view.value == "***0 ***1 ***2 "
+    assert all(secret not in repr(data) for _, cid, data in comms if cid == view_id)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
-from aix_jupyter.backend.jobs import JobCancelled, JobContext
-from aix_jupyter.backend.models.engine import ModelUnavailable
+from aix_jupyter.backend.jobs import JobContext
+from aix_jupyter.backend.models.engine import ModelUnavailable, described
 from aix_jupyter.core.parameters import ModelParameters
 
 MODEL_ID = "local/apertium-en-es"
@@ -76,8 +76,8 @@ def translate(text: str, source: str, target: str, ctx: JobContext | None = None
             except subprocess.TimeoutExpired:
                 data = None  # (sent on the first call; later calls carry on with it)
                 waited += _POLL
-                if ctx is not None and ctx.cancelled:
-                    raise JobCancelled("Run cancelled by the client.") from None
+                if ctx is not None:
+                    ctx.check()  # JobCancelled when the run was cancelled
                 if waited >= TIMEOUT:
                     raise TimeoutError(
                         f"Apertium took more than {TIMEOUT:g} s; the text may be too long"
@@ -116,8 +116,6 @@ def apertium_spec() -> ModelSpec:
         "English <-> Spanish translation, offline and rule-based: Apertium (Debian's apertium and "
         "apertium-eng-spa, GPL), run as a subprocess. Rough quality."
     )
-    if not installed:
-        description = f"Not installed here ({INSTALL_HINT}). " + description
     languages = sorted({code for pair in installed for code in pair}) or sorted(CODES)
     return ModelSpec(
         id=MODEL_ID,
@@ -125,7 +123,7 @@ def apertium_spec() -> ModelSpec:
         function="translation",
         listed=bool(installed),  # listed where the engine is; elsewhere a run says how to install it
         runner=run_apertium,
-        description=description,
+        description=described(description, bool(installed), INSTALL_HINT),
         params=ModelParameters(
             [
                 param("text", "text", required=True, description="The text to translate."),

@@ -20,7 +20,7 @@ from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
 from aix_jupyter.backend.jobs import JobContext
-from aix_jupyter.backend.models.engine import Lazy, installed, require
+from aix_jupyter.backend.models.engine import Lazy, described, installed, require
 from aix_jupyter.core.parameters import ModelParameters, Parameter
 
 MODEL_ID = "local/e5-small"
@@ -114,8 +114,6 @@ def e5_spec() -> ModelSpec:
         "A text gives one vector of 384 numbers (L2-normalised), a list of texts a list of vectors; "
         "mode 'passage' (default) for texts to search, 'query' for search queries. Needs the [embed] extra."
     )
-    if not available():
-        description = f"Not installed here ({INSTALL_HINT}). " + description
     text = TextOrTexts.model_validate(
         param("text", "text", required=True, description="A text, or a list of texts.").to_wire()
     )
@@ -124,7 +122,7 @@ def e5_spec() -> ModelSpec:
         name="multilingual-e5-small",
         function="text-embedding",
         runner=run_e5,
-        description=description,
+        description=described(description, available(), INSTALL_HINT),
         params=ModelParameters(
             [
                 text,

@@ -35,6 +35,11 @@ def require(modules: tuple[str, ...], what: str, hint: str) -> None:
         raise ModelUnavailable(f"{what} is not installed (no module {', '.join(missing)}): {hint}")
 
 
+def described(description: str, ready: bool, hint: str) -> str:
+    """A model's description; where its engine is not installed, led by how to install it."""
+    return description if ready else f"Not installed here ({hint}). {description}"
+
+
 class Lazy(Generic[T]):
     """A value built by ``load()`` on first use, once per process, whichever thread asks first."""
 

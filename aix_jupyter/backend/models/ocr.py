@@ -18,7 +18,7 @@ from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
 from aix_jupyter.backend.jobs import JobContext
-from aix_jupyter.backend.models.engine import Lazy, installed, media_path, require
+from aix_jupyter.backend.models.engine import Lazy, described, installed, media_path, require
 from aix_jupyter.core.parameters import ModelParameters
 
 MODEL_ID = "local/ocr-rapidocr"
@@ -88,14 +88,12 @@ def ocr_spec() -> ModelSpec:
         "Answers the lines of text, top to bottom; details hold each line's box and confidence. "
         "Needs the [ocr] extra."
     )
-    if not available():
-        description = f"Not installed here ({INSTALL_HINT}). " + description
     return ModelSpec(
         id=MODEL_ID,
         name="RapidOCR",
         function="ocr",
         runner=run_ocr,
-        description=description,
+        description=described(description, available(), INSTALL_HINT),
         params=ModelParameters(
             [param("image", "image", required=True, description="The image (PNG, JPEG...) to read.")]
         ),

@@ -27,7 +27,7 @@ from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
 from aix_jupyter.backend.jobs import JobContext
-from aix_jupyter.backend.models.engine import Lazy, installed, require
+from aix_jupyter.backend.models.engine import Lazy, described, installed, require
 from aix_jupyter.core.parameters import ModelParameters
 
 MODEL_ID = "local/piper-joe"
@@ -116,14 +116,12 @@ def piper_spec() -> ModelSpec:
         "Answers the URL of a WAV file served by this backend. Needs the optional [tts] extra "
         "(Piper is GPL-3.0+; the voice is CC0)."
     )
-    if not available():
-        description = f"Not installed here ({INSTALL_HINT}). " + description
     return ModelSpec(
         id=MODEL_ID,
         name="Piper (joe, en-US)",
         function="speech-synthesis",
         runner=run_piper,
-        description=description,
+        description=described(description, available(), INSTALL_HINT),
         params=ModelParameters(
             [
                 param("text", "text", required=True, description="The text to speak."),

@@ -16,7 +16,7 @@ from typing import Any
 
 from aix_jupyter.backend.catalog import ModelSpec, param
 from aix_jupyter.backend.jobs import JobContext
-from aix_jupyter.backend.models.engine import Lazy, installed, media_path, require
+from aix_jupyter.backend.models.engine import Lazy, described, installed, media_path, require
 from aix_jupyter.core.parameters import ModelParameters
 
 MODEL_ID = "local/whisper-tiny-en"
@@ -84,14 +84,12 @@ def whisper_spec() -> ModelSpec:
         "Takes WAV, MP3, WebM, Ogg...; details hold the segments with their start and end times. "
         "Needs the [asr] extra."
     )
-    if not available():
-        description = f"Not installed here ({INSTALL_HINT}). " + description
     return ModelSpec(
         id=MODEL_ID,
         name="Whisper tiny.en",
         function="speech-recognition",
         runner=run_whisper,
-        description=description,
+        description=described(description, available(), INSTALL_HINT),
         params=ModelParameters(
             [
                 param("source_audio", "audio", required=True, description="The speech to transcribe."),
