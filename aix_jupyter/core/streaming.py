@@ -322,11 +322,14 @@ class ModelResponseStreamer:
             out = out.replace(key, REDACTED)
         return out if out or not text else None
 
-    def _chunk(self, text: str) -> ModelResponse:
+    def _chunk(self, text: str, counted: bool = True) -> ModelResponse:
+        """A chunk given out; ``counted``: it is a server event's (``chunks`` counts the server's
+        text events, so the carry-over window, which may hold one back, never changes the count)."""
         self._parts.append(text)
         if self._times is not None:
             self._times.append(time.monotonic() - self._started)
-        self.chunks += 1
+        if counted:
+            self.chunks += 1
         if self._on_event is not None:
             self._emit("chunk", chunk=text, polls=self.chunks)
         return ModelResponse.chunk(text)
@@ -335,7 +338,7 @@ class ModelResponseStreamer:
         if self._held:  # the carry-over window's text, given out before the end
             text, self._held = self._held, ""
             self._after, self._plain = response, False
-            return self._chunk(text)
+            return self._chunk(text, counted=False)
         self._finished = True
         self._plain = False
         if self._watchers:
@@ -388,6 +391,7 @@ class ModelResponseStreamer:
         if self._secret is not None:
             value = self._release(value)
             if value is None:
+                self.chunks += 1  # the server's event, held back whole
                 return None
         return self._chunk(value)
 
@@ -455,6 +459,7 @@ class ModelResponseStreamer:
                         ):
                             text = self._release(text)
                             if text is None:
+                                self.chunks += 1  # the server's event, held back whole
                                 continue
                         self._parts.append(text)
                         self.chunks += 1

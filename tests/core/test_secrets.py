@@ -272,6 +272,7 @@ def test_a_key_split_across_stream_events_reaches_no_chunk(mode, parts, escaped,
     assert "".join(given) == whole.replace(KEY, "***") == streamer.text
     assert [e.chunk for e in events if e.kind == "chunk"] == given
     assert not any(KEY in t for e in events for t in texts(e))
+    assert streamer.chunks == len(texts_sent)  # the server's events, whatever the window held back
 
 
 def test_the_carry_over_window_on_any_split_of_the_text():
@@ -289,3 +290,4 @@ def test_the_carry_over_window_on_any_split_of_the_text():
         given = [c.data for c in streamer][:-1]
         assert all(KEY not in c for c in given), (pieces, given)
         assert "".join(given) == whole.replace(KEY, "***") == streamer.text, (pieces, given)
+        assert streamer.chunks == len(pieces), (pieces, given)
