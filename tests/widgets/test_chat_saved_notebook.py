@@ -7,16 +7,13 @@ widgets are not rendered, the widget's output shows the transcript: every turn, 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.widgets.saved import html_body, run_live_and_save
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 CELLS = [
@@ -34,21 +31,7 @@ CELLS = [
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    env_backup = dict(os.environ)
-    os.environ.update({"PYTHONPATH": str(ROOT), "AIX_FRONTEND": "live"})
-    for name in ("TEAM_API_KEY", "AIXPLAIN_API_KEY", "MODELS_RUN_URL", "BACKEND_URL", "AIX_BACKEND_URL"):
-        os.environ.pop(name, None)
-    try:
-        NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=False).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(env_backup)
-    path = tmp_path_factory.mktemp("saved-chat") / "saved.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return run_live_and_save(CELLS, tmp_path_factory.mktemp("saved-chat"))
 
 
 @pytest.mark.slow
@@ -66,14 +49,7 @@ def test_the_widget_output_carries_the_transcript_and_the_sends_add_no_copy(save
 
 @pytest.mark.slow
 def test_nbconvert_html_shows_the_transcript_once(saved: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(saved)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    body = saved.with_suffix(".html").read_text()
-    body = body[body.index("<body") :]
+    body = html_body(saved)
     assert WIDGET_VIEW not in body
     # each reply once, rendered (the questions also appear in the cells' code)
     assert body.count("<strong>first question</strong> after 0 messages") == 1

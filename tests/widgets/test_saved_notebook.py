@@ -9,17 +9,14 @@ the answers must appear, each once, and a cancelled run must read "cancelled".
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.widgets.saved import html_body, run_live_and_save
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 CELLS = [
@@ -42,21 +39,7 @@ CELLS = [
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    env_backup = dict(os.environ)
-    os.environ.update({"PYTHONPATH": str(ROOT), "AIX_FRONTEND": "live"})
-    for name in ("TEAM_API_KEY", "AIXPLAIN_API_KEY", "MODELS_RUN_URL", "BACKEND_URL", "AIX_BACKEND_URL"):
-        os.environ.pop(name, None)
-    try:
-        NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=False).execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(env_backup)
-    path = tmp_path_factory.mktemp("saved") / "saved.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return run_live_and_save(CELLS, tmp_path_factory.mktemp("saved"))
 
 
 def _fallbacks(cell: nbformat.NotebookNode) -> list[str]:
@@ -81,14 +64,7 @@ def test_each_widget_output_carries_its_latest_result_and_nothing_else_repeats_i
 
 @pytest.mark.slow
 def test_nbconvert_html_without_widget_js_shows_each_answer_once(saved: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(saved)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    page = saved.with_suffix(".html").read_text()
-    body = page[page.index("<body") :]
+    body = html_body(saved)
     assert "application/vnd.jupyter.widget-view+json" not in body  # no widget to render: the fallback
     # the streamed Markdown, rendered: a heading and bold words, each word once
     assert re.search(r"<h2[^>]*>Answer", body), "the streamed answer's heading is not rendered"
