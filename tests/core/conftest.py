@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
+from aix_jupyter.core.llm import LLM
 from aix_jupyter.core.model import Model
-from tests.core.wireserver import WireServer  # importable: tests/conftest.py puts the checkout on sys.path
+from tests.core.wireserver import (  # importable: tests/conftest.py puts the checkout on sys.path
+    WireServer,
+    default_metadata,
+)
 
 KEY = "sk-test-SECRET-0123456789"
 
@@ -35,6 +39,19 @@ def server() -> Iterator[WireServer]:
 @pytest.fixture
 def model(server: WireServer) -> Model:
     return Model("echo", name="Echo", url=server.run_url, api_key=KEY, supports_streaming=True)
+
+
+@pytest.fixture
+def llm(server: WireServer) -> LLM:
+    """The same echo model as an ``LLM``, with the wire server's parameters (an LLM's ``temperature``...)."""
+    return LLM(
+        "echo",
+        "Echo",
+        api_key=KEY,
+        url=server.run_url,
+        model_params=default_metadata("echo")["params"],
+        supports_streaming=True,
+    )
 
 
 def collect(streamer: Any) -> list[Any]:

@@ -13,19 +13,7 @@ from aix_jupyter import LLM, Conversation, ParameterError, ResponseStatus, obser
 from aix_jupyter.core.conversation import ConversationBusy
 from aix_jupyter.core.errors import AixError
 from tests.core.conftest import KEY
-from tests.core.wireserver import Reply, WireServer, default_metadata
-
-
-@pytest.fixture
-def llm(server: WireServer) -> LLM:
-    return LLM(
-        "echo",
-        "Echo",
-        api_key=KEY,
-        url=server.run_url,
-        model_params=default_metadata("echo")["params"],
-        supports_streaming=True,
-    )
+from tests.core.wireserver import Reply, WireServer
 
 
 def last_body(server: WireServer) -> dict:

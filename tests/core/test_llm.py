@@ -20,18 +20,6 @@ from tests.core.wireserver import Reply, WireServer, default_metadata
 HISTORY = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 
 
-@pytest.fixture
-def llm(server: WireServer) -> LLM:
-    return LLM(
-        "echo",
-        "Echo",
-        api_key=KEY,
-        url=server.run_url,
-        model_params=default_metadata("echo")["params"],
-        supports_streaming=True,
-    )
-
-
 def sent(server: WireServer) -> dict[str, Any]:
     return server.seen("POST", "/api/")[-1].json()
 
